@@ -1,0 +1,314 @@
+"""Settings, built once at start from ``MAIE_*`` environment variables and an optional ``.env``.
+
+Each concern is one frozen msgspec Struct whose encoded field names *are* the environment variable
+names, so a validation error names the variable at fault. :meth:`Settings.from_env` is the only
+constructor the service uses; the result is passed down explicitly (``create_app(settings)``,
+``build_broker(settings)``), never read from a global.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import msgspec
+from dotenv import dotenv_values
+
+from maie.errors import ConfigError
+
+__all__ = [
+    "AsrSettings",
+    "AudioSettings",
+    "AuthSettings",
+    "LlmSettings",
+    "LogSettings",
+    "RedisSettings",
+    "ServerSettings",
+    "Settings",
+    "StorageSettings",
+    "WhisperSettings",
+    "WorkerSettings",
+]
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
+NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
+Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+#: Words accepted for booleans besides msgspec's own ``true/false/1/0``.
+_BOOL_WORDS = {"yes": "true", "on": "true", "no": "false", "off": "false"}
+
+
+def _env(prefix: str) -> Any:  # noqa: ANN401 - msgspec's rename accepts any callable
+    return lambda field: f"MAIE_{prefix}{field.upper()}"
+
+
+class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
+    """The HTTP edge."""
+
+    #: Bind address of the API.
+    host: str = "127.0.0.1"
+    #: Port of the API.
+    port: Port = 8000
+    #: Largest accepted upload, in MiB; larger bodies are refused with 413.
+    max_file_size_mb: PositiveFloat = 500
+    #: Active tasks at which submissions are refused with 429.
+    max_queue_depth: Positive = 50
+    #: Seconds a poller is told to wait (``Retry-After``) while a task is not finished.
+    status_retry_after_s: Positive = 2
+    #: Seconds a client is told to wait after a 429 or 503.
+    busy_retry_after_s: Positive = 10
+    #: Show exception details in error responses (never in production).
+    debug: bool = False
+
+
+class RedisSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("REDIS_")):
+    """Broker and store."""
+
+    #: External Redis; unset means the embedded server of ``maie up`` (``MAIE_DATA_DIR/redis/url``).
+    url: str | None = None
+    #: Database number of the task store (the broker uses the database in the URL).
+    results_db: NonNegative = 1
+
+
+class StorageSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
+    """Files and record lifetimes."""
+
+    #: Root of uploads, embedded Redis data and models.
+    data_dir: Path = Path("data")
+    #: Keep uploads and the normalised WAV after a task finishes.
+    keep_audio: bool = False
+    #: Seconds task records and results live in Redis.
+    result_ttl_s: Positive = 86400
+    #: Folder of summary templates; unset means the templates shipped with MAIE.
+    templates_dir: Path | None = None
+
+
+class AudioSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
+    """What audio is accepted."""
+
+    #: Shortest accepted recording, in seconds.
+    min_duration_s: NonNegativeFloat = 1.0
+    #: Longest accepted recording, in seconds.
+    max_duration_s: PositiveFloat = 14400.0
+    #: Seconds of CPU time one decode of an upload may use before it is abandoned.
+    decode_time_limit_s: PositiveFloat = 600.0
+
+    def __post_init__(self) -> None:
+        if self.min_duration_s >= self.max_duration_s:
+            msg = "MAIE_MIN_DURATION_S must be smaller than MAIE_MAX_DURATION_S"
+            raise ValueError(msg)
+
+
+class AsrSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("ASR_")):
+    """Choice of ASR backend."""
+
+    #: Backend used when a request names none.
+    backend: str = "whisper"
+
+
+class WhisperSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("WHISPER_")):
+    """faster-whisper decoding; see docs/configuration.md for each knob."""
+
+    #: Model name (downloaded into MAIE_DATA_DIR/models) or a local CTranslate2 folder.
+    #: Unset means large-v3-turbo on a GPU and small on a CPU.
+    model: str | None = None
+    #: ``auto``, ``cuda`` or ``cpu``.
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    #: CTranslate2 compute type; ``auto`` means float16 on a GPU and int8 on a CPU.
+    compute_type: str = "auto"
+    beam_size: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
+    #: Comma-separated fallback temperatures, e.g. ``0.0,0.2,0.4``.
+    temperature: str = "0.0,0.2,0.4,0.6,0.8,1.0"
+    condition_on_previous_text: bool = True
+    #: ISO 639-1 code, or unset to detect.
+    language: str | None = None
+    word_timestamps: bool = False
+    vad_filter: bool = True
+    vad_threshold: Probability = 0.5
+    vad_min_speech_duration_ms: NonNegative = 250
+    vad_min_silence_duration_ms: NonNegative = 2000
+    vad_speech_pad_ms: NonNegative = 400
+    #: Upper bound on tokens per 30 s window; unset means the model's own limit.
+    max_new_tokens: Positive | None = None
+    #: CPU threads for CTranslate2; 0 lets it choose.
+    cpu_threads: NonNegative = 0
+
+    def temperatures(self) -> tuple[float, ...]:
+        """The fallback temperatures as floats."""
+        return tuple(float(t) for t in self.temperature.split(",") if t.strip())
+
+    def __post_init__(self) -> None:
+        try:
+            values = self.temperatures()
+        except ValueError:
+            msg = f"MAIE_WHISPER_TEMPERATURE must be comma-separated numbers, got {self.temperature!r}"
+            raise ValueError(msg) from None
+        if not values or any(not 0 <= t <= 2 for t in values):
+            msg = "MAIE_WHISPER_TEMPERATURE needs at least one value, each between 0 and 2"
+            raise ValueError(msg)
+
+
+class LlmSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("LLM_")):
+    """LLM backend for enhancement and summaries."""
+
+    #: ``vllm``, ``openai`` or ``none``.
+    backend: Literal["none", "vllm", "openai"] = "none"
+
+
+class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
+    """Worker behaviour."""
+
+    #: ``sequential`` unloads models after each stage; ``resident`` keeps them loaded.
+    #: Unset means sequential on a GPU and resident on a CPU.
+    model_residency: Literal["sequential", "resident"] | None = None
+    #: Retries of a transient failure before the task fails.
+    max_retries: NonNegative = 3
+    #: Shortest and longest back-off between retries, in milliseconds.
+    retry_min_backoff_ms: Positive = 1000
+    retry_max_backoff_ms: Positive = 60000
+    #: Worker threads per worker process.
+    worker_threads: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
+    #: Time limit of the preprocess stage, in seconds.
+    preprocess_time_limit_s: Positive = 900
+    #: Time limit of each model stage (ASR, LLM), in seconds.
+    model_stage_time_limit_s: Positive = 7200
+    #: Seconds without a heartbeat after which a worker's unfinished messages are handed to others.
+    worker_heartbeat_timeout_s: Positive = 60
+    #: Chance, per million broker commands, that a worker looks for a dead worker's messages.
+    worker_requeue_check_per_million: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 50_000
+
+
+class AuthSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
+    """API keys and webhook signing."""
+
+    #: ``key`` or ``key:tenant``, comma-separated.
+    api_keys: str = ""
+    #: HMAC key of webhook signatures.
+    webhook_secret: str | None = None
+
+    def tenants_by_key(self) -> dict[str, str]:
+        """Map each API key to its tenant (``default`` when none is given)."""
+        keys: dict[str, str] = {}
+        for item in self.api_keys.split(","):
+            key, _, tenant = item.strip().partition(":")
+            if key:
+                keys[key] = tenant.strip() or "default"
+        return keys
+
+    def __post_init__(self) -> None:
+        for item in self.api_keys.split(","):
+            key, sep, tenant = item.strip().partition(":")
+            if item.strip() and (not key or (sep and not tenant.strip())):
+                msg = f"MAIE_API_KEYS entries are 'key' or 'key:tenant', got {item.strip()!r}"
+                raise ValueError(msg)
+
+
+class LogSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("LOG_")):
+    """Logging."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    #: ``console`` for people, ``json`` for log shippers, ``auto`` picks by terminal.
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+_GROUPS: dict[str, type[msgspec.Struct]] = {
+    "server": ServerSettings,
+    "redis": RedisSettings,
+    "storage": StorageSettings,
+    "audio": AudioSettings,
+    "asr": AsrSettings,
+    "whisper": WhisperSettings,
+    "llm": LlmSettings,
+    "worker": WorkerSettings,
+    "auth": AuthSettings,
+    "log": LogSettings,
+}
+
+
+def _env_names(group: type[msgspec.Struct]) -> dict[str, msgspec.structs.FieldInfo]:
+    return {f.encode_name: f for f in msgspec.structs.fields(group)}
+
+
+def known_variables() -> set[str]:
+    """Every ``MAIE_*`` variable MAIE reads."""
+    return {name for group in _GROUPS.values() for name in _env_names(group)}
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True):
+    """All settings, one Struct per concern."""
+
+    server: ServerSettings = msgspec.field(default_factory=ServerSettings)
+    redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
+    audio: AudioSettings = msgspec.field(default_factory=AudioSettings)
+    asr: AsrSettings = msgspec.field(default_factory=AsrSettings)
+    whisper: WhisperSettings = msgspec.field(default_factory=WhisperSettings)
+    llm: LlmSettings = msgspec.field(default_factory=LlmSettings)
+    worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
+    auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
+    log: LogSettings = msgspec.field(default_factory=LogSettings)
+    #: ``MAIE_*`` variables that were set but that MAIE does not know (likely typos).
+    unknown_variables: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        env_file: Path | None = Path(".env"),
+    ) -> Settings:
+        """Build the settings from the environment, over values from ``env_file`` if it exists.
+
+        Empty values count as unset, so ``.env.example`` can list every variable.
+
+        Raises:
+            ConfigError: naming every variable whose value is invalid and why.
+        """
+        raw: dict[str, str] = {}
+        if env_file is not None and env_file.is_file():
+            raw.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        raw.update(os.environ if environ is None else environ)
+        values = {k: v.strip() for k, v in raw.items() if k.startswith("MAIE_") and v.strip()}
+
+        groups: dict[str, Any] = {}
+        problems: list[str] = []
+        for attr, group in _GROUPS.items():
+            fields = _env_names(group)
+            mine = {k: _normalise(v, fields[k]) for k, v in values.items() if k in fields}
+            try:
+                groups[attr] = msgspec.convert(mine, group, strict=False)
+            except msgspec.ValidationError as exc:
+                problems.append(_explain(exc, mine))
+        if problems:
+            raise ConfigError("invalid configuration: " + "; ".join(problems))
+        unknown = tuple(sorted(set(values) - known_variables()))
+        return cls(**groups, unknown_variables=unknown)
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as a dict fit for a log line: secrets replaced by ``***``."""
+        data: dict[str, Any] = msgspec.to_builtins(self)
+        auth = data.get("auth", {})
+        for secret in ("MAIE_API_KEYS", "MAIE_WEBHOOK_SECRET"):
+            if auth.get(secret):
+                auth[secret] = "***"
+        return data
+
+
+def _normalise(value: str, field: msgspec.structs.FieldInfo) -> str:
+    if field.type in (bool, bool | None):
+        return _BOOL_WORDS.get(value.lower(), value)
+    return value
+
+
+def _explain(exc: msgspec.ValidationError, values: Mapping[str, str]) -> str:
+    """Turn msgspec's ``... - at `$.MAIE_PORT``` into ``MAIE_PORT='abc': expected int``."""
+    message = str(exc)
+    reason, _, where = message.rpartition(" - at `$.")
+    if not reason:
+        return message
+    name = where.rstrip("`")
+    return f"{name}={values.get(name, '')!r}: {reason[0].lower()}{reason[1:]}"

@@ -1,0 +1,147 @@
+"""One error tree for the whole service.
+
+Every error MAIE raises on purpose is a :class:`MaieError`. It carries the HTTP status the API
+answers with, a stable machine-readable ``code`` (stored on failed tasks as ``error_code``), and
+whether the worker should retry the message (``retryable``). The API maps the tree to JSON errors
+in one handler; the worker maps it to "retry" or "fail the task now".
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+__all__ = [
+    "AudioTooLongError",
+    "AudioTooShortError",
+    "BackendUnavailableError",
+    "ConfigError",
+    "InvalidRequestError",
+    "MaieError",
+    "ModelLoadError",
+    "NotFoundError",
+    "PayloadTooLargeError",
+    "PermanentError",
+    "QueueFullError",
+    "StoreUnavailableError",
+    "TransientError",
+    "UnauthorizedError",
+    "UnprocessableError",
+    "UnsupportedMediaError",
+]
+
+
+class MaieError(Exception):
+    """Base of every error MAIE raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    retryable: ClassVar[bool] = False
+
+    def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra or {}
+
+
+class PermanentError(MaieError):
+    """Raised when retrying cannot help: the task fails at once."""
+
+    code = "permanent_error"
+
+
+class TransientError(MaieError):
+    """Raised when a retry may succeed (a Redis hiccup, a model server timeout)."""
+
+    status_code = 503
+    code = "transient_error"
+    retryable = True
+
+
+class ConfigError(PermanentError):
+    """Raised when the configuration is invalid; names the variable and what is wrong."""
+
+    code = "config_error"
+
+
+class InvalidRequestError(PermanentError):
+    """Raised when a request is malformed: a bad field value or an unsafe filename."""
+
+    status_code = 400
+    code = "invalid_request"
+
+
+class UnauthorizedError(PermanentError):
+    """Raised when the API key is missing or wrong."""
+
+    status_code = 401
+    code = "unauthorized"
+
+
+class NotFoundError(PermanentError):
+    """Raised when a task or template does not exist for this tenant."""
+
+    status_code = 404
+    code = "not_found"
+
+
+class PayloadTooLargeError(PermanentError):
+    """Raised when an upload is larger than MAIE_MAX_FILE_SIZE_MB."""
+
+    status_code = 413
+    code = "payload_too_large"
+
+
+class UnsupportedMediaError(PermanentError):
+    """Raised when a file is not decodable audio."""
+
+    status_code = 415
+    code = "unsupported_media"
+
+
+class UnprocessableError(PermanentError):
+    """Raised when a well-formed request asks for something MAIE cannot do."""
+
+    status_code = 422
+    code = "unprocessable"
+
+
+class AudioTooShortError(UnprocessableError):
+    """Raised when audio is shorter than MAIE_MIN_DURATION_S."""
+
+    code = "audio_too_short"
+
+
+class AudioTooLongError(UnprocessableError):
+    """Raised when audio is longer than MAIE_MAX_DURATION_S."""
+
+    code = "audio_too_long"
+
+
+class BackendUnavailableError(UnprocessableError):
+    """Raised when a requested backend is unknown or cannot run on this host."""
+
+    code = "backend_unavailable"
+
+
+class ModelLoadError(PermanentError):
+    """Raised when a model cannot be loaded (missing weights, unusable device)."""
+
+    code = "model_load_failed"
+
+
+class QueueFullError(TransientError):
+    """Raised when the queue is at MAIE_MAX_QUEUE_DEPTH; the client should come back later."""
+
+    status_code = 429
+    code = "queue_full"
+
+    def __init__(self, detail: str, *, retry_after_s: int, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail, extra=extra)
+        self.retry_after_s = retry_after_s
+
+
+class StoreUnavailableError(TransientError):
+    """Raised when Redis cannot be reached."""
+
+    status_code = 503
+    code = "store_unavailable"

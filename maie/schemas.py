@@ -1,0 +1,361 @@
+"""The public contract as msgspec Structs.
+
+The same Structs encode API responses and the records MAIE keeps in Redis, so the API and the
+worker cannot drift apart. Field names follow DESIGN.md §2.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+__all__ = [
+    "AsrArtifact",
+    "AsrVersion",
+    "AudioInfo",
+    "Base",
+    "ErrorBody",
+    "Feature",
+    "HealthResponse",
+    "Metrics",
+    "ModelInfo",
+    "ModelsResponse",
+    "PreprocessArtifact",
+    "ProcessAccepted",
+    "ResultVersion",
+    "Results",
+    "Segment",
+    "StageName",
+    "StageRecord",
+    "StageState",
+    "StatusResponse",
+    "TaskRecord",
+    "TaskRequest",
+    "TaskStatus",
+    "TemplateInfo",
+    "TemplateVersion",
+    "TemplatesResponse",
+    "Versions",
+    "Word",
+]
+
+#: Seconds, never negative.
+Seconds = Annotated[float, msgspec.Meta(ge=0)]
+#: A probability or a ratio in [0, 1].
+Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
+class Base(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """Base of every contract Struct: defaults left out of the encoding.
+
+    msgspec applies ``kw_only`` to the fields a class defines itself, so each subclass repeats it.
+    """
+
+
+class TaskStatus(enum.StrEnum):
+    """Where a task is. It only ever moves forward, in declaration order."""
+
+    PENDING = "PENDING"
+    PREPROCESSING = "PREPROCESSING"
+    PROCESSING_ASR = "PROCESSING_ASR"
+    PROCESSING_LLM = "PROCESSING_LLM"
+    COMPLETE = "COMPLETE"
+    FAILED = "FAILED"
+
+    @property
+    def terminal(self) -> bool:
+        """Whether the task will change no more."""
+        return self in (TaskStatus.COMPLETE, TaskStatus.FAILED)
+
+    @property
+    def rank(self) -> int:
+        """Position in the forward-only order (COMPLETE and FAILED share the last rank)."""
+        return min(list(TaskStatus).index(self), 4)
+
+
+class Feature(enum.StrEnum):
+    """What a client can ask a task to produce."""
+
+    RAW_TRANSCRIPT = "raw_transcript"
+    CLEAN_TRANSCRIPT = "clean_transcript"
+    SUMMARY = "summary"
+    ENHANCEMENT_METRICS = "enhancement_metrics"
+
+
+class StageName(enum.StrEnum):
+    """Pipeline stages, one actor each, in pipeline order."""
+
+    PREPROCESS = "preprocess"
+    TRANSCRIBE = "transcribe"
+    ENHANCE = "enhance"
+    SUMMARIZE = "summarize"
+
+
+class StageState(enum.StrEnum):
+    """Status of one stage of one task."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class StageRecord(Base, kw_only=True):
+    """Status, timing and attempts of one stage."""
+
+    name: StageName
+    status: StageState = StageState.PENDING
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    duration_s: Seconds | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
+class Word(Base, frozen=True, kw_only=True):
+    """One word with its time span."""
+
+    start: Seconds
+    end: Seconds
+    word: str
+    probability: Unit
+
+
+class Segment(Base, frozen=True, kw_only=True):
+    """One transcript segment."""
+
+    id: int
+    start: Seconds
+    end: Seconds
+    text: str
+    confidence: Unit | None = None
+    words: list[Word] | None = None
+
+
+class AudioInfo(Base, frozen=True, kw_only=True):
+    """What probing an audio file found."""
+
+    container: str
+    codec: str
+    duration_s: Seconds
+    channels: int
+    sample_rate: int
+    bit_rate: int | None = None
+
+
+class PreprocessArtifact(Base, frozen=True, kw_only=True):
+    """Output of the preprocess stage: the probed input and the normalised 16 kHz mono WAV."""
+
+    source: AudioInfo
+    wav_path: str
+    duration_s: Seconds
+    sample_rate: int = 16000
+
+
+class AsrVersion(Base, frozen=True, kw_only=True):
+    """Which ASR model and decoding options produced a transcript."""
+
+    name: str
+    model_variant: str
+    model_path: str
+    checkpoint_hash: str
+    compute_type: str
+    device: str
+    decoding_params: dict[str, Any] = msgspec.field(default_factory=dict)
+    fallback: str | None = None
+
+
+class AsrArtifact(Base, frozen=True, kw_only=True):
+    """Output of the transcribe stage."""
+
+    text: str
+    segments: list[Segment]
+    language: str | None
+    language_probability: Unit | None = None
+    duration_s: Seconds
+    vad_coverage: Unit | None = None
+    confidence_avg: Unit | None = None
+    processing_time_s: Seconds
+    version: AsrVersion
+
+
+class TemplateVersion(Base, frozen=True, kw_only=True):
+    """Which template (schema and prompt, by hash) shaped a summary."""
+
+    template_id: str
+    schema_sha256: str
+    prompt_sha256: str
+
+
+class Versions(Base, frozen=True, kw_only=True):
+    """Everything needed to say what produced a result."""
+
+    pipeline_version: str
+    asr_backend: AsrVersion | None = None
+    enhancement_llm: dict[str, Any] | None = None
+    summarization_llm: dict[str, Any] | None = None
+    template: TemplateVersion | None = None
+
+
+class Metrics(Base, frozen=True, kw_only=True):
+    """Measurements of one pipeline run."""
+
+    input_duration_seconds: Seconds
+    processing_time_seconds: Seconds
+    rtf: Seconds
+    vad_coverage: Unit | None = None
+    asr_confidence_avg: Unit | None = None
+    edit_rate_cleaning: float | None = None
+
+
+class Results(Base, frozen=True, kw_only=True):
+    """What a task produced, limited to the features it asked for."""
+
+    raw_transcript: str | None = None
+    clean_transcript: str | None = None
+    summary: dict[str, Any] | None = None
+    enhancement_metrics: dict[str, Any] | None = None
+    language: str | None = None
+    segments: list[Segment] | None = None
+
+
+class ResultVersion(Base, frozen=True, kw_only=True):
+    """One immutable result of a task: a pipeline run or a re-summarization."""
+
+    version: int
+    created_at: datetime
+    kind: str
+    results: Results
+    versions: Versions
+    metrics: Metrics | None = None
+    template_id: str | None = None
+
+
+class TaskRequest(Base, frozen=True, kw_only=True):
+    """What the client asked for, as validated at submit time."""
+
+    features: list[Feature]
+    template_id: str | None = None
+    asr_backend: str
+    language: str | None = None
+    word_timestamps: bool | None = None
+    callback_url: str | None = None
+    filename: str | None = None
+
+
+class TaskRecord(Base, kw_only=True):
+    """The task as MAIE keeps it in Redis."""
+
+    task_id: str
+    tenant: str
+    status: TaskStatus = TaskStatus.PENDING
+    submitted_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    request: TaskRequest
+    audio_path: str
+    source: AudioInfo | None = None
+    stages: list[StageRecord]
+    result_version: int | None = None
+    error: str | None = None
+    error_code: str | None = None
+    failed_stage: str | None = None
+    request_id: str | None = None
+
+    def stage(self, name: StageName) -> StageRecord:
+        """Return the record of stage ``name``.
+
+        Raises:
+            KeyError: if the task does not run that stage.
+        """
+        for record in self.stages:
+            if record.name == name:
+                return record
+        raise KeyError(name)
+
+
+class ProcessAccepted(Base, frozen=True, kw_only=True):
+    """Answer to an accepted submission."""
+
+    task_id: str
+    status: TaskStatus
+    status_url: str
+
+
+class StatusResponse(Base, frozen=True, kw_only=True):
+    """Answer to GET /v1/status/{task_id}."""
+
+    task_id: str
+    status: TaskStatus
+    submitted_at: datetime
+    started_at: datetime | None = None
+    completed_at: datetime | None = None
+    features: list[Feature]
+    template_id: str | None = None
+    asr_backend: str
+    stages: list[StageRecord]
+    versions: Versions | None = None
+    metrics: Metrics | None = None
+    results: Results | None = None
+    result_version: int | None = None
+    error: str | None = None
+    error_code: str | None = None
+    failed_stage: str | None = None
+
+
+class ModelInfo(Base, frozen=True, kw_only=True):
+    """One ASR backend as /v1/models reports it."""
+
+    backend_id: str
+    name: str
+    default_variant: str
+    description: str
+    capabilities: list[str]
+    available: bool
+    unavailable_reason: str | None = None
+    device: str
+    compute_type: str
+    languages: list[str] | None = None
+
+
+class ModelsResponse(Base, frozen=True, kw_only=True):
+    """Answer to GET /v1/models."""
+
+    models: list[ModelInfo]
+
+
+class TemplateInfo(Base, frozen=True, kw_only=True):
+    """One summary template as listed by /v1/templates."""
+
+    template_id: str
+    name: str
+    description: str
+    schema_url: str
+
+
+class TemplatesResponse(Base, frozen=True, kw_only=True):
+    """Answer to GET /v1/templates."""
+
+    templates: list[TemplateInfo]
+
+
+class HealthResponse(Base, frozen=True, kw_only=True):
+    """Answer to GET /health."""
+
+    status: str
+    version: str
+    redis_connected: bool
+    queue_depth: int | None = None
+    worker_active: bool
+
+
+class ErrorBody(Base, frozen=True, kw_only=True):
+    """Every error response body."""
+
+    detail: str
+    status_code: int
+    extra: dict[str, Any] | None = None
