@@ -9,14 +9,16 @@ constructor the service uses; the result is passed down explicitly (``create_app
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from dotenv import dotenv_values
 
 from maie.errors import ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "AsrSettings",
@@ -38,6 +40,9 @@ NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+#: Highest sampling temperature accepted in MAIE_WHISPER_TEMPERATURE.
+MAX_TEMPERATURE = 2.0
 
 #: Words accepted for booleans besides msgspec's own ``true/false/1/0``.
 _BOOL_WORDS = {"yes": "true", "on": "true", "no": "false", "off": "false"}
@@ -148,7 +153,7 @@ class WhisperSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("WH
         except ValueError:
             msg = f"MAIE_WHISPER_TEMPERATURE must be comma-separated numbers, got {self.temperature!r}"
             raise ValueError(msg) from None
-        if not values or any(not 0 <= t <= 2 for t in values):
+        if not values or any(not 0 <= t <= MAX_TEMPERATURE for t in values):
             msg = "MAIE_WHISPER_TEMPERATURE needs at least one value, each between 0 and 2"
             raise ValueError(msg)
 

@@ -19,6 +19,7 @@ __all__ = [
     "Base",
     "ErrorBody",
     "Feature",
+    "Frozen",
     "HealthResponse",
     "Metrics",
     "ModelInfo",
@@ -49,10 +50,14 @@ Unit = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
 class Base(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """Base of every contract Struct: defaults left out of the encoding.
+    """Base of mutable contract Structs (records the worker updates): defaults left out of the encoding.
 
     msgspec applies ``kw_only`` to the fields a class defines itself, so each subclass repeats it.
     """
+
+
+class Frozen(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Base of immutable contract Structs: API answers, artifacts, result versions."""
 
 
 class TaskStatus(enum.StrEnum):
@@ -116,7 +121,7 @@ class StageRecord(Base, kw_only=True):
     error: str | None = None
 
 
-class Word(Base, frozen=True, kw_only=True):
+class Word(Frozen, frozen=True, kw_only=True):
     """One word with its time span."""
 
     start: Seconds
@@ -125,7 +130,7 @@ class Word(Base, frozen=True, kw_only=True):
     probability: Unit
 
 
-class Segment(Base, frozen=True, kw_only=True):
+class Segment(Frozen, frozen=True, kw_only=True):
     """One transcript segment."""
 
     id: int
@@ -136,7 +141,7 @@ class Segment(Base, frozen=True, kw_only=True):
     words: list[Word] | None = None
 
 
-class AudioInfo(Base, frozen=True, kw_only=True):
+class AudioInfo(Frozen, frozen=True, kw_only=True):
     """What probing an audio file found."""
 
     container: str
@@ -147,7 +152,7 @@ class AudioInfo(Base, frozen=True, kw_only=True):
     bit_rate: int | None = None
 
 
-class PreprocessArtifact(Base, frozen=True, kw_only=True):
+class PreprocessArtifact(Frozen, frozen=True, kw_only=True):
     """Output of the preprocess stage: the probed input and the normalised 16 kHz mono WAV."""
 
     source: AudioInfo
@@ -156,7 +161,7 @@ class PreprocessArtifact(Base, frozen=True, kw_only=True):
     sample_rate: int = 16000
 
 
-class AsrVersion(Base, frozen=True, kw_only=True):
+class AsrVersion(Frozen, frozen=True, kw_only=True):
     """Which ASR model and decoding options produced a transcript."""
 
     name: str
@@ -169,7 +174,7 @@ class AsrVersion(Base, frozen=True, kw_only=True):
     fallback: str | None = None
 
 
-class AsrArtifact(Base, frozen=True, kw_only=True):
+class AsrArtifact(Frozen, frozen=True, kw_only=True):
     """Output of the transcribe stage."""
 
     text: str
@@ -183,7 +188,7 @@ class AsrArtifact(Base, frozen=True, kw_only=True):
     version: AsrVersion
 
 
-class TemplateVersion(Base, frozen=True, kw_only=True):
+class TemplateVersion(Frozen, frozen=True, kw_only=True):
     """Which template (schema and prompt, by hash) shaped a summary."""
 
     template_id: str
@@ -191,7 +196,7 @@ class TemplateVersion(Base, frozen=True, kw_only=True):
     prompt_sha256: str
 
 
-class Versions(Base, frozen=True, kw_only=True):
+class Versions(Frozen, frozen=True, kw_only=True):
     """Everything needed to say what produced a result."""
 
     pipeline_version: str
@@ -201,7 +206,7 @@ class Versions(Base, frozen=True, kw_only=True):
     template: TemplateVersion | None = None
 
 
-class Metrics(Base, frozen=True, kw_only=True):
+class Metrics(Frozen, frozen=True, kw_only=True):
     """Measurements of one pipeline run."""
 
     input_duration_seconds: Seconds
@@ -212,7 +217,7 @@ class Metrics(Base, frozen=True, kw_only=True):
     edit_rate_cleaning: float | None = None
 
 
-class Results(Base, frozen=True, kw_only=True):
+class Results(Frozen, frozen=True, kw_only=True):
     """What a task produced, limited to the features it asked for."""
 
     raw_transcript: str | None = None
@@ -223,7 +228,7 @@ class Results(Base, frozen=True, kw_only=True):
     segments: list[Segment] | None = None
 
 
-class ResultVersion(Base, frozen=True, kw_only=True):
+class ResultVersion(Frozen, frozen=True, kw_only=True):
     """One immutable result of a task: a pipeline run or a re-summarization."""
 
     version: int
@@ -235,7 +240,7 @@ class ResultVersion(Base, frozen=True, kw_only=True):
     template_id: str | None = None
 
 
-class TaskRequest(Base, frozen=True, kw_only=True):
+class TaskRequest(Frozen, frozen=True, kw_only=True):
     """What the client asked for, as validated at submit time."""
 
     features: list[Feature]
@@ -278,7 +283,7 @@ class TaskRecord(Base, kw_only=True):
         raise KeyError(name)
 
 
-class ProcessAccepted(Base, frozen=True, kw_only=True):
+class ProcessAccepted(Frozen, frozen=True, kw_only=True):
     """Answer to an accepted submission."""
 
     task_id: str
@@ -286,7 +291,7 @@ class ProcessAccepted(Base, frozen=True, kw_only=True):
     status_url: str
 
 
-class StatusResponse(Base, frozen=True, kw_only=True):
+class StatusResponse(Frozen, frozen=True, kw_only=True):
     """Answer to GET /v1/status/{task_id}."""
 
     task_id: str
@@ -307,7 +312,7 @@ class StatusResponse(Base, frozen=True, kw_only=True):
     failed_stage: str | None = None
 
 
-class ModelInfo(Base, frozen=True, kw_only=True):
+class ModelInfo(Frozen, frozen=True, kw_only=True):
     """One ASR backend as /v1/models reports it."""
 
     backend_id: str
@@ -322,13 +327,13 @@ class ModelInfo(Base, frozen=True, kw_only=True):
     languages: list[str] | None = None
 
 
-class ModelsResponse(Base, frozen=True, kw_only=True):
+class ModelsResponse(Frozen, frozen=True, kw_only=True):
     """Answer to GET /v1/models."""
 
     models: list[ModelInfo]
 
 
-class TemplateInfo(Base, frozen=True, kw_only=True):
+class TemplateInfo(Frozen, frozen=True, kw_only=True):
     """One summary template as listed by /v1/templates."""
 
     template_id: str
@@ -337,13 +342,13 @@ class TemplateInfo(Base, frozen=True, kw_only=True):
     schema_url: str
 
 
-class TemplatesResponse(Base, frozen=True, kw_only=True):
+class TemplatesResponse(Frozen, frozen=True, kw_only=True):
     """Answer to GET /v1/templates."""
 
     templates: list[TemplateInfo]
 
 
-class HealthResponse(Base, frozen=True, kw_only=True):
+class HealthResponse(Frozen, frozen=True, kw_only=True):
     """Answer to GET /health."""
 
     status: str
@@ -353,7 +358,7 @@ class HealthResponse(Base, frozen=True, kw_only=True):
     worker_active: bool
 
 
-class ErrorBody(Base, frozen=True, kw_only=True):
+class ErrorBody(Frozen, frozen=True, kw_only=True):
     """Every error response body."""
 
     detail: str

@@ -1,0 +1,1 @@
+"""Pure pipeline stages: no litestar, dramatiq or redis imports here."""

@@ -9,8 +9,10 @@ stage is unloaded in ``finally``, even when ``process()`` raises.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from types import TracebackType
-from typing import Generic, Self, TypeVar
+from typing import TYPE_CHECKING, Generic, Self, TypeVar
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 __all__ = ["Stage"]
 
@@ -25,14 +27,14 @@ class Stage(ABC, Generic[OptionsT, InputT, OutputT]):
     def __init__(self, options: OptionsT) -> None:
         self.options = options
 
-    def load(self) -> None:  # noqa: B027 - stages without resources need no load
+    def load(self) -> None:
         """Acquire what ``process`` needs. The default has nothing to acquire."""
 
     @abstractmethod
     def process(self, data: InputT) -> OutputT:
         """Run the stage on ``data`` and return a fully materialised result."""
 
-    def unload(self) -> None:  # noqa: B027 - stages without resources need no unload
+    def unload(self) -> None:
         """Release what ``load`` acquired. Safe to call when nothing is loaded."""
 
     def __enter__(self) -> Self:

@@ -1,0 +1,7 @@
+"""Shared fixtures: paths to ../shared, a private Redis, tiny models, a real worker."""
+
+from __future__ import annotations
+
+pytest_plugins = [
+    "tests.fixtures.paths",
+]
