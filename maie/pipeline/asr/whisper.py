@@ -1,0 +1,285 @@
+"""The ``whisper`` ASR backend: faster-whisper (CTranslate2) on a 16 kHz mono WAV.
+
+faster-whisper is imported in :meth:`WhisperBackend.load`, not at module level, so the API can
+list and check this backend without loading CTranslate2's native libraries.
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import math
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from maie.errors import ModelLoadError, PermanentError
+from maie.hardware import probe_cuda
+from maie.pipeline.asr.base import AsrBackend, AsrInput, Availability, BackendSpec, missing_library
+from maie.pipeline.asr.checkpoint import checkpoint_hash
+from maie.pipeline.asr.model_files import locate_model, model_problem
+from maie.pipeline.asr.whisper_options import WHISPER_LANGUAGES, WhisperOptions
+from maie.schemas import AsrArtifact, AsrVersion, Segment, Word
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
+    from pathlib import Path
+
+    from maie.config import Settings
+
+__all__ = ["SPEC", "WhisperBackend", "check_availability", "create_backend"]
+
+#: What to tell an operator whose faster-whisper install is broken.
+_INSTALL_HINT = "faster-whisper ships with MAIE; reinstall the environment (uv sync)"
+
+log = structlog.get_logger(__name__)
+
+
+class WhisperBackend(AsrBackend[WhisperOptions]):
+    """faster-whisper as a stage: ``load()`` the model, ``process()`` WAVs, ``unload()``."""
+
+    backend_id = "whisper"
+
+    def __init__(self, options: WhisperOptions) -> None:
+        super().__init__(options)
+        # Model state lives on the instance: two backends never share a model by accident.
+        self._model: Any = None
+        self._transcriber: Any = None
+        self._model_dir: Path | None = None
+        self._checkpoint: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the model is in memory."""
+        return self._model is not None
+
+    def cache_key(self) -> Hashable:
+        """The backend id and the full options.
+
+        The options go in whole, not only model/device/compute type: a worker that finds a resident
+        backend under this key reuses that instance, decoding options included, so equal keys must
+        mean equal behaviour. Workers build options from fixed settings, so keys still match.
+        """
+        return (self.backend_id, self.options)
+
+    def load(self) -> None:
+        """Locate (or download) the weights, load them, and hash the checkpoint.
+
+        Raises:
+            ModelLoadError: with what to change, when the weights are absent, the device is not
+                usable, or CTranslate2 rejects the model.
+        """
+        if self._model is not None:
+            return
+        opts = self.options
+        if opts.device == "cuda" and not (cuda := probe_cuda()).available:
+            raise ModelLoadError(
+                f"MAIE_WHISPER_DEVICE=cuda but CUDA is not usable here ({cuda.reason}); "
+                "set MAIE_WHISPER_DEVICE=auto or cpu"
+            )
+        if problem := missing_library("faster_whisper", "ctranslate2", hint=_INSTALL_HINT):
+            raise ModelLoadError(problem)
+        from faster_whisper import BatchedInferencePipeline, WhisperModel  # noqa: PLC0415 - heavy
+
+        started = time.perf_counter()
+        try:
+            model_dir = locate_model(opts.model, opts.download_root)
+            model = WhisperModel(
+                str(model_dir),
+                device=opts.device,
+                compute_type=opts.compute_type,
+                cpu_threads=opts.cpu_threads,
+            )
+            checkpoint = checkpoint_hash(model_dir, cache_dir=opts.cache_dir)
+        except (OSError, RuntimeError, ValueError) as exc:
+            # CTranslate2 reports unreadable weights and unsupported devices as RuntimeError/ValueError.
+            raise ModelLoadError(f"cannot load Whisper model {opts.model!r}: {exc}") from exc
+        self._model = model
+        self._transcriber = model if opts.batch_size is None else BatchedInferencePipeline(model)
+        self._model_dir = model_dir
+        self._checkpoint = checkpoint
+        log.info(
+            "asr.loaded",
+            backend="whisper",
+            model=opts.variant,
+            model_path=str(model_dir),
+            device=opts.device,
+            compute_type=opts.compute_type,
+            multilingual=bool(model.model.is_multilingual),
+            load_s=round(time.perf_counter() - started, 3),
+        )
+
+    def unload(self) -> None:
+        """Drop the model and give its memory back. Safe to call when nothing is loaded."""
+        if self._model is None:
+            return
+        self._model = self._transcriber = None
+        gc.collect()
+        if self.options.device == "cuda":
+            _empty_torch_cuda_cache()
+        log.info("asr.unloaded", backend="whisper", model=self.options.variant)
+
+    def version_info(self) -> AsrVersion:
+        """The loaded model with the configured decoding (request overrides not applied)."""
+        opts = self.options
+        return self._version(
+            opts.transcribe_kwargs(language=opts.language, word_timestamps=opts.word_timestamps)
+        )
+
+    def process(self, data: AsrInput) -> AsrArtifact:
+        """Transcribe ``data.wav_path``; request language/word timestamps override the config.
+
+        Raises:
+            RuntimeError: if called before ``load()``.
+            PermanentError: if the WAV is missing (preprocessing output already cleaned up).
+        """
+        if self._transcriber is None:
+            msg = "WhisperBackend.process() called before load()"
+            raise RuntimeError(msg)
+        if not data.wav_path.is_file():
+            raise PermanentError(f"preprocessed audio {data.wav_path} is missing")
+        opts = self.options
+        kwargs = opts.transcribe_kwargs(
+            language=data.language or opts.language,
+            word_timestamps=opts.word_timestamps if data.word_timestamps is None else data.word_timestamps,
+        )
+        started = time.perf_counter()
+        segments, info = self._transcriber.transcribe(str(data.wav_path), **copy.deepcopy(kwargs))
+        # faster-whisper decodes lazily: the work happens while this generator is consumed,
+        # so it is consumed exactly once, here, inside the stage.
+        # Sorted because word alignment can move a segment's bounds while an empty neighbour keeps
+        # its window timestamps, leaving segments out of order; exports (SRT/VTT) need time order.
+        raw = sorted(segments, key=lambda seg: (seg.start, seg.end))
+        elapsed = time.perf_counter() - started
+
+        duration = float(info.duration) if info.duration else data.duration_s
+        converted = [_segment(index, seg, duration) for index, seg in enumerate(raw, start=1)]
+        vad_coverage = None
+        if opts.vad_filter and duration > 0:
+            vad_coverage = _unit(info.duration_after_vad / duration)
+        artifact = AsrArtifact(
+            text="".join(seg.text for seg in raw).strip(),
+            segments=converted,
+            language=info.language,
+            language_probability=_unit(info.language_probability),
+            duration_s=duration,
+            vad_coverage=vad_coverage,
+            confidence_avg=_weighted_confidence(converted),
+            processing_time_s=elapsed,
+            version=self._version(kwargs),
+        )
+        log.info(
+            "asr.finished",
+            backend="whisper",
+            duration_s=round(duration, 3),
+            processing_time_s=round(elapsed, 3),
+            rtf=round(elapsed / duration, 4) if duration > 0 else None,
+            segments=len(converted),
+            language=info.language,
+        )
+        return artifact
+
+    def _version(self, decoding_params: dict[str, Any]) -> AsrVersion:
+        if self._model_dir is None or self._checkpoint is None:
+            msg = "the checkpoint is known only after load()"
+            raise RuntimeError(msg)
+        opts = self.options
+        return AsrVersion(
+            name="whisper",
+            model_variant=opts.variant,
+            model_path=str(self._model_dir),
+            checkpoint_hash=self._checkpoint,
+            compute_type=opts.compute_type,
+            device=opts.device,
+            decoding_params=decoding_params,
+            fallback=opts.device_fallback,
+        )
+
+
+def create_backend(settings: Settings) -> WhisperBackend:
+    """Build an unloaded Whisper backend from settings (no I/O besides the CUDA probe)."""
+    return WhisperBackend(WhisperOptions.from_settings(settings.whisper, settings.storage.data_dir))
+
+
+def check_availability(settings: Settings) -> Availability:
+    """Whether Whisper can run with ``settings``: library, device, then weights."""
+    opts = WhisperOptions.resolve(settings.whisper, settings.storage.data_dir)
+    reason = missing_library("faster_whisper", "ctranslate2", hint=_INSTALL_HINT)
+    if reason is None and opts.device == "cuda" and not (cuda := probe_cuda()).available:
+        reason = (
+            f"MAIE_WHISPER_DEVICE=cuda but CUDA is not usable here ({cuda.reason}); "
+            "set MAIE_WHISPER_DEVICE=auto or cpu"
+        )
+    if reason is None:
+        reason = model_problem(opts.model, opts.download_root)
+    return Availability(variant=opts.model, device=opts.device, compute_type=opts.compute_type, reason=reason)
+
+
+#: Registry entry of this backend.
+SPEC = BackendSpec(
+    backend_id="whisper",
+    name="Whisper (faster-whisper / CTranslate2)",
+    description="Multilingual Whisper on CTranslate2: Silero VAD, word timestamps, language detection.",
+    capabilities=("word_timestamps", "language_detection", "punctuation", "long_form", "vad"),
+    languages=WHISPER_LANGUAGES,
+    hardware=("cuda", "cpu"),
+    factory=create_backend,
+    probe=check_availability,
+)
+
+
+def _segment(index: int, seg: Any, duration: float) -> Segment:  # noqa: ANN401 - faster-whisper is untyped
+    """Convert one faster-whisper segment, clamping times into ``[0, duration]``."""
+    start = _clamp(seg.start, 0.0, duration)
+    words = None
+    if seg.words is not None:
+        words = [
+            Word(
+                start=(w_start := _clamp(word.start, 0.0, duration)),
+                end=_clamp(word.end, w_start, duration),
+                word=word.word,
+                probability=_unit(word.probability),
+            )
+            for word in seg.words
+        ]
+    return Segment(
+        id=index,
+        start=start,
+        end=_clamp(seg.end, start, duration),
+        text=seg.text.strip(),
+        # exp(mean token log-probability) is the per-token likelihood, already a probability.
+        confidence=_unit(math.exp(seg.avg_logprob)),
+        words=words,
+    )
+
+
+def _weighted_confidence(segments: list[Segment]) -> float | None:
+    """Mean segment confidence weighted by duration (plain mean when every segment is empty)."""
+    scored = [(seg.end - seg.start, seg.confidence) for seg in segments if seg.confidence is not None]
+    if not scored:
+        return None
+    total = sum(weight for weight, _ in scored)
+    if total <= 0:
+        return _unit(sum(conf for _, conf in scored) / len(scored))
+    return _unit(sum(weight * conf for weight, conf in scored) / total)
+
+
+def _clamp(value: float, low: float, high: float) -> float:
+    return min(max(float(value), low), max(low, high))
+
+
+def _unit(value: float) -> float:
+    return _clamp(value, 0.0, 1.0)
+
+
+def _empty_torch_cuda_cache() -> None:
+    """Return torch's cached GPU blocks, if torch is in this process at all.
+
+    torch is never imported for this: if no one imported it, its allocator holds nothing, and
+    importing it would cost seconds and memory. CTranslate2 frees its own memory on deletion.
+    """
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()

@@ -1,0 +1,184 @@
+"""Frozen options of the Whisper backend, resolved once from :class:`~maie.config.WhisperSettings`.
+
+Everything ``auto`` in the settings is made concrete here (device, compute type, default model),
+so the options say exactly what will run and can be recorded in result versions.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+
+from maie.hardware import resolve_device
+from maie.pipeline.asr.model_files import local_model_dir
+
+if TYPE_CHECKING:
+    from maie.config import WhisperSettings
+    from maie.hardware import CudaProbe
+
+__all__ = [
+    "DEFAULT_CPU_MODEL",
+    "DEFAULT_GPU_MODEL",
+    "WHISPER_LANGUAGES",
+    "WhisperOptions",
+]
+
+#: Model used on a GPU when MAIE_WHISPER_MODEL is unset: near large-v3 accuracy at a fraction of the cost.
+DEFAULT_GPU_MODEL = "large-v3-turbo"
+#: Model used on a CPU when MAIE_WHISPER_MODEL is unset: the largest that stays near real time.
+DEFAULT_CPU_MODEL = "small"
+_LANGUAGE_CODES = (
+    "en zh de es ru ko fr ja pt tr pl ca nl ar sv it id hi fi vi he uk el ms cs ro da hu ta no th "
+    "ur hr bg lt la mi ml cy sk te fa lv bn sr az sl kn et mk br eu is hy ne mn bs kk sq sw gl mr "
+    "pa si km sn yo so af oc ka be tg sd gu am yi lo uz fo ht ps tk nn mt sa lb my bo tl mg as tt "
+    "haw ln ha ba jw su yue"
+)
+#: Languages of multilingual Whisper, in Whisper's token order (``yue`` exists from large-v3 on).
+WHISPER_LANGUAGES = tuple(_LANGUAGE_CODES.split())
+
+log = structlog.get_logger(__name__)
+
+
+class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """How the Whisper backend loads its model and decodes. All values are concrete (no ``auto``)."""
+
+    #: Model name (``small``, ``large-v3-turbo``, ``org/repo``) or a local CTranslate2 folder.
+    model: str
+    #: ``cuda`` or ``cpu``.
+    device: str
+    #: CTranslate2 compute type, e.g. ``float16`` or ``int8``.
+    compute_type: str
+    #: Why ``auto`` did not give the GPU (e.g. ``"cuda→cpu: no CUDA device"``); recorded in versions.
+    device_fallback: str | None = None
+    beam_size: int = 5
+    #: Fallback temperatures, tried in order when a window's output looks like a failure.
+    temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    condition_on_previous_text: bool = True
+    #: ISO 639-1 code; ``None`` detects the language.
+    language: str | None = None
+    word_timestamps: bool = False
+    vad_filter: bool = True
+    vad_threshold: float = 0.5
+    vad_min_speech_duration_ms: int = 250
+    vad_min_silence_duration_ms: int = 2000
+    vad_speech_pad_ms: int = 400
+    #: Token limit per 30 s window; ``None`` is the model's own limit.
+    max_new_tokens: int | None = None
+    #: CTranslate2 intra-op threads on CPU; 0 lets it choose.
+    cpu_threads: int = 0
+    #: Where model names are downloaded to (``MAIE_DATA_DIR/models``).
+    download_root: Path = Path("data/models")
+    #: Where the checkpoint-hash cache lives (``MAIE_DATA_DIR/cache``); ``None`` keeps it in memory.
+    cache_dir: Path | None = None
+    #: Batch size of faster-whisper's ``BatchedInferencePipeline``; ``None`` decodes sequentially.
+    #: Batching splits audio by VAD, so it needs ``vad_filter``.
+    batch_size: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.batch_size is not None and not self.vad_filter:
+            msg = "batched Whisper inference splits audio with VAD: batch_size needs vad_filter=True"
+            raise ValueError(msg)
+        if not self.temperatures:
+            msg = "temperatures needs at least one value"
+            raise ValueError(msg)
+
+    @classmethod
+    def from_settings(
+        cls,
+        whisper: WhisperSettings,
+        data_dir: Path,
+        *,
+        cuda: CudaProbe | None = None,
+    ) -> WhisperOptions:
+        """Resolve the settings into concrete options, logging how ``auto`` was decided.
+
+        Args:
+            whisper: The ``MAIE_WHISPER_*`` settings.
+            data_dir: ``MAIE_DATA_DIR``; models are downloaded under ``models/``, hashes cached
+                under ``cache/``.
+            cuda: CUDA probe to decide ``auto`` with; ``None`` probes this host.
+
+        Returns:
+            The options.
+        """
+        options = cls.resolve(whisper, data_dir, cuda=cuda)
+        if whisper.device == "auto" or whisper.compute_type == "auto":
+            log.info(
+                "asr.device_resolved",
+                device=options.device,
+                compute_type=options.compute_type,
+                reason=options.device_fallback,
+            )
+        return options
+
+    @classmethod
+    def resolve(
+        cls,
+        whisper: WhisperSettings,
+        data_dir: Path,
+        *,
+        cuda: CudaProbe | None = None,
+    ) -> WhisperOptions:
+        """Like :meth:`from_settings`, without the log line (for periodic availability checks)."""
+        choice = resolve_device(whisper.device, whisper.compute_type, cuda=cuda)
+        default_model = DEFAULT_GPU_MODEL if choice.device == "cuda" else DEFAULT_CPU_MODEL
+        return cls(
+            model=whisper.model or default_model,
+            device=choice.device,
+            compute_type=choice.compute_type,
+            device_fallback=choice.fallback,
+            beam_size=whisper.beam_size,
+            temperatures=whisper.temperatures(),
+            condition_on_previous_text=whisper.condition_on_previous_text,
+            language=whisper.language,
+            word_timestamps=whisper.word_timestamps,
+            vad_filter=whisper.vad_filter,
+            vad_threshold=whisper.vad_threshold,
+            vad_min_speech_duration_ms=whisper.vad_min_speech_duration_ms,
+            vad_min_silence_duration_ms=whisper.vad_min_silence_duration_ms,
+            vad_speech_pad_ms=whisper.vad_speech_pad_ms,
+            max_new_tokens=whisper.max_new_tokens,
+            cpu_threads=whisper.cpu_threads,
+            download_root=data_dir / "models",
+            cache_dir=data_dir / "cache",
+        )
+
+    @property
+    def variant(self) -> str:
+        """The model's short name: the name itself, or a local folder's name."""
+        folder = local_model_dir(self.model)
+        return self.model if folder is None else folder.resolve().name
+
+    def transcribe_kwargs(self, *, language: str | None, word_timestamps: bool) -> dict[str, Any]:
+        """Keyword arguments for faster-whisper's ``transcribe``, also recorded as decoding params.
+
+        Args:
+            language: The language to force, or ``None`` to detect.
+            word_timestamps: Whether to align words.
+
+        Returns:
+            JSON-ready keyword arguments (lists, not tuples, so the record equals what was passed).
+        """
+        kwargs: dict[str, Any] = {
+            "task": "transcribe",
+            "language": language,
+            "beam_size": self.beam_size,
+            "temperature": list(self.temperatures),
+            "condition_on_previous_text": self.condition_on_previous_text,
+            "word_timestamps": word_timestamps,
+            "vad_filter": self.vad_filter,
+            "max_new_tokens": self.max_new_tokens,
+        }
+        if self.vad_filter:
+            kwargs["vad_parameters"] = {
+                "threshold": self.vad_threshold,
+                "min_speech_duration_ms": self.vad_min_speech_duration_ms,
+                "min_silence_duration_ms": self.vad_min_silence_duration_ms,
+                "speech_pad_ms": self.vad_speech_pad_ms,
+            }
+        if self.batch_size is not None:
+            kwargs["batch_size"] = self.batch_size
+        return kwargs

@@ -1,0 +1,308 @@
+"""The Whisper backend, run for real: faster-whisper on a tiny random model and real speech."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import wave
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from faster_whisper import WhisperModel
+from structlog.testing import capture_logs
+
+from maie.errors import ModelLoadError, PermanentError
+from maie.hardware import cuda_available
+from maie.pipeline.asr import AsrInput, WhisperBackend
+from tests.fixtures.paths import shared_audio
+from tests.fixtures.whisper_model import fast_options
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from maie.schemas import AsrArtifact
+
+#: Length of the JFK clip, in seconds.
+JFK_SECONDS = 11.0
+
+
+@pytest.fixture
+def jfk_wav() -> Path:
+    return shared_audio("jfk_16k.wav")
+
+
+@pytest.fixture
+def padded_wav(jfk_wav, tmp_path) -> Path:
+    """The JFK clip followed by 10 s of digital silence, still 16 kHz mono."""
+    with wave.open(str(jfk_wav)) as source:
+        assert (source.getframerate(), source.getnchannels(), source.getsampwidth()) == (16000, 1, 2)
+        frames = source.readframes(source.getnframes())
+    path = tmp_path / "padded.wav"
+    with wave.open(str(path), "wb") as target:
+        target.setnchannels(1)
+        target.setsampwidth(2)
+        target.setframerate(16000)
+        target.writeframes(frames + np.zeros(10 * 16000, np.int16).tobytes())
+    return path
+
+
+@pytest.fixture
+def make_backend(tiny_whisper_dir, tmp_path):
+    """Build loaded backends with fast options; unload them all at teardown."""
+    made: list[WhisperBackend] = []
+
+    def make(**overrides) -> WhisperBackend:
+        backend = WhisperBackend(fast_options(tiny_whisper_dir, tmp_path, **overrides))
+        backend.load()
+        made.append(backend)
+        return backend
+
+    yield make
+    for backend in made:
+        backend.unload()
+
+
+def transcribe(backend: WhisperBackend, wav: Path, **request) -> AsrArtifact:
+    return backend.process(AsrInput(wav_path=wav, duration_s=JFK_SECONDS, **request))
+
+
+class TestTinyModelFixture:
+    """The fixture model is a genuine faster-whisper model."""
+
+    def test_loads_and_is_multilingual(self, tiny_whisper_dir):
+        """CTranslate2 flags it multilingual (the real vocab has the empty token)."""
+        model = WhisperModel(str(tiny_whisper_dir), device="cpu", compute_type="int8", cpu_threads=1)
+        assert model.model.is_multilingual
+        assert "vi" in model.supported_languages
+
+
+class TestProcess:
+    """``process()`` returns a complete artifact of the right shape."""
+
+    def test_artifact_shape(self, make_backend, jfk_wav):
+        """Segments are ordered, within the audio, with confidences in [0, 1]."""
+        artifact = transcribe(make_backend(), jfk_wav, language="en")
+
+        assert artifact.duration_s == pytest.approx(JFK_SECONDS, abs=0.05)
+        assert artifact.language == "en"
+        assert artifact.language_probability == 1
+        assert artifact.vad_coverage is None
+        assert artifact.processing_time_s > 0
+        assert artifact.segments, "the random model still emits tokens for 11 s of speech"
+        starts = [seg.start for seg in artifact.segments]
+        assert starts == sorted(starts)
+        assert [seg.id for seg in artifact.segments] == list(range(1, len(artifact.segments) + 1))
+        for seg in artifact.segments:
+            assert 0 <= seg.start <= seg.end <= artifact.duration_s
+            assert seg.confidence is not None
+            assert 0 <= seg.confidence <= 1
+            assert seg.words is None
+        assert artifact.confidence_avg is not None
+        assert 0 <= artifact.confidence_avg <= 1
+        assert artifact.text == artifact.text.strip()
+
+    def test_version_records_model_and_decoding(self, make_backend, jfk_wav, tiny_whisper_dir):
+        """The version names the checkpoint (sha256 of model.bin) and every decoding option passed."""
+        artifact = transcribe(make_backend(), jfk_wav, language="en")
+        version = artifact.version
+
+        expected = hashlib.sha256((tiny_whisper_dir / "model.bin").read_bytes()).hexdigest()
+        assert re.fullmatch(r"[0-9a-f]{64}", version.checkpoint_hash)
+        assert version.checkpoint_hash == expected
+        assert (version.name, version.device, version.compute_type) == ("whisper", "cpu", "int8")
+        assert version.model_path == str(tiny_whisper_dir)
+        assert version.model_variant == tiny_whisper_dir.name
+        assert version.fallback is None
+        assert version.decoding_params == {
+            "task": "transcribe",
+            "language": "en",
+            "beam_size": 1,
+            "temperature": [0.0],
+            "condition_on_previous_text": False,
+            "word_timestamps": False,
+            "vad_filter": False,
+            "max_new_tokens": 20,
+        }
+
+    def test_word_timestamps_requested(self, make_backend, jfk_wav):
+        """A request asking for word timestamps gets words, inside their segments' audio."""
+        artifact = transcribe(make_backend(), jfk_wav, language="en", word_timestamps=True)
+
+        assert artifact.version.decoding_params["word_timestamps"] is True
+        words = [word for seg in artifact.segments for word in seg.words or []]
+        assert words
+        for seg in artifact.segments:
+            assert seg.words is not None
+        for word in words:
+            assert 0 <= word.start <= word.end <= artifact.duration_s
+            assert 0 <= word.probability <= 1
+
+    def test_request_overrides_config(self, make_backend, jfk_wav):
+        """Request language and word timestamps win over the configured ones."""
+        backend = make_backend(language="de", word_timestamps=True)
+
+        artifact = transcribe(backend, jfk_wav, language="vi", word_timestamps=False)
+
+        assert artifact.language == "vi"
+        assert artifact.version.decoding_params["language"] == "vi"
+        assert all(seg.words is None for seg in artifact.segments)
+        assert transcribe(backend, jfk_wav).language == "de"
+
+    def test_language_detection(self, make_backend, jfk_wav):
+        """Without a language, the multilingual model detects one (any code: the model is random)."""
+        artifact = transcribe(make_backend(), jfk_wav)
+
+        assert artifact.version.decoding_params["language"] is None
+        assert artifact.language is not None
+        assert re.fullmatch(r"[a-z]{2,3}", artifact.language)
+        assert artifact.language_probability is not None
+        assert 0 <= artifact.language_probability <= 1
+
+    def test_vad_coverage(self, make_backend, padded_wav):
+        """VAD off reports no coverage; VAD on reports the kept share, below 1 with 10 s of silence."""
+        without = transcribe(make_backend(vad_filter=False), padded_wav, language="en")
+        with_vad = transcribe(make_backend(vad_filter=True), padded_wav, language="en")
+
+        assert without.vad_coverage is None
+        assert with_vad.vad_coverage is not None
+        assert 0 < with_vad.vad_coverage < 1
+        assert with_vad.version.decoding_params["vad_parameters"] == {
+            "threshold": 0.5,
+            "min_speech_duration_ms": 250,
+            "min_silence_duration_ms": 2000,
+            "speech_pad_ms": 400,
+        }
+        assert "vad_parameters" not in without.version.decoding_params
+
+    def test_silence_with_vad(self, make_backend, tmp_path):
+        """Audio VAD finds no speech in yields an empty transcript, not an error."""
+        path = tmp_path / "silence.wav"
+        with wave.open(str(path), "wb") as target:
+            target.setnchannels(1)
+            target.setsampwidth(2)
+            target.setframerate(16000)
+            target.writeframes(np.zeros(3 * 16000, np.int16).tobytes())
+
+        artifact = make_backend(vad_filter=True).process(AsrInput(wav_path=path, duration_s=3.0))
+
+        assert (artifact.text, artifact.segments) == ("", [])
+        assert artifact.vad_coverage == 0
+        assert artifact.confidence_avg is None
+
+    def test_batched_pipeline(self, make_backend, jfk_wav):
+        """``batch_size`` runs faster-whisper's BatchedInferencePipeline and records the batch size."""
+        artifact = transcribe(make_backend(vad_filter=True, batch_size=2), jfk_wav, language="en")
+
+        assert artifact.version.decoding_params["batch_size"] == 2
+        for seg in artifact.segments:
+            assert 0 <= seg.start <= seg.end <= artifact.duration_s
+
+    def test_logs_finished_with_rtf(self, make_backend, jfk_wav):
+        """Each run logs ``asr.finished`` with its real-time factor."""
+        backend = make_backend()
+        with capture_logs() as logs:
+            transcribe(backend, jfk_wav, language="en")
+
+        finished = [entry for entry in logs if entry["event"] == "asr.finished"]
+        assert len(finished) == 1
+        assert finished[0]["rtf"] > 0
+        assert finished[0]["duration_s"] == pytest.approx(JFK_SECONDS, abs=0.05)
+
+    def test_missing_wav_is_permanent(self, make_backend, tmp_path):
+        """A preprocessed WAV that is gone fails the task rather than retrying."""
+        with pytest.raises(PermanentError, match="missing"):
+            transcribe(make_backend(), tmp_path / "gone.wav")
+
+    def test_version_info_matches_process(self, make_backend, jfk_wav):
+        """``version_info()`` describes the loaded model with the configured decoding."""
+        backend = make_backend(language="en")
+
+        assert backend.version_info() == transcribe(backend, jfk_wav).version
+
+
+class TestLifecycle:
+    """load → process → unload, errors and reuse."""
+
+    def test_missing_model_raises_model_load_error(self, tmp_path):
+        """A model folder that does not exist fails with an actionable ModelLoadError."""
+        backend = WhisperBackend(fast_options(tmp_path / "no-such-model", tmp_path))
+
+        with pytest.raises(ModelLoadError, match="does not exist"):
+            backend.load()
+        assert not backend.loaded
+
+    def test_folder_without_weights_raises(self, tmp_path):
+        """A folder without model.bin is not a CTranslate2 model."""
+        folder = tmp_path / "empty-model"
+        folder.mkdir()
+
+        with pytest.raises(ModelLoadError, match=r"model\.bin"):
+            WhisperBackend(fast_options(folder, tmp_path)).load()
+
+    def test_corrupt_weights_raise(self, tmp_path, tiny_whisper_dir):
+        """Weights CTranslate2 cannot read fail as ModelLoadError, not a bare RuntimeError."""
+        folder = tmp_path / "corrupt"
+        folder.mkdir()
+        for name in ("config.json", "tokenizer.json", "vocabulary.json", "preprocessor_config.json"):
+            (folder / name).write_bytes((tiny_whisper_dir / name).read_bytes())
+        (folder / "model.bin").write_bytes(b"not a model")
+
+        with pytest.raises(ModelLoadError, match="cannot load"):
+            WhisperBackend(fast_options(folder, tmp_path)).load()
+
+    @pytest.mark.skipif(cuda_available(), reason="this host has CUDA")
+    def test_forced_cuda_without_gpu_raises(self, tiny_whisper_dir, tmp_path):
+        """device=cuda on a host without CUDA says what to change."""
+        backend = WhisperBackend(
+            fast_options(tiny_whisper_dir, tmp_path, device="cuda", compute_type="float16")
+        )
+
+        with pytest.raises(ModelLoadError, match="MAIE_WHISPER_DEVICE"):
+            backend.load()
+
+    def test_process_before_load(self, tiny_whisper_dir, tmp_path, jfk_wav):
+        """Using an unloaded backend is a programming error, said plainly."""
+        backend = WhisperBackend(fast_options(tiny_whisper_dir, tmp_path))
+
+        with pytest.raises(RuntimeError, match="before load"):
+            transcribe(backend, jfk_wav)
+        with pytest.raises(RuntimeError, match="after load"):
+            backend.version_info()
+
+    def test_unload_twice_is_safe(self, tiny_whisper_dir, tmp_path):
+        """unload() on an unloaded backend does nothing."""
+        backend = WhisperBackend(fast_options(tiny_whisper_dir, tmp_path))
+        backend.unload()
+        backend.load()
+        backend.load()  # idempotent: the model is not loaded twice
+        assert backend.loaded
+        backend.unload()
+        backend.unload()
+        assert not backend.loaded
+
+    def test_context_manager_unloads_on_error(self, tiny_whisper_dir, tmp_path):
+        """Leaving the ``with`` block through an exception still unloads the model."""
+        backend = WhisperBackend(fast_options(tiny_whisper_dir, tmp_path))
+
+        seen_loaded: list[bool] = []
+
+        def run() -> None:
+            with backend as stage:
+                seen_loaded.append(stage.loaded)
+                stage.process(AsrInput(wav_path=tmp_path / "gone.wav", duration_s=1.0))
+
+        with pytest.raises(PermanentError):
+            run()
+        assert seen_loaded == [True]
+        assert not backend.loaded
+
+    def test_cache_key_equal_for_equal_options(self, tiny_whisper_dir, tmp_path):
+        """Backends built from equal options share a key (a worker may reuse one); others do not."""
+        one = WhisperBackend(fast_options(tiny_whisper_dir, tmp_path))
+        two = WhisperBackend(fast_options(tiny_whisper_dir, tmp_path))
+        other = WhisperBackend(fast_options(tiny_whisper_dir, tmp_path, beam_size=2))
+
+        assert hash(one.cache_key()) == hash(two.cache_key())
+        assert one.cache_key() == two.cache_key()
+        assert one.cache_key() != other.cache_key()
