@@ -100,7 +100,7 @@ class AudioSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
     min_duration_s: NonNegativeFloat = 1.0
     #: Longest accepted recording, in seconds.
     max_duration_s: PositiveFloat = 14400.0
-    #: Seconds of CPU time one decode of an upload may use before it is abandoned.
+    #: Seconds one decode of an upload may take before it is abandoned (a poison file fails alone).
     decode_time_limit_s: PositiveFloat = 600.0
 
     def __post_init__(self) -> None:
@@ -126,17 +126,25 @@ class WhisperSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("WH
     device: Literal["auto", "cuda", "cpu"] = "auto"
     #: CTranslate2 compute type; ``auto`` means float16 on a GPU and int8 on a CPU.
     compute_type: str = "auto"
+    #: Beam width; 1 is greedy decoding.
     beam_size: Annotated[int, msgspec.Meta(ge=1, le=20)] = 5
     #: Comma-separated fallback temperatures, e.g. ``0.0,0.2,0.4``.
     temperature: str = "0.0,0.2,0.4,0.6,0.8,1.0"
+    #: Give the model the previous window's text as a prompt (more consistent, but can loop).
     condition_on_previous_text: bool = True
     #: ISO 639-1 code, or unset to detect.
     language: str | None = None
+    #: Word-level timestamps in segments by default (a request can ask for them too).
     word_timestamps: bool = False
+    #: Skip non-speech with the bundled Silero VAD before decoding.
     vad_filter: bool = True
+    #: Speech probability above which a frame counts as speech.
     vad_threshold: Probability = 0.5
+    #: Shorter speech runs are dropped, in milliseconds.
     vad_min_speech_duration_ms: NonNegative = 250
+    #: Silence this long ends a speech run, in milliseconds.
     vad_min_silence_duration_ms: NonNegative = 2000
+    #: Padding kept around each speech run, in milliseconds.
     vad_speech_pad_ms: NonNegative = 400
     #: Upper bound on tokens per 30 s window; unset means the model's own limit.
     max_new_tokens: Positive | None = None
@@ -171,6 +179,8 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env(""))
     #: ``sequential`` unloads models after each stage; ``resident`` keeps them loaded.
     #: Unset means sequential on a GPU and resident on a CPU.
     model_residency: Literal["sequential", "resident"] | None = None
+    #: Models a worker keeps loaded in ``resident`` mode before unloading the least recently used.
+    resident_max_models: Annotated[int, msgspec.Meta(ge=1, le=16)] = 2
     #: Retries of a transient failure before the task fails.
     max_retries: NonNegative = 3
     #: Shortest and longest back-off between retries, in milliseconds.
@@ -186,6 +196,8 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env(""))
     worker_heartbeat_timeout_s: Positive = 60
     #: Chance, per million broker commands, that a worker looks for a dead worker's messages.
     worker_requeue_check_per_million: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 50_000
+    #: Seconds a stopping worker waits for running stages before it leaves them to redelivery.
+    worker_stop_timeout_s: Positive = 30
 
 
 class AuthSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
@@ -216,6 +228,7 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
 class LogSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("LOG_")):
     """Logging."""
 
+    #: Lowest level written: debug, info, warning or error.
     level: Literal["debug", "info", "warning", "error"] = "info"
     #: ``console`` for people, ``json`` for log shippers, ``auto`` picks by terminal.
     format: Literal["auto", "console", "json"] = "auto"
@@ -285,7 +298,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             fields = _env_names(group)
             mine = {k: _normalise(v, fields[k]) for k, v in values.items() if k in fields}
             try:
-                groups[attr] = msgspec.convert(mine, group, strict=False)
+                groups[attr] = msgspec.convert(mine, group, strict=False, dec_hook=_decode_extra)
             except msgspec.ValidationError as exc:
                 problems.append(_explain(exc, mine))
         if problems:
@@ -295,12 +308,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def redacted(self) -> dict[str, Any]:
         """The settings as a dict fit for a log line: secrets replaced by ``***``."""
-        data: dict[str, Any] = msgspec.to_builtins(self)
+        data: dict[str, Any] = msgspec.to_builtins(self, enc_hook=str)
         auth = data.get("auth", {})
         for secret in ("MAIE_API_KEYS", "MAIE_WEBHOOK_SECRET"):
             if auth.get(secret):
                 auth[secret] = "***"
         return data
+
+
+def _decode_extra(kind: type, value: object) -> object:
+    """Build types msgspec does not convert from strings itself (paths)."""
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    msg = f"cannot read {kind.__name__} from {value!r}"
+    raise NotImplementedError(msg)
 
 
 def _normalise(value: str, field: msgspec.structs.FieldInfo) -> str:

@@ -363,4 +363,4 @@ class ErrorBody(Frozen, frozen=True, kw_only=True):
 
     detail: str
     status_code: int
-    extra: dict[str, Any] | None = None
+    extra: dict[str, Any] | list[Any] | None = None

@@ -1,0 +1,119 @@
+"""Settings from the environment and .env, with errors that name the variable."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from maie.config import Settings, known_variables
+from maie.errors import ConfigError
+
+
+class TestFromEnv:
+    """Building Settings."""
+
+    def test_defaults_follow_the_design_table(self):
+        """With nothing set, the defaults of DESIGN §6 hold."""
+        s = Settings.from_env({}, env_file=None)
+        assert (s.server.host, s.server.port) == ("127.0.0.1", 8000)
+        assert s.server.max_file_size_mb == 500
+        assert s.server.max_queue_depth == 50
+        assert s.redis.url is None
+        assert s.redis.results_db == 1
+        assert s.storage.data_dir == Path("data")
+        assert (s.audio.min_duration_s, s.audio.max_duration_s) == (1.0, 14400.0)
+        assert s.storage.result_ttl_s == 86400
+        assert s.storage.keep_audio is False
+        assert s.worker.model_residency is None  # resolved by the worker: sequential on GPU, resident on CPU
+        assert s.asr.backend == "whisper"
+        assert s.whisper.model is None
+        assert (s.whisper.device, s.whisper.compute_type, s.whisper.beam_size) == ("auto", "auto", 5)
+        assert s.llm.backend == "none"
+        assert s.auth.webhook_secret is None
+
+    def test_values_are_converted(self):
+        s = Settings.from_env(
+            {
+                "MAIE_PORT": "9000",
+                "MAIE_KEEP_AUDIO": "yes",
+                "MAIE_DATA_DIR": "/srv/maie",
+                "MAIE_MAX_FILE_SIZE_MB": "0.5",
+                "MAIE_WHISPER_TEMPERATURE": "0, 0.4",
+            },
+            env_file=None,
+        )
+        assert s.server.port == 9000
+        assert s.storage.keep_audio is True
+        assert s.storage.data_dir == Path("/srv/maie")
+        assert s.server.max_file_size_mb == 0.5
+        assert s.whisper.temperatures() == (0.0, 0.4)
+
+    def test_empty_values_count_as_unset(self):
+        assert Settings.from_env({"MAIE_PORT": "", "MAIE_REDIS_URL": "  "}, env_file=None).server.port == 8000
+
+    def test_env_file_under_environment(self, tmp_path):
+        """The .env file fills in; the real environment wins."""
+        env_file = tmp_path / ".env"
+        env_file.write_text("MAIE_PORT=7000\nMAIE_HOST=0.0.0.0\n")
+        s = Settings.from_env({"MAIE_PORT": "7100"}, env_file=env_file)
+        assert s.server.port == 7100
+        assert s.server.host == "0.0.0.0"  # noqa: S104 - the value under test
+
+    @pytest.mark.parametrize(
+        ("env", "message"),
+        [
+            ({"MAIE_PORT": "eighty"}, "MAIE_PORT='eighty': expected `int`"),
+            ({"MAIE_PORT": "0"}, "MAIE_PORT='0': expected `int` >= 1"),
+            ({"MAIE_MODEL_RESIDENCY": "always"}, "MAIE_MODEL_RESIDENCY='always': invalid enum value"),
+            ({"MAIE_KEEP_AUDIO": "maybe"}, "MAIE_KEEP_AUDIO='maybe': expected `bool`"),
+            ({"MAIE_MIN_DURATION_S": "5", "MAIE_MAX_DURATION_S": "2"}, "MAIE_MIN_DURATION_S must be smaller"),
+            ({"MAIE_API_KEYS": "good,bad:"}, "MAIE_API_KEYS entries are 'key' or 'key:tenant'"),
+            ({"MAIE_WHISPER_TEMPERATURE": "hot"}, "MAIE_WHISPER_TEMPERATURE must be comma-separated numbers"),
+        ],
+    )
+    def test_invalid_values_name_the_variable(self, env, message):
+        with pytest.raises(ConfigError, match="invalid configuration") as err:
+            Settings.from_env(env, env_file=None)
+        assert message in err.value.detail
+
+    def test_every_problem_is_reported_at_once(self):
+        with pytest.raises(ConfigError) as err:
+            Settings.from_env({"MAIE_PORT": "x", "MAIE_WHISPER_BEAM_SIZE": "0"}, env_file=None)
+        assert "MAIE_PORT" in err.value.detail
+        assert "MAIE_WHISPER_BEAM_SIZE" in err.value.detail
+
+    def test_unknown_variables_are_reported(self):
+        s = Settings.from_env({"MAIE_WHISPER_MODLE": "small", "OTHER": "x"}, env_file=None)
+        assert s.unknown_variables == ("MAIE_WHISPER_MODLE",)
+
+
+class TestKeys:
+    """API keys and tenants."""
+
+    def test_tenants(self):
+        s = Settings.from_env({"MAIE_API_KEYS": "a:acme, b ,c:globex"}, env_file=None)
+        assert s.auth.tenants_by_key() == {"a": "acme", "b": "default", "c": "globex"}
+
+    def test_secrets_are_redacted(self):
+        s = Settings.from_env({"MAIE_API_KEYS": "topsecret", "MAIE_WEBHOOK_SECRET": "hush"}, env_file=None)
+        text = str(s.redacted())
+        assert "topsecret" not in text
+        assert "hush" not in text
+
+
+def test_env_example_is_current():
+    """.env.example is what scripts/gen_env_example.py writes from the settings: every variable, no other."""
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("gen_env_example", root / "scripts" / "gen_env_example.py")
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    example = (root / ".env.example").read_text()
+    assert example == module.render(), "run: uv run python scripts/gen_env_example.py"
+    listed = {
+        line.lstrip("# ").split("=", 1)[0] for line in example.splitlines() if line.startswith("# MAIE_")
+    }
+    assert listed == known_variables()
