@@ -1,0 +1,1 @@
+"""Dramatiq edge: broker middleware, thin actors, stage bookkeeping and the model residency cache."""

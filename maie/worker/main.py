@@ -1,0 +1,61 @@
+"""Run one worker process: consume MAIE's queues until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import uuid
+from typing import TYPE_CHECKING
+
+import dramatiq
+import structlog
+
+from maie.broker import QUEUE_CPU, QUEUE_GPU, build_broker
+from maie.store import TaskStore, results_url
+from maie.worker.actors import STAGE_OF_ACTOR, register_actors
+from maie.worker.middleware import Heartbeat, LogContext, TaskFailure
+from maie.worker.runtime import WorkerRuntime
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from maie.config import Settings
+
+__all__ = ["run_worker"]
+
+log = structlog.get_logger(__name__)
+
+
+def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | None = None) -> None:
+    """Consume ``queues`` (default: all of MAIE's) until a stop signal arrives.
+
+    On SIGTERM/SIGINT the worker stops taking messages, lets running stages finish for up to
+    ``MAIE_WORKER_STOP_TIMEOUT_S``, hands prefetched messages back to the queue, and exits.
+    """
+    queue_names = set(queues or (QUEUE_CPU, QUEUE_GPU))
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    store = TaskStore.from_url(
+        results_url(redis_url, settings.redis.results_db), ttl_s=settings.storage.result_ttl_s
+    )
+    runtime = WorkerRuntime(settings, store)
+    broker = build_broker(settings, redis_url)
+    broker.add_middleware(LogContext())
+    broker.add_middleware(TaskFailure(runtime.tracker, STAGE_OF_ACTOR))
+    broker.add_middleware(Heartbeat(store, worker_id))
+    register_actors(broker, runtime)
+
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+
+    worker = dramatiq.Worker(broker, queues=queue_names, worker_threads=settings.worker.worker_threads)
+    worker.start()
+    log.info("worker.started", worker_id=worker_id, queues=sorted(queue_names), threads=worker.worker_threads)
+    stop.wait()
+    log.info("worker.stopping")
+    worker.stop(timeout=settings.worker.worker_stop_timeout_s * 1000)
+    runtime.close()
+    broker.close()
+    log.info("worker.stopped")

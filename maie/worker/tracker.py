@@ -1,0 +1,195 @@
+"""Stage bookkeeping on the task record: running → done, attempts, timing, failure.
+
+The status only moves forward. Every change is an optimistic transaction on the record, so a
+redelivered message racing its original cannot move a task backwards or undo a failure.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+
+from maie.errors import MaieError, NotFoundError, StoreUnavailableError
+from maie.schemas import StageName, StageState, TaskRecord, TaskStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from maie.store import TaskStore
+
+__all__ = ["STATUS_OF_STAGE", "StageTracker", "is_permanent"]
+
+log = structlog.get_logger(__name__)
+
+#: Task status while a stage runs.
+STATUS_OF_STAGE = {
+    StageName.PREPROCESS: TaskStatus.PREPROCESSING,
+    StageName.TRANSCRIBE: TaskStatus.PROCESSING_ASR,
+    StageName.ENHANCE: TaskStatus.PROCESSING_LLM,
+    StageName.SUMMARIZE: TaskStatus.PROCESSING_LLM,
+}
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether retrying ``exc`` cannot help: MAIE's permanent errors, and running out of memory."""
+    if isinstance(exc, MaieError):
+        return not exc.retryable
+    return isinstance(exc, MemoryError)
+
+
+def _describe(exc: BaseException) -> tuple[str, str]:
+    if isinstance(exc, MaieError):
+        return exc.detail, exc.code
+    return f"{type(exc).__name__}: {exc}", "internal_error"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StageTracker:
+    """Records what each stage of a task is doing."""
+
+    def __init__(self, store: TaskStore, *, keep_audio: bool) -> None:
+        self.store = store
+        self.keep_audio = keep_audio
+
+    @contextmanager
+    def stage(self, task_id: str, name: StageName) -> Iterator[TaskRecord | None]:
+        """Mark stage ``name`` running for the body and done after it; yields None to skip.
+
+        The body is skipped (None) when the task is unknown, expired or already finished. A
+        permanent error fails the task at once; any other error is noted on the stage and re-raised
+        so the broker retries the message.
+        """
+        structlog.contextvars.bind_contextvars(stage=name.value)
+        try:
+            record = self._begin(task_id, name)
+            if record is None:
+                yield None
+                return
+            started = time.perf_counter()
+            try:
+                yield record
+            except BaseException as exc:
+                if is_permanent(exc):
+                    self.fail(task_id, name, exc)
+                else:
+                    self._note_error(task_id, name, exc)
+                raise
+            self._finish(task_id, name, time.perf_counter() - started)
+        finally:
+            structlog.contextvars.unbind_contextvars("stage")
+
+    def load(self, task_id: str) -> TaskRecord | None:
+        """Return the task if it exists and has not finished, else None."""
+        try:
+            record = self.store.get(task_id)
+        except NotFoundError:
+            log.warning("task.missing")
+            return None
+        return None if record.status.terminal else record
+
+    def _begin(self, task_id: str, name: StageName) -> TaskRecord | None:
+        finished: list[bool] = []
+
+        def change(record: TaskRecord) -> None:
+            finished[:] = [record.status.terminal]
+            if record.status.terminal:
+                return
+            now = _now()
+            stage = record.stage(name)
+            stage.status = StageState.RUNNING
+            stage.attempts += 1
+            stage.started_at = stage.started_at or now
+            stage.finished_at = None
+            target = STATUS_OF_STAGE[name]
+            if target.rank > record.status.rank:
+                record.status = target
+            record.started_at = record.started_at or now
+
+        try:
+            record = self.store.update(task_id, change)
+        except NotFoundError:
+            log.warning("stage.task_missing")
+            return None
+        if finished[0]:
+            log.info("stage.skipped", reason=f"task already {record.status.value}")
+            return None
+        log.info("stage.started", attempt=record.stage(name).attempts)
+        return record
+
+    def _finish(self, task_id: str, name: StageName, duration_s: float) -> None:
+        def change(record: TaskRecord) -> None:
+            stage = record.stage(name)
+            stage.status = StageState.DONE
+            stage.finished_at = _now()
+            stage.duration_s = round(duration_s, 3)
+            stage.error = None
+
+        self.store.update(task_id, change)
+        log.info("stage.finished", duration_s=round(duration_s, 3))
+
+    def _note_error(self, task_id: str, name: StageName, exc: BaseException) -> None:
+        detail, _ = _describe(exc)
+        log.warning("stage.error", error=detail, retryable=True)
+
+        def change(record: TaskRecord) -> None:
+            record.stage(name).error = detail
+
+        try:
+            self.store.update(task_id, change)
+        except (StoreUnavailableError, NotFoundError):
+            log.warning("stage.error_not_recorded")
+
+    def fail(self, task_id: str, name: StageName | None, exc: BaseException) -> None:
+        """Fail the task now with ``exc`` (no-op if it already finished)."""
+        detail, code = _describe(exc)
+
+        def change(record: TaskRecord) -> None:
+            if record.status.terminal:
+                return
+            now = _now()
+            record.status = TaskStatus.FAILED
+            record.error = detail
+            record.error_code = code
+            record.failed_stage = name.value if name else None
+            record.completed_at = now
+            if name is not None:
+                stage = record.stage(name)
+                stage.status = StageState.FAILED
+                stage.finished_at = now
+                stage.error = detail
+
+        try:
+            record = self.store.update(task_id, change)
+        except (StoreUnavailableError, NotFoundError) as store_exc:
+            log.error("task.fail_not_recorded", error=detail, reason=str(store_exc))  # noqa: TRY400 - not an exception context
+            return
+        log.warning("task.failed", error=detail, error_code=code, failed_stage=record.failed_stage)
+        self._drop_audio(record)
+
+    def complete(self, task_id: str, result_version: int) -> TaskRecord:
+        """Mark the task COMPLETE with its result version, then drop its audio unless kept."""
+
+        def change(record: TaskRecord) -> None:
+            if record.status.terminal:
+                return
+            record.status = TaskStatus.COMPLETE
+            record.result_version = result_version
+            record.completed_at = _now()
+
+        record = self.store.update(task_id, change)
+        log.info("task.complete", result_version=record.result_version)
+        self._drop_audio(record)
+        return record
+
+    def _drop_audio(self, record: TaskRecord) -> None:
+        if not self.keep_audio:
+            shutil.rmtree(Path(record.audio_path).parent, ignore_errors=True)
