@@ -1,0 +1,53 @@
+"""GET /health and /ready: public, for load balancers and people."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from litestar import Controller, Response, get
+
+from maie import __version__
+from maie.errors import StoreUnavailableError
+from maie.schemas import HealthResponse
+
+if TYPE_CHECKING:
+    from maie.api.services import Services
+
+__all__ = ["WORKER_HEARTBEAT_WINDOW_S", "HealthController"]
+
+#: A worker counts as active if its heartbeat is newer than this.
+WORKER_HEARTBEAT_WINDOW_S = 60.0
+
+
+class HealthController(Controller):
+    """Health and readiness."""
+
+    tags = ("health",)
+
+    @get("/health", summary="Service health")
+    async def health(self, services: Services) -> HealthResponse:
+        """Report Redis, queue depth and whether a worker sent a heartbeat in the last minute."""
+        connected = await services.store.ping()
+        depth = None
+        worker_active = False
+        if connected:
+            try:
+                depth = await services.store.queue_depth()
+                worker_active = await services.store.workers_active(WORKER_HEARTBEAT_WINDOW_S)
+            except StoreUnavailableError:
+                connected = False
+        ok = connected and worker_active
+        return HealthResponse(
+            status="ok" if ok else "degraded",
+            version=__version__,
+            redis_connected=connected,
+            queue_depth=depth,
+            worker_active=worker_active,
+        )
+
+    @get("/ready", summary="Readiness: 200 when submissions can be accepted, else 503")
+    async def ready(self, services: Services) -> Response[dict[str, str]]:
+        """Answer 200 when Redis answers, 503 otherwise."""
+        if await services.store.ping():
+            return Response({"status": "ready"}, status_code=200)
+        return Response({"status": "not ready", "reason": "Redis cannot be reached"}, status_code=503)

@@ -1,0 +1,53 @@
+"""What the route handlers share: settings, the task store, the broker and the template catalog.
+
+One :class:`Services` is built per app in the lifespan and handed to handlers by dependency
+injection, so nothing is a module-level global.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import anyio.to_thread
+import redis.exceptions
+
+from maie.errors import StoreUnavailableError
+from maie.pipeline.prompts import TemplateCatalog, default_templates_dir
+from maie.store import AsyncTaskStore, results_url
+
+if TYPE_CHECKING:
+    import dramatiq
+    from dramatiq.brokers.redis import RedisBroker
+
+    from maie.config import Settings
+
+__all__ = ["Services"]
+
+
+class Services:
+    """Long-lived objects of one API process."""
+
+    def __init__(self, settings: Settings, *, redis_url: str, broker: RedisBroker) -> None:
+        self.settings = settings
+        self.redis_url = redis_url
+        self.broker = broker
+        self.store = AsyncTaskStore.from_url(
+            results_url(redis_url, settings.redis.results_db), ttl_s=settings.storage.result_ttl_s
+        )
+        self.templates = TemplateCatalog(settings.storage.templates_dir or default_templates_dir())
+
+    async def enqueue(self, message: dramatiq.Message[None]) -> None:
+        """Send a message through the (blocking) broker without blocking the event loop.
+
+        Raises:
+            StoreUnavailableError: if Redis cannot be reached.
+        """
+        try:
+            await anyio.to_thread.run_sync(self.broker.enqueue, message)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise StoreUnavailableError(f"the queue (Redis) cannot be reached: {exc}") from exc
+
+    async def close(self) -> None:
+        """Close connection pools."""
+        await self.store.close()
+        self.broker.close()

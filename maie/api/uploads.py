@@ -1,0 +1,92 @@
+"""Uploads: streamed from the parsed form into the task folder, then judged by PyAV.
+
+The client's filename is kept only as a label: it is checked for path tricks (a client that sends
+``../../etc/passwd`` is told so) but never used to build a path. The stored name is
+``raw.<ext>`` with the extension of the container PyAV found.
+"""
+
+from __future__ import annotations
+
+import shutil
+import unicodedata
+from typing import TYPE_CHECKING
+
+import aiofiles
+import anyio
+import anyio.to_thread
+
+from maie.errors import InvalidRequestError
+from maie.pipeline.preprocess import check_duration, probe
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from litestar.datastructures import UploadFile
+
+    from maie.pipeline.preprocess import PreprocessOptions
+    from maie.schemas import AudioInfo
+
+__all__ = ["CHUNK_BYTES", "check_filename", "receive_upload", "remove_task_dir"]
+
+#: Bytes copied per read while moving an upload into the task folder.
+CHUNK_BYTES = 1024 * 1024
+#: Longest filename kept as a label.
+MAX_FILENAME = 255
+#: Container names (PyAV) mapped to the extension of the stored file.
+_EXTENSIONS = {"mov": "mp4", "matroska": "mkv", "ogg": "ogg", "wav": "wav", "mp3": "mp3", "flac": "flac"}
+
+
+def check_filename(filename: str | None) -> str | None:
+    """Return the client's filename as a safe label, or refuse it.
+
+    Raises:
+        InvalidRequestError: if the name holds a path separator, a parent reference or control
+            characters, or is too long.
+    """
+    if not filename:
+        return None
+    name = unicodedata.normalize("NFC", filename)
+    unsafe = (
+        "/" in name
+        or "\\" in name
+        or name in {".", ".."}
+        or any(unicodedata.category(c).startswith("C") for c in name)
+        or len(name) > MAX_FILENAME
+    )
+    if unsafe:
+        raise InvalidRequestError(
+            f"unsafe filename {filename[:80]!r}: send a plain file name without folders or control characters"
+        )
+    return name
+
+
+def _extension(info: AudioInfo) -> str:
+    first = info.container.split(",")[0]
+    return _EXTENSIONS.get(first, first if first.isalnum() else "bin")
+
+
+async def receive_upload(
+    upload: UploadFile, task_dir: Path, options: PreprocessOptions
+) -> tuple[Path, AudioInfo]:
+    """Copy ``upload`` into ``task_dir`` in chunks, probe it, and keep it as ``raw.<ext>``.
+
+    Raises:
+        UnsupportedMediaError: if PyAV cannot decode audio from it (415).
+        AudioTooShortError: below MAIE_MIN_DURATION_S (422).
+        AudioTooLongError: above MAIE_MAX_DURATION_S (422).
+    """
+    await anyio.Path(task_dir).mkdir(parents=True)
+    part = task_dir / "raw.part"
+    async with aiofiles.open(part, "wb") as out:
+        while chunk := await upload.read(CHUNK_BYTES):
+            await out.write(chunk)
+    info = await anyio.to_thread.run_sync(probe, part)
+    check_duration(info, options)
+    raw = task_dir / f"raw.{_extension(info)}"
+    await anyio.Path(part).rename(raw)
+    return raw, info
+
+
+def remove_task_dir(task_dir: Path) -> None:
+    """Remove a task folder and everything in it, if it exists."""
+    shutil.rmtree(task_dir, ignore_errors=True)
