@@ -1,0 +1,5 @@
+"""``python -m maie`` is the ``maie`` command."""
+
+from maie.cli import main
+
+main()

@@ -1,0 +1,77 @@
+"""Workers die; tasks do not. A worker killed with SIGKILL mid-task: another one finishes the task."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+import redis
+
+from tests.fixtures.paths import shared_audio
+from tests.fixtures.services import HEADERS_A
+
+
+@pytest.fixture
+def isolated_env(service_env, tmp_path):
+    """A private Redis and data folder, so only this test's workers see its messages."""
+    from maie.redis_server import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    env = {
+        **service_env,
+        "MAIE_REDIS_URL": server.url,
+        "MAIE_DATA_DIR": str(tmp_path / "data"),
+        # Slow decoding (beam 5, temperature fallback, no token cap) keeps the task in ASR long
+        # enough to kill its worker there.
+        "MAIE_WHISPER_BEAM_SIZE": "5",
+        "MAIE_WHISPER_TEMPERATURE": "0.0,0.2,0.4,0.6,0.8,1.0",
+        "MAIE_WHISPER_MAX_NEW_TOKENS": "",
+        "MAIE_WHISPER_VAD_FILTER": "false",
+        # Notice a dead worker after 5 s instead of 60 s, checking on most broker commands.
+        "MAIE_WORKER_HEARTBEAT_TIMEOUT_S": "5",
+        "MAIE_WORKER_REQUEUE_CHECK_PER_MILLION": "500000",
+    }
+    yield server, env
+    server.stop()
+
+
+def _wait_status(api, task_id, wanted, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = api.client.get(f"/v1/status/{task_id}", headers=HEADERS_A).json()
+        if body["status"] == wanted:
+            return body
+        assert body["status"] not in {"COMPLETE", "FAILED"}, body
+        time.sleep(0.05)
+    raise AssertionError(f"task never reached {wanted}")
+
+
+@pytest.mark.slow
+class TestKilledWorker:
+    """Redelivery after SIGKILL."""
+
+    def test_sigkill_mid_asr_then_new_worker_completes(self, isolated_env, start_process):
+        server, env = isolated_env
+        api = start_process("api", env)
+        first = start_process("worker", env)
+        task_id = api.submit(shared_audio("pyannote/ami_mixture_4spk.wav")).json()["task_id"]
+
+        _wait_status(api, task_id, "PROCESSING_ASR")
+        time.sleep(0.5)  # well inside decoding, after the stage marked itself running
+        first.popen.send_signal(signal.SIGKILL)
+        first.popen.wait()
+        assert api.client.get(f"/v1/status/{task_id}", headers=HEADERS_A).json()["status"] == "PROCESSING_ASR"
+
+        start_process("worker", env)
+        status = api.wait(task_id, timeout=180)
+        assert status["status"] == "COMPLETE", status
+        transcribe = next(s for s in status["stages"] if s["name"] == "transcribe")
+        assert transcribe["attempts"] == 2, "the killed attempt and the redelivered one"
+        preprocess = next(s for s in status["stages"] if s["name"] == "preprocess")
+        assert preprocess["attempts"] == 1, "preprocessing was done once and not repeated"
+        results = redis.Redis.from_url(server.url.rsplit("/", 1)[0] + "/1")
+        assert results.keys(f"maie:task:{task_id}:result:*") == [f"maie:task:{task_id}:result:1".encode()]
+        results.close()
+        api.stop()
