@@ -40,8 +40,8 @@ def build_broker(settings: Settings, redis_url: str) -> RedisBroker:
     such messages back to the queue when another worker's broker maintenance finds the dead
     worker's heartbeat older than ``heartbeat_timeout``. Maintenance runs on a random fraction of
     broker commands (``maintenance_chance`` per million); MAIE raises that fraction from Dramatiq's
-    0.1 % so an idle worker polling once a second finds a dead worker's messages within about
-    ``heartbeat_timeout`` + 20 s rather than many minutes.
+    0.1 % to 1 %, so an idle worker polling its four queues every 100 ms (``MAIE_WORKER_POLL_MS``)
+    finds a dead worker's messages within about ``heartbeat_timeout`` + 3 s rather than minutes.
     """
     worker = settings.worker
     middleware = [

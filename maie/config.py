@@ -195,7 +195,9 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env(""))
     #: Seconds without a heartbeat after which a worker's unfinished messages are handed to others.
     worker_heartbeat_timeout_s: Positive = 60
     #: Chance, per million broker commands, that a worker looks for a dead worker's messages.
-    worker_requeue_check_per_million: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 50_000
+    worker_requeue_check_per_million: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 10_000
+    #: Longest pause, in milliseconds, between two polls of an idle queue (stage hand-off latency).
+    worker_poll_ms: Annotated[int, msgspec.Meta(ge=10, le=10_000)] = 100
     #: Seconds a stopping worker waits for running stages before it leaves them to redelivery.
     worker_stop_timeout_s: Positive = 30
 

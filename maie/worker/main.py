@@ -50,7 +50,12 @@ def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | No
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
-    worker = dramatiq.Worker(broker, queues=queue_names, worker_threads=settings.worker.worker_threads)
+    worker = dramatiq.Worker(
+        broker,
+        queues=queue_names,
+        worker_threads=settings.worker.worker_threads,
+        worker_timeout=settings.worker.worker_poll_ms,
+    )
     worker.start()
     log.info("worker.started", worker_id=worker_id, queues=sorted(queue_names), threads=worker.worker_threads)
     stop.wait()

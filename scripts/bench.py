@@ -1,0 +1,201 @@
+"""Benchmark: MAIE end to end against bare faster-whisper, and status-poll throughput.
+
+For one audio file and one model, in the same run on the same machine:
+
+1. the service's end-to-end time for ``features=raw_transcript`` — POST /v1/process until the status
+   is COMPLETE — with a warm, resident model (one warm-up task first);
+2. bare ``faster_whisper.WhisperModel.transcribe`` on the same file with the same decoding options
+   (taken from the same settings), model loaded once;
+3. status polling: GET /v1/status/{id} per second, plain and with If-None-Match (304).
+
+It prints measurements and their ratio; it asserts nothing.
+
+    uv run python scripts/bench.py --tiny                       # tiny random model, built here
+    uv run python scripts/bench.py --model /models/whisper-small-ct2 --audio ../shared/audio/jfk.flac
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from maie.config import Settings  # noqa: E402
+from maie.pipeline.asr.whisper_options import WhisperOptions  # noqa: E402
+from maie.redis_server import EmbeddedRedis  # noqa: E402
+from tests.fixtures.services import Api, Process  # noqa: E402
+
+KEY = "bench-key"
+DEFAULT_AUDIO = ROOT.parent / "shared" / "audio" / "jfk.flac"
+
+
+def parse_args() -> argparse.Namespace:
+    """Command-line options."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--audio", type=Path, default=DEFAULT_AUDIO, help="audio file (default: %(default)s)")
+    model = ap.add_mutually_exclusive_group(required=True)
+    model.add_argument("--model", help="faster-whisper model: a local CTranslate2 folder or a model name")
+    model.add_argument("--tiny", action="store_true", help="build and use the tiny random test model")
+    ap.add_argument("--runs", type=int, default=5, help="timed runs of each side (default: %(default)s)")
+    ap.add_argument("--beam-size", type=int, default=5)
+    ap.add_argument("--temperature", default="0.0,0.2,0.4,0.6,0.8,1.0")
+    ap.add_argument("--max-new-tokens", type=int, default=None)
+    ap.add_argument("--cpu-threads", type=int, default=0)
+    ap.add_argument("--vad", choices=["true", "false"], default="true")
+    ap.add_argument("--poll-seconds", type=float, default=3.0, help="length of each polling measurement")
+    return ap.parse_args()
+
+
+def whisper_env(args: argparse.Namespace, model: str) -> dict[str, str]:
+    """MAIE_WHISPER_* for both sides of the comparison."""
+    env = {
+        "MAIE_WHISPER_MODEL": model,
+        "MAIE_WHISPER_BEAM_SIZE": str(args.beam_size),
+        "MAIE_WHISPER_TEMPERATURE": args.temperature,
+        "MAIE_WHISPER_CPU_THREADS": str(args.cpu_threads),
+        "MAIE_WHISPER_VAD_FILTER": args.vad,
+    }
+    if args.max_new_tokens:
+        env["MAIE_WHISPER_MAX_NEW_TOKENS"] = str(args.max_new_tokens)
+    return env
+
+
+def run_service(args: argparse.Namespace, env: dict[str, str], work: Path) -> tuple[list[float], Api]:
+    """End-to-end seconds of ``args.runs`` tasks after one warm-up task; returns the running API too."""
+    api = Api(env, work / "api.log")
+    worker = Process(["worker"], env, work / "worker.log")
+    headers = {"X-API-Key": KEY}
+
+    def one() -> float:
+        started = time.perf_counter()
+        response = api.submit(args.audio, headers=headers)
+        response.raise_for_status()
+        task_id = response.json()["task_id"]
+        while True:
+            body = api.client.get(f"/v1/status/{task_id}", headers=headers).json()
+            if body["status"] == "COMPLETE":
+                return time.perf_counter() - started
+            if body["status"] == "FAILED":
+                msg = f"task failed: {body.get('error')}\n{worker.log()[-2000:]}"
+                raise RuntimeError(msg)
+            time.sleep(0.01)
+
+    one()  # warm-up: loads the model into the resident cache
+    times = [one() for _ in range(args.runs)]
+    worker.stop()
+    return times, api
+
+
+def run_bare(args: argparse.Namespace, env: dict[str, str], data_dir: Path) -> list[float]:
+    """Seconds of bare faster-whisper transcribe + materialised segments, model loaded once."""
+    from faster_whisper import WhisperModel
+
+    settings = Settings.from_env(env, env_file=None)
+    options = WhisperOptions.from_settings(settings.whisper, data_dir)
+    kwargs = options.transcribe_kwargs(language=None, word_timestamps=None)
+    model = WhisperModel(
+        options.model,
+        device=options.device,
+        compute_type=options.compute_type,
+        cpu_threads=options.cpu_threads,
+    )
+
+    def one() -> float:
+        started = time.perf_counter()
+        segments, _ = model.transcribe(str(args.audio), **kwargs)
+        list(segments)
+        return time.perf_counter() - started
+
+    one()
+    return [one() for _ in range(args.runs)]
+
+
+def poll_rate(api: Api, task_id: str, seconds: float, threads: int, *, etag: str | None) -> float:
+    """Status requests answered per second by ``threads`` clients polling one task."""
+    headers = {"X-API-Key": KEY, **({"If-None-Match": etag} if etag else {})}
+    expected = 304 if etag else 200
+    counts = [0] * threads
+    deadline = time.perf_counter() + seconds
+
+    def loop(i: int) -> None:
+        with httpx.Client(base_url=api.url, timeout=10) as client:
+            while time.perf_counter() < deadline:
+                if client.get(f"/v1/status/{task_id}", headers=headers).status_code == expected:
+                    counts[i] += 1
+
+    workers = [threading.Thread(target=loop, args=(i,)) for i in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sum(counts) / seconds
+
+
+def summary(times: list[float]) -> str:
+    """Median, min and max of a list of seconds."""
+    median = statistics.median(times)
+    return f"median {median:.3f} s  (min {min(times):.3f}, max {max(times):.3f}, n={len(times)})"
+
+
+def main() -> None:
+    """Run the benchmark and print its table."""
+    args = parse_args()
+    with tempfile.TemporaryDirectory(prefix="maie-bench-") as tmp:
+        work = Path(tmp)
+        model = args.model
+        if args.tiny:
+            from tests.fixtures.paths import TOKENIZER_DIR
+            from tests.fixtures.whisper_model import build_tiny_whisper
+
+            model = str(
+                build_tiny_whisper(work / "tiny-whisper", TOKENIZER_DIR / "whisper-tiny" / "tokenizer.json")
+            )
+        redis_server = EmbeddedRedis(work / "redis")
+        redis_server.start()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MAIE_")}
+        env.update(whisper_env(args, model))
+        env.update(
+            {
+                "MAIE_REDIS_URL": redis_server.url,
+                "MAIE_DATA_DIR": str(work / "data"),
+                "MAIE_API_KEYS": KEY,
+                "MAIE_MODEL_RESIDENCY": "resident",
+                "MAIE_LOG_LEVEL": "warning",
+                "MAIE_STATUS_RETRY_AFTER_S": "1",
+            }
+        )
+        try:
+            service, api = run_service(args, env, work)
+            bare = run_bare(args, env, work / "data")
+            task_id = api.submit(args.audio, headers={"X-API-Key": KEY}).json()["task_id"]
+            first = api.client.get(f"/v1/status/{task_id}", headers={"X-API-Key": KEY})
+            rates = {
+                "1 client, 200": poll_rate(api, task_id, args.poll_seconds, 1, etag=None),
+                "8 clients, 200": poll_rate(api, task_id, args.poll_seconds, 8, etag=None),
+                "8 clients, 304": poll_rate(api, task_id, args.poll_seconds, 8, etag=first.headers["ETag"]),
+            }
+            api.stop()
+        finally:
+            redis_server.stop()
+
+    print(f"audio: {args.audio}  model: {'tiny random' if args.tiny else model}  cpus: {os.cpu_count()}")
+    print(f"options: beam={args.beam_size} temperature={args.temperature} vad={args.vad} ")
+    print(f"service end to end (raw_transcript, resident, warm): {summary(service)}")
+    print(f"bare faster-whisper transcribe (same options, warm):  {summary(bare)}")
+    print(f"ratio service / bare (medians): {statistics.median(service) / statistics.median(bare):.2f}")
+    for name, rate in rates.items():
+        print(f"status polling, {name}: {rate:.0f} requests/s")
+
+
+if __name__ == "__main__":
+    main()
