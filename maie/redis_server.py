@@ -8,9 +8,12 @@ the same data folder join it without configuration.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -19,14 +22,29 @@ import structlog
 
 from maie.errors import ConfigError
 
-__all__ = ["EmbeddedRedis", "find_redis_binary", "read_embedded_url", "resolve_redis_url"]
+__all__ = ["EmbeddedRedis", "die_with_parent", "find_redis_binary", "read_embedded_url", "resolve_redis_url"]
 
 log = structlog.get_logger(__name__)
 
 #: Seconds to wait for a started server to answer PING.
 START_TIMEOUT_S = 15.0
+#: prctl option: the signal a child gets when its parent dies (linux/prctl.h).
+PR_SET_PDEATHSIG = 1
+# Looked up once in the parent: after fork, a child should not load libraries or take locks.
+_prctl = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
 #: File, inside the embedded server's folder, that holds its URL.
 URL_FILE = "url"
+
+
+def die_with_parent() -> None:
+    """In a child about to exec: get SIGTERM when the parent dies (Linux), even by SIGKILL.
+
+    Children of ``maie up`` run in their own session so that Ctrl-C in a terminal reaches only the
+    supervisor, which stops them in order (workers first, Redis last). This keeps them from
+    outliving a supervisor that is killed outright.
+    """
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def find_redis_binary() -> Path:
@@ -134,7 +152,12 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", "redis.log",
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdin=subprocess.DEVNULL)  # noqa: S603 - our own binary and args
+        self.process = subprocess.Popen(  # noqa: S603 - our own binary and args
+            args,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - it only calls prctl, looked up before the fork
+        )
         deadline = time.monotonic() + START_TIMEOUT_S
         while not _answers(self.url):
             if self.process.poll() is not None or time.monotonic() > deadline:

@@ -2,7 +2,9 @@
 
 A child that dies is started again after a back-off that grows while it keeps dying quickly. On
 SIGINT or SIGTERM every child is asked to stop (SIGTERM), given time to finish, then killed if it
-must be, and the embedded Redis is stopped last so nothing is lost from its AOF.
+must be, and the embedded Redis is stopped last so nothing is lost from its AOF. Children run in
+their own sessions, so a terminal's Ctrl-C reaches only the supervisor, and they get SIGTERM if the
+supervisor dies.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from maie.redis_server import EmbeddedRedis
+from maie.redis_server import EmbeddedRedis, die_with_parent
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -48,7 +50,13 @@ class Child:
 
     def start(self) -> None:
         """Start (or start again) the process."""
-        self.process = subprocess.Popen(self.argv, env=self.env, stdin=subprocess.DEVNULL)  # noqa: S603 - our own command
+        self.process = subprocess.Popen(  # noqa: S603 - our own command
+            self.argv,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - it only calls prctl, looked up before the fork
+        )
         self.started_at = time.monotonic()
         self.restart_at = None
         log.info("child.started", child=self.name, pid=self.process.pid)

@@ -69,6 +69,8 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
         signature_namespace={"Services": Services},
         exception_handlers=exception_handlers,
         debug=settings.server.debug,
+        # Logging is configured once by maie.logging for API and worker alike.
+        logging_config=None,
         openapi_config=OpenAPIConfig(
             title="MAIE",
             version=__version__,

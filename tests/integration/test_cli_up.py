@@ -144,6 +144,18 @@ class TestUp:
         assert not (up["data_dir"] / "redis" / "url").exists(), "the URL file of a stopped server is removed"
 
 
+    def test_children_do_not_outlive_a_killed_supervisor(self, up):
+        """SIGKILL of `maie up` itself: Redis, API and workers get SIGTERM and exit (no orphans)."""
+        process = up["process"]
+        children = list(_children(process.pid).values())
+        assert len(children) == 3
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        gone, alive = psutil.wait_procs(children, timeout=30)
+        assert not alive, [c.cmdline() for c in alive]
+        assert len(gone) == 3
+
+
 def test_api_without_redis_explains(tmp_path):
     """`maie api` with no MAIE_REDIS_URL and no embedded server says what to do."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAIE_")}
