@@ -26,6 +26,7 @@ __all__ = [
     "AuthSettings",
     "LlmSettings",
     "LogSettings",
+    "RateLimitSettings",
     "RedisSettings",
     "ServerSettings",
     "Settings",
@@ -43,6 +44,12 @@ Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 #: Highest sampling temperature accepted in MAIE_WHISPER_TEMPERATURE.
 MAX_TEMPERATURE = 2.0
+
+#: Smallest decode memory limit: a decoding child needs about 150 MiB of address space to start.
+MIN_DECODE_MEMORY_MB = 256
+
+#: Values of MAIE_RATE_LIMIT and MAIE_RATE_LIMIT_SUBMIT that turn the limit off.
+RATE_LIMIT_OFF = frozenset({"off", "none", "0"})
 
 #: Words accepted for booleans besides msgspec's own ``true/false/1/0``.
 _BOOL_WORDS = {"yes": "true", "on": "true", "no": "false", "off": "false"}
@@ -102,8 +109,13 @@ class AudioSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
     max_duration_s: PositiveFloat = 14400.0
     #: Seconds one decode of an upload may take before it is abandoned (a poison file fails alone).
     decode_time_limit_s: PositiveFloat = 600.0
+    #: MiB of address space one decode of an upload may use; 0 means no limit.
+    decode_memory_limit_mb: NonNegative = 1024
 
     def __post_init__(self) -> None:
+        if 0 < self.decode_memory_limit_mb < MIN_DECODE_MEMORY_MB:
+            msg = f"MAIE_DECODE_MEMORY_LIMIT_MB must be 0 (no limit) or at least {MIN_DECODE_MEMORY_MB}"
+            raise ValueError(msg)
         if self.min_duration_s >= self.max_duration_s:
             msg = "MAIE_MIN_DURATION_S must be smaller than MAIE_MAX_DURATION_S"
             raise ValueError(msg)
@@ -200,6 +212,10 @@ class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env(""))
     worker_poll_ms: Annotated[int, msgspec.Meta(ge=10, le=10_000)] = 100
     #: Seconds a stopping worker waits for running stages before it leaves them to redelivery.
     worker_stop_timeout_s: Positive = 30
+    #: Port of the worker's own Prometheus endpoint (``/metrics``); 0 turns it off.
+    worker_metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    #: Bind address of the worker's Prometheus endpoint.
+    worker_metrics_host: str = "127.0.0.1"
 
 
 class AuthSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
@@ -236,6 +252,33 @@ class LogSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("LOG_")
     format: Literal["auto", "console", "json"] = "auto"
 
 
+class RateLimitSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
+    """Requests each API key may send, counted in Redis so every API process shares the count."""
+
+    #: Every ``/v1`` request of one key, e.g. ``1200/minute`` or ``20/second;1200/minute``; ``off``.
+    rate_limit: str = "1200/minute"
+    #: Submissions (``POST /v1/process``) of one key, on top of ``MAIE_RATE_LIMIT``; ``off``.
+    rate_limit_submit: str = "120/minute"
+
+    def __post_init__(self) -> None:
+        from limits import parse_many  # noqa: PLC0415 - only settings need it; keeps `maie --help` fast
+
+        for name, value in (
+            ("MAIE_RATE_LIMIT", self.rate_limit),
+            ("MAIE_RATE_LIMIT_SUBMIT", self.rate_limit_submit),
+        ):
+            if value.strip().lower() in RATE_LIMIT_OFF:
+                continue
+            try:
+                parse_many(value)
+            except ValueError:
+                msg = (
+                    f"{name} must look like '120/minute' (several joined by ';', units second, minute, "
+                    f"hour or day) or be 'off', got {value!r}"
+                )
+                raise ValueError(msg) from None
+
+
 _GROUPS: dict[str, type[msgspec.Struct]] = {
     "server": ServerSettings,
     "redis": RedisSettings,
@@ -247,6 +290,7 @@ _GROUPS: dict[str, type[msgspec.Struct]] = {
     "worker": WorkerSettings,
     "auth": AuthSettings,
     "log": LogSettings,
+    "rate_limit": RateLimitSettings,
 }
 
 
@@ -272,6 +316,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    rate_limit: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
     #: ``MAIE_*`` variables that were set but that MAIE does not know (likely typos).
     unknown_variables: tuple[str, ...] = ()
 

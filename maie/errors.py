@@ -15,6 +15,7 @@ __all__ = [
     "AudioTooShortError",
     "BackendUnavailableError",
     "ConfigError",
+    "DecodeLimitError",
     "InvalidRequestError",
     "MaieError",
     "ModelLoadError",
@@ -22,6 +23,7 @@ __all__ = [
     "PayloadTooLargeError",
     "PermanentError",
     "QueueFullError",
+    "RateLimitedError",
     "StoreUnavailableError",
     "TransientError",
     "UnauthorizedError",
@@ -41,6 +43,10 @@ class MaieError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle with every attribute, so an error raised in a child process arrives whole."""
+        return (_restore, (type(self), self.args, self.__dict__))
 
 
 class PermanentError(MaieError):
@@ -145,3 +151,27 @@ class StoreUnavailableError(TransientError):
 
     status_code = 503
     code = "store_unavailable"
+
+
+class RateLimitedError(TransientError):
+    """Raised when an API key sent more requests than its rate limit allows."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, detail: str, *, retry_after_s: int, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail, extra=extra)
+        self.retry_after_s = retry_after_s
+
+
+class DecodeLimitError(UnsupportedMediaError):
+    """Raised when decoding a file broke its time or memory limit, or crashed the decoder."""
+
+    code = "decode_limit"
+
+
+def _restore(kind: type[MaieError], args: tuple[Any, ...], state: dict[str, Any]) -> MaieError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error

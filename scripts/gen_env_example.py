@@ -24,6 +24,7 @@ TITLES = {
     "worker": "Worker",
     "auth": "Auth",
     "log": "Logging",
+    "rate_limit": "Rate limits (per API key)",
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import anyio.to_thread
 from litestar import Litestar, Router
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -48,6 +49,7 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         services = Services(settings, redis_url=redis_url, broker=build_broker(settings, redis_url))
         app.state.services = services
+        await anyio.to_thread.run_sync(services.sandbox.start)
         try:
             yield
         finally:

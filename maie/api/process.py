@@ -189,7 +189,7 @@ class ProcessController(Controller):
         created = False
         try:
             raw, info = await receive_upload(
-                data.file, task_dir, PreprocessOptions.from_settings(settings.audio)
+                data.file, task_dir, PreprocessOptions.from_settings(settings.audio), services.sandbox
             )
             record = TaskRecord(
                 task_id=task_id,

@@ -13,6 +13,7 @@ import redis.exceptions
 
 from maie.errors import StoreUnavailableError
 from maie.pipeline.prompts import TemplateCatalog, default_templates_dir
+from maie.pipeline.sandbox import DecodeSandbox, SandboxLimits
 from maie.store import AsyncTaskStore, results_url
 
 if TYPE_CHECKING:
@@ -35,6 +36,10 @@ class Services:
             results_url(redis_url, settings.redis.results_db), ttl_s=settings.storage.result_ttl_s
         )
         self.templates = TemplateCatalog(settings.storage.templates_dir or default_templates_dir())
+        #: Where uploads are probed: a child process with MAIE_DECODE_* limits.
+        self.sandbox = DecodeSandbox(
+            SandboxLimits.from_settings(settings.audio), log=settings.log, process="api"
+        )
 
     async def enqueue(self, message: dramatiq.Message[None]) -> None:
         """Send a message through the (blocking) broker without blocking the event loop.

@@ -7,6 +7,7 @@ The client's filename is kept only as a label: it is checked for path tricks (a 
 
 from __future__ import annotations
 
+import functools
 import shutil
 import unicodedata
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from litestar.datastructures import UploadFile
 
     from maie.pipeline.preprocess import PreprocessOptions
+    from maie.pipeline.sandbox import DecodeSandbox
     from maie.schemas import AudioInfo
 
 __all__ = ["CHUNK_BYTES", "check_filename", "receive_upload", "remove_task_dir"]
@@ -66,12 +68,16 @@ def _extension(info: AudioInfo) -> str:
 
 
 async def receive_upload(
-    upload: UploadFile, task_dir: Path, options: PreprocessOptions
+    upload: UploadFile, task_dir: Path, options: PreprocessOptions, sandbox: DecodeSandbox | None = None
 ) -> tuple[Path, AudioInfo]:
     """Copy ``upload`` into ``task_dir`` in chunks, probe it, and keep it as ``raw.<ext>``.
 
+    The probe runs in ``sandbox`` (a child process with time and memory limits) when one is given,
+    so a file built to hang or crash FFmpeg fails its own request and nothing else.
+
     Raises:
         UnsupportedMediaError: if PyAV cannot decode audio from it (415).
+        DecodeLimitError: if probing it broke the sandbox's limits or crashed the decoder (415).
         AudioTooShortError: below MAIE_MIN_DURATION_S (422).
         AudioTooLongError: above MAIE_MAX_DURATION_S (422).
     """
@@ -80,7 +86,13 @@ async def receive_upload(
     async with aiofiles.open(part, "wb") as out:
         while chunk := await upload.read(CHUNK_BYTES):
             await out.write(chunk)
-    info = await anyio.to_thread.run_sync(probe, part)
+    check = functools.partial(
+        probe,
+        part,
+        max_duration_s=options.max_duration_s,
+        decode_time_limit_s=options.decode_time_limit_s,
+    )
+    info = await anyio.to_thread.run_sync(check if sandbox is None else functools.partial(sandbox.run, check))
     check_duration(info, options)
     raw = task_dir / f"raw.{_extension(info)}"
     await anyio.Path(part).rename(raw)

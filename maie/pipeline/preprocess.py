@@ -36,6 +36,7 @@ __all__ = [
     "PreprocessOptions",
     "Preprocessor",
     "check_duration",
+    "convert",
     "probe",
 ]
 
@@ -369,3 +370,14 @@ class Preprocessor(Stage[PreprocessOptions, PreprocessInput, PreprocessArtifact]
         if samples == 0:
             raise _refuse("no audio could be decoded")
         return samples
+
+
+def convert(options: PreprocessOptions, data: PreprocessInput) -> PreprocessArtifact:
+    """Run the preprocess stage once on ``data``: the entry point the decode sandbox runs in a child.
+
+    Raises:
+        UnsupportedMediaError, AudioTooShortError, AudioTooLongError, FileNotFoundError: as
+            :meth:`Preprocessor.process`.
+    """
+    with Preprocessor(options) as stage:
+        return stage.process(data)

@@ -40,6 +40,7 @@ def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | No
         results_url(redis_url, settings.redis.results_db), ttl_s=settings.storage.result_ttl_s
     )
     runtime = WorkerRuntime(settings, store)
+    runtime.sandbox.start()
     broker = build_broker(settings, redis_url)
     broker.add_middleware(LogContext())
     broker.add_middleware(TaskFailure(runtime.tracker, STAGE_OF_ACTOR))

@@ -7,6 +7,7 @@ without doing the work again.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -18,7 +19,8 @@ from maie.errors import PermanentError
 from maie.hardware import cuda_available
 from maie.pipeline.asr.base import AsrInput
 from maie.pipeline.asr.registry import create
-from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, Preprocessor
+from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, convert
+from maie.pipeline.sandbox import DecodeSandbox, SandboxLimits
 from maie.schemas import (
     AsrArtifact,
     Feature,
@@ -55,6 +57,11 @@ class WorkerRuntime:
         residency = settings.worker.model_residency or ("sequential" if cuda_available() else "resident")
         log.info("worker.residency", mode=residency)
         self.models = ModelCache(residency, max_models=settings.worker.resident_max_models)
+        #: Where uploads are decoded: a child process with MAIE_DECODE_* limits, so a poison file
+        #: fails its own task and never the worker.
+        self.sandbox = DecodeSandbox(
+            SandboxLimits.from_settings(settings.audio), log=settings.log, process="worker"
+        )
 
     def preprocess(self, record: TaskRecord) -> PreprocessArtifact:
         """Decode the upload to 16 kHz mono WAV (once)."""
@@ -66,8 +73,8 @@ class WorkerRuntime:
         if not source.is_file():
             raise PermanentError("the uploaded file is gone from the data folder; submit the recording again")
         options = PreprocessOptions.from_settings(self.settings.audio)
-        with Preprocessor(options) as stage:
-            artifact = stage.process(PreprocessInput(source=source, target=source.parent / WAV_NAME))
+        job = PreprocessInput(source=source, target=source.parent / WAV_NAME)
+        artifact = self.sandbox.run(functools.partial(convert, options, job))
         self.store.put_artifact(record.task_id, StageName.PREPROCESS, artifact)
         return artifact
 
