@@ -23,7 +23,7 @@ from dramatiq.middleware import (
 if TYPE_CHECKING:
     from maie.config import Settings
 
-__all__ = ["NAMESPACE", "QUEUE_CPU", "QUEUE_GPU", "build_broker", "stage_message"]
+__all__ = ["NAMESPACE", "QUEUE_CPU", "QUEUE_GPU", "REQUEST_ID_OPTION", "build_broker", "stage_message"]
 
 #: Queue of CPU stages (preprocess, finalize); CPU workers consume it.
 QUEUE_CPU = "maie.cpu"
@@ -31,6 +31,8 @@ QUEUE_CPU = "maie.cpu"
 QUEUE_GPU = "maie.gpu"
 #: Prefix of the broker's Redis keys, apart from other Dramatiq users of the same server.
 NAMESPACE = "maie-dramatiq"
+#: Message option carrying the id of the HTTP request that created the task, for the worker's logs.
+REQUEST_ID_OPTION = "request_id"
 
 
 def build_broker(settings: Settings, redis_url: str) -> RedisBroker:
@@ -67,15 +69,19 @@ def build_broker(settings: Settings, redis_url: str) -> RedisBroker:
     )
 
 
-def stage_message(actor_name: str, queue_name: str, task_id: str) -> dramatiq.Message[None]:
+def stage_message(
+    actor_name: str, queue_name: str, task_id: str, *, request_id: str | None = None
+) -> dramatiq.Message[None]:
     """A message for the actor ``actor_name`` about ``task_id``, built without importing the actor.
 
-    The API uses it to start a pipeline without loading the worker's code.
+    The API uses it to start a pipeline without loading the worker's code. ``request_id`` rides
+    along in the message options; the worker binds it into its log lines and passes it on to the
+    task's next messages.
     """
     return dramatiq.Message(
         queue_name=queue_name,
         actor_name=actor_name,
         args=(task_id,),
         kwargs={},
-        options={},
+        options={REQUEST_ID_OPTION: request_id} if request_id else {},
     )

@@ -16,7 +16,10 @@ from maie.api.discovery import DiscoveryController
 from maie.api.errors import exception_handlers
 from maie.api.guards import API_KEY_HEADER, api_key_guard
 from maie.api.health import HealthController
+from maie.api.metrics import MetricsController, http_metrics_config
 from maie.api.process import ProcessController
+from maie.api.rate_limit import rate_limit_guard
+from maie.api.request_id import RequestIdMiddleware, add_request_id_header
 from maie.api.services import Services
 from maie.api.status import StatusController
 from maie.broker import build_broker
@@ -59,12 +62,15 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
     v1 = Router(
         path="/v1",
         route_handlers=[ProcessController, StatusController, DiscoveryController],
-        guards=[api_key_guard],
+        guards=[api_key_guard, rate_limit_guard],
         security=[{"ApiKey": []}],
         request_max_body_size=max_body,
     )
     return Litestar(
-        route_handlers=[v1, HealthController],
+        route_handlers=[v1, HealthController, MetricsController],
+        # Outermost first: the request id wraps everything, so even a failed request has one.
+        middleware=[RequestIdMiddleware(), http_metrics_config().middleware],
+        before_send=[add_request_id_header],
         lifespan=[lifespan],
         dependencies={"services": Provide(_provide_services, sync_to_thread=False)},
         # Handlers import Services for type checking only; Litestar resolves their hints here.

@@ -8,7 +8,7 @@ import structlog
 from litestar import Response
 from litestar.exceptions import HTTPException
 
-from maie.errors import MaieError, QueueFullError, TransientError
+from maie.errors import MaieError, QueueFullError, RateLimitedError, TransientError
 from maie.schemas import ErrorBody
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def _error(
 
 def _maie_error(request: Request[Any, Any, Any], exc: MaieError) -> Response[ErrorBody]:
     headers = None
-    if isinstance(exc, QueueFullError):
+    if isinstance(exc, QueueFullError | RateLimitedError):
         headers = {"Retry-After": str(exc.retry_after_s)}
     elif isinstance(exc, TransientError):
         headers = {"Retry-After": str(request.app.state.services.settings.server.busy_retry_after_s)}

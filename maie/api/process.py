@@ -16,6 +16,8 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
 from maie.api.guards import admission_guard, tenant_of
+from maie.api.rate_limit import submission_rate_limit_guard
+from maie.api.request_id import request_id_of
 from maie.api.uploads import check_filename, receive_upload, remove_task_dir
 from maie.broker import QUEUE_CPU, stage_message
 from maie.errors import (
@@ -170,7 +172,7 @@ class ProcessController(Controller):
     @post(
         "/",
         status_code=202,
-        guards=[admission_guard],
+        guards=[submission_rate_limit_guard, admission_guard],
         summary="Submit a recording",
         description="Streams the upload to disk, checks it is decodable audio, and queues the pipeline.",
     )
@@ -199,16 +201,20 @@ class ProcessController(Controller):
                 audio_path=str(raw),
                 source=info,
                 stages=_planned_stages(task_request.features),
+                request_id=request_id_of(request),
             )
             await services.store.create(record)
             created = True
-            await services.enqueue(stage_message(StageName.PREPROCESS.value, QUEUE_CPU, task_id))
+            await services.enqueue(
+                stage_message(StageName.PREPROCESS.value, QUEUE_CPU, task_id, request_id=record.request_id)
+            )
         except BaseException:
             # Nothing half-made stays behind: no folder, no record, no count in the queue depth.
             remove_task_dir(task_dir)
             if created:
                 await _discard(services, task_id)
             raise
+        await services.metrics.task_accepted()
         log.info(
             "task.accepted",
             features=[f.value for f in task_request.features],

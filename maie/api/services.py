@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 import redis.exceptions
 
+from maie.api.metrics import ApiMetrics
+from maie.api.rate_limit import RateLimiter
 from maie.errors import StoreUnavailableError
 from maie.pipeline.prompts import TemplateCatalog, default_templates_dir
 from maie.pipeline.sandbox import DecodeSandbox, SandboxLimits
@@ -37,6 +39,10 @@ class Services:
         )
         self.templates = TemplateCatalog(settings.storage.templates_dir or default_templates_dir())
         #: Where uploads are probed: a child process with MAIE_DECODE_* limits.
+        #: Requests per API key, counted in Redis next to the tasks.
+        self.rate_limiter = RateLimiter(settings.rate_limit, self.store.client)
+        #: The cluster-wide metrics: counted here, read by GET /metrics.
+        self.metrics = ApiMetrics(settings, results=self.store.client, redis_url=redis_url)
         self.sandbox = DecodeSandbox(
             SandboxLimits.from_settings(settings.audio), log=settings.log, process="api"
         )
@@ -54,5 +60,6 @@ class Services:
 
     async def close(self) -> None:
         """Close connection pools."""
+        await self.metrics.close()
         await self.store.close()
         self.broker.close()

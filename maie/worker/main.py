@@ -15,6 +15,7 @@ import structlog
 from maie.broker import QUEUE_CPU, QUEUE_GPU, build_broker
 from maie.store import TaskStore, results_url
 from maie.worker.actors import STAGE_OF_ACTOR, register_actors
+from maie.worker.metrics import WorkerMetrics
 from maie.worker.middleware import Heartbeat, LogContext, TaskFailure
 from maie.worker.runtime import WorkerRuntime
 
@@ -45,6 +46,15 @@ def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | No
     broker.add_middleware(LogContext())
     broker.add_middleware(TaskFailure(runtime.tracker, STAGE_OF_ACTOR))
     broker.add_middleware(Heartbeat(store, worker_id))
+    broker.add_middleware(
+        WorkerMetrics(
+            runtime.metrics,
+            worker_id=worker_id,
+            queues=queue_names,
+            host=settings.worker.worker_metrics_host,
+            port=settings.worker.worker_metrics_port,
+        )
+    )
     register_actors(broker, runtime)
 
     stop = threading.Event()

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from dramatiq.middleware import Middleware
 
+from maie.broker import REQUEST_ID_OPTION
 from maie.errors import StoreUnavailableError
 
 if TYPE_CHECKING:
@@ -84,13 +85,28 @@ class TaskFailure(Middleware):
 
 
 class LogContext(Middleware):
-    """Binds the task id (and message id) into every log line written while a message runs."""
+    """Binds the task id and request id into every log line written while a message runs.
+
+    The request id (of the HTTP request that created the task) comes in the message options and
+    is stamped onto every message sent while this one runs, so it follows the task to its end.
+    """
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
-        """Bind the message's task id."""
+        """Bind the message's task id and request id."""
         structlog.contextvars.clear_contextvars()
         task_id = str(message.args[0]) if message.args else None
         structlog.contextvars.bind_contextvars(task_id=task_id, actor=message.actor_name)
+        request_id = message.options.get(REQUEST_ID_OPTION)
+        if request_id:
+            structlog.contextvars.bind_contextvars(request_id=str(request_id))
+
+    def before_enqueue(
+        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], delay: int | None
+    ) -> None:
+        """Carry the running message's request id on to the messages it sends."""
+        request_id = structlog.contextvars.get_contextvars().get("request_id")
+        if request_id and REQUEST_ID_OPTION not in message.options:
+            message.options[REQUEST_ID_OPTION] = request_id
 
     def after_process_message(
         self,

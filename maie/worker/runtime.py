@@ -17,6 +17,7 @@ import structlog
 from maie import __version__
 from maie.errors import PermanentError
 from maie.hardware import cuda_available
+from maie.metrics import MetricsRecorder
 from maie.pipeline.asr.base import AsrInput
 from maie.pipeline.asr.registry import create
 from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, convert
@@ -53,7 +54,9 @@ class WorkerRuntime:
     def __init__(self, settings: Settings, store: TaskStore) -> None:
         self.settings = settings
         self.store = store
-        self.tracker = StageTracker(store, keep_audio=settings.storage.keep_audio)
+        #: The cluster-wide series this worker adds to (in Redis, next to the task store).
+        self.metrics = MetricsRecorder(store.client)
+        self.tracker = StageTracker(store, keep_audio=settings.storage.keep_audio, metrics=self.metrics)
         residency = settings.worker.model_residency or ("sequential" if cuda_available() else "resident")
         log.info("worker.residency", mode=residency)
         self.models = ModelCache(residency, max_models=settings.worker.resident_max_models)
@@ -129,7 +132,9 @@ class WorkerRuntime:
         )
         if not self.store.put_result(record.task_id, result):
             log.info("result.already_stored", version=result.version)
-        self.tracker.complete(record.task_id, result.version)
+        self.tracker.complete(
+            record.task_id, result.version, rtf=result.metrics.rtf if result.metrics else None
+        )
 
     def close(self) -> None:
         """Unload resident models and close the store."""

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING
 import structlog
 
 from maie.errors import MaieError, NotFoundError, StoreUnavailableError
+from maie.metrics import RTF, STAGE_SECONDS, TaskOutcome
 from maie.schemas import StageName, StageState, TaskRecord, TaskStatus
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from maie.metrics import MetricsRecorder
     from maie.store import TaskStore
 
 __all__ = ["STATUS_OF_STAGE", "StageTracker", "is_permanent"]
@@ -56,9 +58,11 @@ def _now() -> datetime:
 class StageTracker:
     """Records what each stage of a task is doing."""
 
-    def __init__(self, store: TaskStore, *, keep_audio: bool) -> None:
+    def __init__(self, store: TaskStore, *, keep_audio: bool, metrics: MetricsRecorder | None = None) -> None:
         self.store = store
         self.keep_audio = keep_audio
+        #: Where stage durations and task outcomes are counted (cluster-wide, in Redis).
+        self.metrics = metrics
 
     @contextmanager
     def stage(self, task_id: str, name: StageName) -> Iterator[TaskRecord | None]:
@@ -135,6 +139,8 @@ class StageTracker:
 
         self.store.update(task_id, change)
         log.info("stage.finished", duration_s=round(duration_s, 3))
+        if self.metrics is not None:
+            self.metrics.observe(STAGE_SECONDS, duration_s, name.value)
 
     def _note_error(self, task_id: str, name: StageName, exc: BaseException) -> None:
         detail, _ = _describe(exc)
@@ -151,8 +157,10 @@ class StageTracker:
     def fail(self, task_id: str, name: StageName | None, exc: BaseException) -> None:
         """Fail the task now with ``exc`` (no-op if it already finished)."""
         detail, code = _describe(exc)
+        failed_now: list[bool] = []
 
         def change(record: TaskRecord) -> None:
+            failed_now[:] = [not record.status.terminal]
             if record.status.terminal:
                 return
             now = _now()
@@ -173,12 +181,19 @@ class StageTracker:
             log.error("task.fail_not_recorded", error=detail, reason=str(store_exc))  # noqa: TRY400 - not an exception context
             return
         log.warning("task.failed", error=detail, error_code=code, failed_stage=record.failed_stage)
+        if failed_now[0] and self.metrics is not None:
+            self.metrics.task_finished(TaskOutcome.FAILED, stage=record.failed_stage, error_code=code)
         self._drop_audio(record)
 
-    def complete(self, task_id: str, result_version: int) -> TaskRecord:
-        """Mark the task COMPLETE with its result version, then drop its audio unless kept."""
+    def complete(self, task_id: str, result_version: int, *, rtf: float | None = None) -> TaskRecord:
+        """Mark the task COMPLETE with its result version, then drop its audio unless kept.
+
+        ``rtf``, the run's real-time factor, is counted in ``maie_rtf`` when this call completes the task.
+        """
+        completed_now: list[bool] = []
 
         def change(record: TaskRecord) -> None:
+            completed_now[:] = [not record.status.terminal]
             if record.status.terminal:
                 return
             record.status = TaskStatus.COMPLETE
@@ -187,6 +202,10 @@ class StageTracker:
 
         record = self.store.update(task_id, change)
         log.info("task.complete", result_version=record.result_version)
+        if completed_now[0] and self.metrics is not None:
+            self.metrics.task_finished(TaskOutcome.COMPLETE)
+            if rtf is not None:
+                self.metrics.observe(RTF, rtf)
         self._drop_audio(record)
         return record
 

@@ -1,0 +1,87 @@
+"""GET /metrics: Prometheus text with this process's HTTP series and the cluster-wide MAIE series.
+
+HTTP series (``maie_http_*``) come from Litestar's Prometheus middleware and describe this API
+process; route paths are grouped by template, so task ids do not multiply the series. The MAIE
+series (``maie_tasks_total``, ``maie_stage_seconds``, ``maie_queue_wait_seconds``, ``maie_rtf``,
+``maie_queue_depth``, ...) describe the whole deployment: workers add to them in Redis and any API
+process reads them at scrape time (see :mod:`maie.metrics`), so every API replica reports the same
+values. docs/operations.md lists each series and suggested alerts.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import redis.asyncio as aioredis
+from litestar import Controller, Response, get
+from litestar.plugins.prometheus import PrometheusConfig
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+from maie.api.health import WORKER_HEARTBEAT_WINDOW_S
+from maie.metrics import AsyncMetricsRecorder, ClusterCollector, ClusterSnapshot, read_cluster
+
+if TYPE_CHECKING:
+    from maie.api.services import Services
+    from maie.config import Settings
+
+__all__ = ["METRICS_PATH", "ApiMetrics", "MetricsController", "http_metrics_config"]
+
+#: Where the metrics are served.
+METRICS_PATH: Final = "/metrics"
+
+
+def http_metrics_config() -> PrometheusConfig:
+    """Litestar's Prometheus middleware: requests by method, route template and status."""
+    return PrometheusConfig(
+        app_name="maie",
+        prefix="maie_http",
+        group_path=True,  # /v1/status/{task_id:str}, not one series per task
+        exclude=[f"^{METRICS_PATH}$"],  # scrapes are not traffic
+    )
+
+
+class ApiMetrics:
+    """The cluster-wide series as one API process sees them: it counts what it accepts, reads the rest."""
+
+    def __init__(self, settings: Settings, *, results: aioredis.Redis, redis_url: str) -> None:
+        self.settings = settings
+        self.recorder = AsyncMetricsRecorder(results)
+        self.results = results
+        self.broker = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+
+    async def task_accepted(self) -> None:
+        """Count a task this process accepted and queued."""
+        await self.recorder.task_accepted()
+
+    async def snapshot(self) -> ClusterSnapshot:
+        """Read the cluster-wide series from Redis."""
+        return await read_cluster(
+            self.results,
+            self.broker,
+            ttl_s=self.settings.storage.result_ttl_s,
+            worker_window_s=WORKER_HEARTBEAT_WINDOW_S,
+        )
+
+    async def close(self) -> None:
+        """Close the broker-database client (the results client belongs to the task store)."""
+        await self.broker.aclose()
+
+
+class MetricsController(Controller):
+    """Prometheus metrics."""
+
+    path = METRICS_PATH
+    tags = ("health",)
+
+    @get(
+        "/",
+        summary="Prometheus metrics (text exposition format)",
+        media_type=CONTENT_TYPE_LATEST,
+        cache=False,
+    )
+    async def metrics(self, services: Services) -> Response[bytes]:
+        """This process's HTTP series, then the deployment's MAIE series read from Redis."""
+        cluster = CollectorRegistry(auto_describe=False)
+        cluster.register(ClusterCollector(await services.metrics.snapshot()))
+        body = generate_latest(REGISTRY) + generate_latest(cluster)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)

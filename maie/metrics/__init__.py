@@ -1,0 +1,26 @@
+"""Prometheus series of MAIE: cluster-wide task series kept in Redis, and how to read them."""
+
+from maie.metrics.collector import ClusterCollector, ClusterSnapshot, read_cluster
+from maie.metrics.recorder import AsyncMetricsRecorder, MetricsRecorder
+from maie.metrics.series import (
+    HISTOGRAMS,
+    QUEUE_WAIT_SECONDS,
+    RTF,
+    STAGE_SECONDS,
+    HistogramSeries,
+    TaskOutcome,
+)
+
+__all__ = [
+    "HISTOGRAMS",
+    "QUEUE_WAIT_SECONDS",
+    "RTF",
+    "STAGE_SECONDS",
+    "AsyncMetricsRecorder",
+    "ClusterCollector",
+    "ClusterSnapshot",
+    "HistogramSeries",
+    "MetricsRecorder",
+    "TaskOutcome",
+    "read_cluster",
+]
