@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from litestar import Controller, Response, get
+from litestar.openapi import ResponseSpec
 
 from maie import __version__
 from maie.errors import StoreUnavailableError
@@ -45,7 +46,11 @@ class HealthController(Controller):
             worker_active=worker_active,
         )
 
-    @get("/ready", summary="Readiness: 200 when submissions can be accepted, else 503")
+    @get(
+        "/ready",
+        summary="Readiness: 200 when submissions can be accepted, else 503",
+        responses={503: ResponseSpec(data_container=dict[str, str], description="Redis cannot be reached")},
+    )
     async def ready(self, services: Services) -> Response[dict[str, str]]:
         """Answer 200 when Redis answers, 503 otherwise."""
         if await services.store.ping():

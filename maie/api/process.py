@@ -16,6 +16,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
 from maie.api.guards import admission_guard, tenant_of
+from maie.api.openapi import V1_ERRORS, error_responses
 from maie.api.rate_limit import submission_rate_limit_guard
 from maie.api.request_id import request_id_of
 from maie.api.uploads import check_filename, receive_upload, remove_task_dir
@@ -173,6 +174,7 @@ class ProcessController(Controller):
         "/",
         status_code=202,
         guards=[submission_rate_limit_guard, admission_guard],
+        responses=error_responses(400, 413, 415, 422, *V1_ERRORS),
         summary="Submit a recording",
         description="Streams the upload to disk, checks it is decodable audio, and queues the pipeline.",
     )

@@ -12,6 +12,7 @@ from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from maie.api.guards import tenant_of
+from maie.api.openapi import V1_ERRORS, error_responses
 from maie.errors import NotFoundError
 from maie.schemas import ErrorBody, StatusResponse, TaskRecord
 
@@ -77,6 +78,7 @@ class StatusController(Controller):
             200: ResponseSpec(data_container=StatusResponse, description="The task"),
             304: ResponseSpec(data_container=None, description="Unchanged since the ETag in If-None-Match"),
             404: ResponseSpec(data_container=ErrorBody, description="No such task for this key"),
+            **error_responses(*V1_ERRORS),
         },
     )
     async def status(
