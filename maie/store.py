@@ -16,13 +16,15 @@ optimistic transactions for read-modify-write); the API uses :class:`AsyncTaskSt
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
 import redis
 import redis.asyncio as aioredis
 import redis.exceptions
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
 
 from maie.errors import NotFoundError, StoreUnavailableError
 from maie.schemas import ResultVersion, TaskRecord
@@ -30,7 +32,7 @@ from maie.schemas import ResultVersion, TaskRecord
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-__all__ = ["AsyncTaskStore", "TaskStore", "results_url"]
+__all__ = ["AsyncTaskStore", "TaskStore", "async_reconnect", "results_url"]
 
 T = TypeVar("T")
 StructT = TypeVar("StructT", bound=msgspec.Struct)
@@ -70,6 +72,20 @@ def results_url(url: str, db: int) -> str:
         # urlunsplit drops the "//" of an empty host, which redis-py needs for unix URLs.
         return f"unix://{parts.path}?{urlencode(query)}"
     return urlunsplit(parts._replace(path=f"/{db}"))
+
+
+def async_reconnect() -> dict[str, Any]:
+    """Options of an async client that reconnects when Redis restarted under it.
+
+    redis-py's sync client retries a command whose pooled connection the server closed; its async
+    client does not, so after a Redis restart every stale connection would fail one request.
+    Connection errors are retried three times with a short back-off; timeouts are not (a host
+    that does not answer should fail fast, within the socket timeout).
+    """
+    return {
+        "retry": Retry(ExponentialWithJitterBackoff(base=0.05, cap=1.0), retries=3),
+        "retry_on_error": [redis.exceptions.ConnectionError],
+    }
 
 
 def _decode(data: object, kind: type[StructT], what: str) -> StructT:
@@ -190,7 +206,7 @@ class AsyncTaskStore:
     @classmethod
     def from_url(cls, url: str, *, ttl_s: int) -> AsyncTaskStore:
         """Open a pooled client on the results database URL (no I/O until first use)."""
-        client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, **async_reconnect())
         return cls(client, ttl_s=ttl_s)
 
     async def _call(self, awaitable: Awaitable[T]) -> T:

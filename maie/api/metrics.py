@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 
 from maie.api.health import WORKER_HEARTBEAT_WINDOW_S
 from maie.metrics import AsyncMetricsRecorder, ClusterCollector, ClusterSnapshot, read_cluster
+from maie.store import async_reconnect
 
 if TYPE_CHECKING:
     from maie.api.services import Services
@@ -47,7 +48,9 @@ class ApiMetrics:
         self.settings = settings
         self.recorder = AsyncMetricsRecorder(results)
         self.results = results
-        self.broker = aioredis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+        self.broker = aioredis.Redis.from_url(
+            redis_url, socket_connect_timeout=2, socket_timeout=5, **async_reconnect()
+        )
 
     async def task_accepted(self) -> None:
         """Count a task this process accepted and queued."""

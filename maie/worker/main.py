@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING
 
 import dramatiq
 import structlog
+from dramatiq.middleware import AgeLimit, Retries
 
 from maie.broker import QUEUE_CPU, QUEUE_GPU, build_broker
 from maie.store import TaskStore, results_url
 from maie.worker.actors import STAGE_OF_ACTOR, register_actors
 from maie.worker.metrics import WorkerMetrics
-from maie.worker.middleware import Heartbeat, LogContext, TaskFailure
+from maie.worker.middleware import AwaitRedis, Heartbeat, LogContext, TaskFailure
 from maie.worker.runtime import WorkerRuntime
 
 if TYPE_CHECKING:
@@ -43,9 +44,12 @@ def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | No
     runtime = WorkerRuntime(settings, store)
     runtime.sandbox.start()
     broker = build_broker(settings, redis_url)
-    broker.add_middleware(LogContext())
-    broker.add_middleware(TaskFailure(runtime.tracker, STAGE_OF_ACTOR))
-    broker.add_middleware(Heartbeat(store, worker_id))
+    stop = threading.Event()
+    # Dramatiq runs before_* hooks in list order and after_* hooks in reverse. The log context is
+    # bound first and cleared last; TaskFailure and the metrics' outcome come after Retries has
+    # decided whether the message failed; AwaitRedis holds a failure until Retries can enqueue.
+    broker.add_middleware(LogContext(), before=AgeLimit)
+    broker.add_middleware(TaskFailure(runtime.tracker, STAGE_OF_ACTOR), before=Retries)
     broker.add_middleware(
         WorkerMetrics(
             runtime.metrics,
@@ -53,11 +57,13 @@ def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | No
             queues=queue_names,
             host=settings.worker.worker_metrics_host,
             port=settings.worker.worker_metrics_port,
-        )
+        ),
+        before=Retries,
     )
+    broker.add_middleware(Heartbeat(store, worker_id))
+    broker.add_middleware(AwaitRedis(broker.client.ping, stop))
     register_actors(broker, runtime)
 
-    stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -10,15 +11,18 @@ from dramatiq.middleware import Middleware
 
 from maie.broker import REQUEST_ID_OPTION
 from maie.errors import StoreUnavailableError
+from maie.store import REDIS_DOWN
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import dramatiq
 
     from maie.schemas import StageName
     from maie.store import TaskStore
     from maie.worker.tracker import StageTracker
 
-__all__ = ["HEARTBEAT_INTERVAL_S", "Heartbeat", "LogContext", "TaskFailure"]
+__all__ = ["HEARTBEAT_INTERVAL_S", "AwaitRedis", "Heartbeat", "LogContext", "TaskFailure"]
 
 log = structlog.get_logger(__name__)
 
@@ -122,3 +126,55 @@ class LogContext(Middleware):
     def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
         """Forget the context of a skipped message."""
         structlog.contextvars.clear_contextvars()
+
+
+class AwaitRedis(Middleware):
+    """Holds a failed message until Redis answers again, so that its retry is not lost.
+
+    A stage that fails because Redis went away (a restart, a failover) raises; Dramatiq's Retries
+    then enqueues the retry, which needs Redis too. Without this, that enqueue fails, the message
+    is acknowledged once Redis is back, and the task is stranded in a running status for ever.
+    Dramatiq runs ``after_*`` hooks in reverse order, so added last this runs before Retries (and
+    before TaskFailure, which records a failure in Redis): it waits, polling, until Redis answers
+    or the worker stops. A stopped worker leaves the message unacknowledged; another worker takes
+    it over after the heartbeat timeout.
+
+    Args:
+        ping: Raises (or returns False) while Redis cannot be reached.
+        stop: Set when the worker is stopping.
+        interval_s: Seconds between two pings.
+    """
+
+    def __init__(self, ping: Callable[[], object], stop: threading.Event, *, interval_s: float = 1.0) -> None:
+        self.ping = ping
+        self.stop = stop
+        self.interval_s = interval_s
+
+    def _answers(self) -> bool:
+        try:
+            return bool(self.ping())
+        except REDIS_DOWN:
+            return False
+
+    def after_process_message(
+        self,
+        broker: dramatiq.Broker,
+        message: dramatiq.MessageProxy,
+        *,
+        result: Any = None,  # noqa: ANN401 - Dramatiq's hook signature
+        exception: BaseException | None = None,
+    ) -> None:
+        """After a failure, wait for Redis before Retries and TaskFailure need it."""
+        if exception is None or self._answers():
+            return
+        started = time.monotonic()
+        log.warning(
+            "worker.redis_unreachable",
+            actor=message.actor_name,
+            hint="waiting for Redis to retry the message",
+        )
+        while not self.stop.wait(self.interval_s):
+            if self._answers():
+                log.info("worker.redis_back", waited_s=round(time.monotonic() - started, 1))
+                return
+        log.warning("worker.redis_wait_abandoned", reason="worker stopping; the message will be redelivered")
