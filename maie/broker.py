@@ -6,10 +6,14 @@ The broker lives in the database named by the Redis URL; the task store uses
 
 from __future__ import annotations
 
+import threading
+import uuid
 from typing import TYPE_CHECKING
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
+import structlog
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.errors import ConnectionClosed
 from dramatiq.middleware import (
     AgeLimit,
     Callbacks,
@@ -23,7 +27,17 @@ from dramatiq.middleware import (
 if TYPE_CHECKING:
     from maie.config import Settings
 
-__all__ = ["NAMESPACE", "QUEUE_CPU", "QUEUE_GPU", "REQUEST_ID_OPTION", "build_broker", "stage_message"]
+__all__ = [
+    "NAMESPACE",
+    "QUEUE_CPU",
+    "QUEUE_GPU",
+    "REQUEST_ID_OPTION",
+    "RecoveringRedisBroker",
+    "build_broker",
+    "stage_message",
+]
+
+log = structlog.get_logger(__name__)
 
 #: Queue of CPU stages (preprocess, finalize); CPU workers consume it.
 QUEUE_CPU = "maie.cpu"
@@ -33,6 +47,68 @@ QUEUE_GPU = "maie.gpu"
 NAMESPACE = "maie-dramatiq"
 #: Message option carrying the id of the HTTP request that created the task, for the worker's logs.
 REQUEST_ID_OPTION = "request_id"
+
+
+class _RecoveringConsumer(_RedisConsumer):
+    """Dramatiq's Redis consumer, telling its broker when Redis went away and when it came back."""
+
+    broker: RecoveringRedisBroker
+
+    def __next__(self) -> dramatiq.MessageProxy | None:
+        try:
+            message: dramatiq.MessageProxy | None = super().__next__()  # type: ignore[no-untyped-call]
+        except ConnectionClosed:
+            self.broker.outage_seen()
+            raise
+        self.broker.reconnected()
+        return message
+
+
+class RecoveringRedisBroker(RedisBroker):
+    """A Redis broker that hands back the messages a Redis outage strands in this worker.
+
+    Dramatiq moves fetched messages into a per-worker "acks" set and holds them in memory until a
+    worker thread runs them. When a consumer hits a connection error, Dramatiq drops what it held in
+    memory (prefetched and delayed messages) and starts a new consumer under the same worker id, so
+    those messages stay in the acks set of a worker that is alive and keeps its heartbeat fresh:
+    nothing ever hands them back, and their tasks hang (upstream, such messages come back only once
+    their worker's heartbeat goes stale: https://github.com/Bogdanp/dramatiq/issues/527).
+
+    So after a consumer saw Redis go away, the first successful fetch gives this worker a new id.
+    The old id's heartbeat then goes stale and, ``MAIE_WORKER_HEARTBEAT_TIMEOUT_S`` later, broker
+    maintenance returns its unacknowledged messages to their queues. A message that was running
+    through the outage may then run twice; MAIE's actors are idempotent, so that costs time only.
+    """
+
+    def __init__(self, **parameters: object) -> None:
+        super().__init__(**parameters)  # type: ignore[no-untyped-call]  # Dramatiq leaves it unannotated
+        self._outage = threading.Event()
+        self._rotate_lock = threading.Lock()
+
+    @property
+    def consumer_class(self) -> type[_RedisConsumer]:
+        """Consumers that report outages to this broker."""
+        return _RecoveringConsumer
+
+    def outage_seen(self) -> None:
+        """A consumer could not reach Redis."""
+        self._outage.set()
+
+    def reconnected(self) -> None:
+        """A consumer reached Redis: if an outage came before, take a new worker id (once)."""
+        if not self._outage.is_set():
+            return
+        with self._rotate_lock:
+            if not self._outage.is_set():
+                return
+            old, self.broker_id = self.broker_id, str(uuid.uuid4())
+            self._outage.clear()
+        log.warning(
+            "broker.recovered_after_outage",
+            old_worker_id=old,
+            new_worker_id=self.broker_id,
+            hint="messages held during the outage return to their queues after the heartbeat timeout",
+        )
 
 
 def build_broker(settings: Settings, redis_url: str) -> RedisBroker:
@@ -59,8 +135,7 @@ def build_broker(settings: Settings, redis_url: str) -> RedisBroker:
         ),
         CurrentMessage(),
     ]
-    # Dramatiq leaves RedisBroker.__init__ unannotated.
-    return RedisBroker(  # type: ignore[no-untyped-call]
+    return RecoveringRedisBroker(
         url=redis_url,
         namespace=NAMESPACE,
         middleware=middleware,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
@@ -32,12 +33,39 @@ CLIPS = ("lhotse/LJ002-0020.wav", "lhotse/LJ002-0035.wav", "lhotse/common_voice_
 
 @pytest.fixture
 def stack(service_env, start_process, tmp_path) -> Iterator[dict[str, object]]:
-    """A private Redis and data folder; the test starts the API and workers it needs."""
+    """A private Redis and data folder; ``start`` runs the API and workers a test needs.
+
+    They are stopped when the test ends, before Redis, so none is left polling a dead server.
+    """
     server = EmbeddedRedis(tmp_path / "redis")
     server.start()
-    env = {**service_env, "MAIE_REDIS_URL": server.url, "MAIE_DATA_DIR": str(tmp_path / "data")}
+    env = {
+        **service_env,
+        "MAIE_REDIS_URL": server.url,
+        "MAIE_DATA_DIR": str(tmp_path / "data"),
+        # Messages a Redis outage strands come back once their worker id's heartbeat is this old:
+        # 15 s instead of 60 s (checked on most broker commands) keeps the outage tests short, yet
+        # stays longer than the outage plus Dramatiq's 3 s consumer restart, so a live worker is
+        # never taken for dead and only the worker's own recovery can hand the messages back.
+        "MAIE_WORKER_HEARTBEAT_TIMEOUT_S": "15",
+        "MAIE_WORKER_REQUEUE_CHECK_PER_MILLION": "500000",
+    }
     results = redis.Redis.from_url(results_url(server.url, 1))
-    yield {"server": server, "env": env, "results": results, "audio": tmp_path / "data" / "audio"}
+    started = []
+
+    def start(kind, process_env):
+        started.append(start_process(kind, process_env))
+        return started[-1]
+
+    yield {
+        "server": server,
+        "env": env,
+        "results": results,
+        "audio": tmp_path / "data" / "audio",
+        "start": start,
+    }
+    for process in started:
+        process.stop(timeout=10)
     results.close()
     server.stop()
 
@@ -80,11 +108,11 @@ def _settle(api, task_ids, timeout: float = 180) -> dict[str, dict[str, object]]
 class TestConcurrentUploads:
     """Fifty uploads at once, some of them hostile, while two workers run."""
 
-    def test_every_accepted_task_finishes(self, stack, start_process, tmp_path):
+    def test_every_accepted_task_finishes(self, stack, tmp_path):
         env = {**stack["env"], "MAIE_MAX_QUEUE_DEPTH": "40"}
-        api = start_process("api", env)
+        api = stack["start"]("api", env)
         for _ in range(2):
-            start_process("worker", env)
+            stack["start"]("worker", env)
         hostile = [
             bad_media.write_text(tmp_path),
             bad_media.write_truncated(tmp_path, shared_audio("jfk.flac"), fraction=0.3),
@@ -122,10 +150,10 @@ class TestConcurrentUploads:
 class TestRedisRestart:
     """Redis stopped (its AOF flushed) and started again while tasks are in every stage."""
 
-    def test_accepted_tasks_still_complete(self, stack, start_process):
+    def test_accepted_tasks_still_complete(self, stack):
         server: EmbeddedRedis = stack["server"]
-        api = start_process("api", stack["env"])
-        start_process("worker", stack["env"])
+        api = stack["start"]("api", stack["env"])
+        stack["start"]("worker", stack["env"])
         clips = [shared_audio(c) for c in itertools.islice(itertools.cycle(CLIPS), 16)]
         accepted = []
         for clip in clips:
@@ -149,7 +177,7 @@ class TestRedisRestart:
         assert set(final.values()) == {"COMPLETE"}, (before, final)
         assert stack["results"].zcard(ACTIVE_KEY) == 0
 
-    def test_outage_while_a_stage_runs(self, stack, start_process):
+    def test_outage_while_a_stage_runs(self, stack):
         """Redis goes away during ASR and stays away until the stage has failed to store its result."""
         server: EmbeddedRedis = stack["server"]
         slow = {  # beam search with fallback and no token cap: seconds of ASR to stop Redis in
@@ -159,8 +187,8 @@ class TestRedisRestart:
             "MAIE_WHISPER_MAX_NEW_TOKENS": "",
             "MAIE_WHISPER_VAD_FILTER": "false",
         }
-        api = start_process("api", slow)
-        worker = start_process("worker", slow)
+        api = stack["start"]("api", slow)
+        worker = stack["start"]("worker", slow)
         task_id = api.submit(shared_audio("pyannote/ami_mixture_4spk.wav")).json()["task_id"]
         deadline = time.monotonic() + 60
         while api.client.get(f"/v1/status/{task_id}", headers=HEADERS_A).json()["status"] != "PROCESSING_ASR":
@@ -182,26 +210,55 @@ class TestRedisRestart:
         transcribe = next(s for s in status["stages"] if s["name"] == "transcribe")
         assert transcribe["attempts"] == 2, "the attempt that could not store its result, and the retry"
 
+    def test_restart_while_a_retry_waits(self, stack):
+        """A retry waiting out its back-off in the worker's memory survives a Redis restart.
+
+        Dramatiq keeps such a message in memory and forgets it when its consumer loses Redis,
+        leaving it in the acks set of a worker that is still alive; the worker's new id after the
+        outage lets broker maintenance hand it back.
+        """
+        server: EmbeddedRedis = stack["server"]
+        env = {**stack["env"], "MAIE_RETRY_MIN_BACKOFF_MS": "20000", "MAIE_RETRY_MAX_BACKOFF_MS": "20000"}
+        api = stack["start"]("api", env)
+        task_id = api.submit(shared_audio("lhotse/LJ002-0020.wav")).json()["task_id"]
+        blocker = stack["audio"] / task_id / "preprocessed.wav"  # the first attempt fails on it
+        blocker.mkdir()
+        (blocker / "keep").write_text("x")
+        worker = stack["start"]("worker", env)
+        deadline = time.monotonic() + 60
+        while not any(
+            line.get("event") == "stage.error" and line.get("task_id") == task_id
+            for line in _json_lines(worker.log())
+        ):
+            assert time.monotonic() < deadline, "the first attempt never failed"
+            time.sleep(0.1)
+        time.sleep(1)  # the retry (due in 10-20 s) is fetched into the worker's delay queue
+        shutil.rmtree(blocker)
+        server.restart()
+        status = _settle(api, [task_id], timeout=120)[task_id]
+        assert status["status"] == "COMPLETE", status
+        assert next(s for s in status["stages"] if s["name"] == "preprocess")["attempts"] == 2
+
 
 @pytest.mark.slow
 class TestRetriesExhausted:
     """A stage that keeps failing with a transient error fails its task once retries run out."""
 
-    def test_task_fails_instead_of_hanging(self, stack, start_process):
+    def test_task_fails_instead_of_hanging(self, stack):
         env = {
             **stack["env"],
             "MAIE_MAX_RETRIES": "1",
             "MAIE_RETRY_MIN_BACKOFF_MS": "100",
             "MAIE_RETRY_MAX_BACKOFF_MS": "200",
         }
-        api = start_process("api", env)
+        api = stack["start"]("api", env)
         task_id = api.submit(shared_audio("lhotse/LJ002-0020.wav")).json()["task_id"]
         # A folder where the WAV must go: every attempt fails with IsADirectoryError, an error MAIE
         # does not know as permanent, so Dramatiq retries it (even as root, unlike a permission).
         blocker = stack["audio"] / task_id / "preprocessed.wav"
         blocker.mkdir()
         (blocker / "keep").write_text("x")
-        start_process("worker", env)
+        stack["start"]("worker", env)
         status = _settle(api, [task_id], timeout=60)[task_id]
         assert status["status"] == "FAILED", status
         assert status["failed_stage"] == "preprocess"
