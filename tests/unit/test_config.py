@@ -117,3 +117,34 @@ def test_env_example_is_current():
         line.lstrip("# ").split("=", 1)[0] for line in example.splitlines() if line.startswith("# MAIE_")
     }
     assert listed == known_variables()
+
+
+class TestOperationsSettings:
+    """Rate limits, decode limits and the worker's metrics endpoint."""
+
+    @pytest.mark.parametrize(
+        "value", ["120/minute", "20/second;1200/minute", "5 per hour", "off", "OFF", "0"]
+    )
+    def test_rate_limits_accepted(self, value):
+        s = Settings.from_env({"MAIE_RATE_LIMIT": value, "MAIE_RATE_LIMIT_SUBMIT": value}, env_file=None)
+        assert s.rate_limit.rate_limit == value
+
+    @pytest.mark.parametrize("value", ["lots", "120", "120/fortnight", "-1/minute"])
+    def test_bad_rate_limit_names_the_variable(self, value):
+        with pytest.raises(ConfigError, match="MAIE_RATE_LIMIT_SUBMIT"):
+            Settings.from_env({"MAIE_RATE_LIMIT_SUBMIT": value}, env_file=None)
+
+    def test_decode_memory_limit(self):
+        assert (
+            Settings.from_env(
+                {"MAIE_DECODE_MEMORY_LIMIT_MB": "0"}, env_file=None
+            ).audio.decode_memory_limit_mb
+            == 0
+        )
+        with pytest.raises(ConfigError, match="MAIE_DECODE_MEMORY_LIMIT_MB"):
+            Settings.from_env({"MAIE_DECODE_MEMORY_LIMIT_MB": "64"}, env_file=None)
+
+    def test_worker_metrics_port(self):
+        assert Settings.from_env({}, env_file=None).worker.worker_metrics_port == 0
+        with pytest.raises(ConfigError, match="MAIE_WORKER_METRICS_PORT"):
+            Settings.from_env({"MAIE_WORKER_METRICS_PORT": "70000"}, env_file=None)
