@@ -45,8 +45,9 @@ Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
 #: Highest sampling temperature accepted in MAIE_WHISPER_TEMPERATURE.
 MAX_TEMPERATURE = 2.0
 
-#: Smallest decode memory limit: a decoding child needs about 150 MiB of address space to start.
-MIN_DECODE_MEMORY_MB = 256
+#: Smallest decode memory limit, in MiB: decoding even hours of audio adds under 32 MiB
+#: (scripts/bench_decode.py measures it), so less would refuse good files.
+MIN_DECODE_MEMORY_MB = 64
 
 #: Values of MAIE_RATE_LIMIT and MAIE_RATE_LIMIT_SUBMIT that turn the limit off.
 RATE_LIMIT_OFF = frozenset({"off", "none", "0"})
@@ -109,8 +110,8 @@ class AudioSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
     max_duration_s: PositiveFloat = 14400.0
     #: Seconds one decode of an upload may take before it is abandoned (a poison file fails alone).
     decode_time_limit_s: PositiveFloat = 600.0
-    #: MiB of address space one decode of an upload may use; 0 means no limit.
-    decode_memory_limit_mb: NonNegative = 1024
+    #: MiB of memory one decode of an upload may allocate (a poison file fails alone); 0: no limit.
+    decode_memory_limit_mb: NonNegative = 512
 
     def __post_init__(self) -> None:
         if 0 < self.decode_memory_limit_mb < MIN_DECODE_MEMORY_MB:

@@ -3,8 +3,8 @@
 FFmpeg parses whatever a client uploads. A file that makes it spin inside one C call, allocate
 without bound or crash must cost only its own request or task, never the API or worker process
 that holds other people's work. So the work runs in a short-lived child forked from a
-:mod:`multiprocessing` forkserver that has PyAV imported already: about 10 ms per call on top of
-the decode (``scripts/bench_decode.py`` measures it). The child caps its own address space and CPU
+:mod:`multiprocessing` forkserver that has PyAV imported already: about 15 ms per call on top of
+the decode (``scripts/bench_decode.py`` measures it). The child caps the memory it may add and its CPU
 time with ``setrlimit`` and writes no core dumps; the parent kills it once the wall-clock limit
 (plus a grace for the decoder's own, more precise check) has passed.
 
@@ -22,6 +22,7 @@ import resource
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import msgspec
@@ -44,7 +45,19 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 #: Modules the forkserver imports once, so that each child starts with them loaded.
-PRELOAD: Final = ("maie.pipeline.preprocess",)
+#: - ``import av`` leaves out its subtitle modules, which opening some containers imports: under a
+#:   tight memory limit that late import would fail ("failed to map segment") before decoding.
+#: - A child re-runs its parent's main script unless the parent ran as ``python -m``; for the
+#:   ``maie`` console script that means importing ``maie.cli`` (about 40 ms) per upload, unless
+#:   it is here. Missing modules are skipped.
+PRELOAD: Final = (
+    "maie.pipeline.preprocess",
+    "maie.pipeline.sandbox",
+    "maie.cli",
+    "av.subtitles.codeccontext",
+    "av.subtitles.stream",
+    "av.subtitles.subtitle",
+)
 #: Seconds past the wall-clock limit before the child is killed: the decoder checks its own
 #: deadline between packets and explains itself better; the kill is for a call that never returns.
 GRACE_S: Final = 5.0
@@ -70,7 +83,7 @@ class SandboxLimits(msgspec.Struct, frozen=True, kw_only=True):
 
     #: Wall-clock seconds (MAIE_DECODE_TIME_LIMIT_S); the child is killed ``GRACE_S`` later.
     time_s: float
-    #: MiB of address space (MAIE_DECODE_MEMORY_LIMIT_MB); 0 means no limit.
+    #: MiB of memory decoding may allocate (MAIE_DECODE_MEMORY_LIMIT_MB); 0 means no limit.
     memory_mb: int = 0
 
     @classmethod
@@ -88,13 +101,24 @@ class _Job(msgspec.Struct, frozen=True, kw_only=True):
     context: dict[str, Any]
 
 
+def _address_space() -> int:
+    """Bytes of address space this process uses now (``/proc/self/statm``), 0 where unknown."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    return pages * resource.getpagesize()
+
+
 def _limit_resources(limits: SandboxLimits) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     # A child orphaned by a killed parent still stops: SIGXCPU at the soft limit, SIGKILL at the hard.
     cpu_s = int(limits.time_s + GRACE_S) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 5))
     if limits.memory_mb:
-        size = limits.memory_mb * _MIB
+        # The child starts with the forkserver's mappings (Python, PyAV, FFmpeg: ~150 MiB, more on
+        # some images); the limit is what decoding may add on top of them.
+        size = _address_space() + limits.memory_mb * _MIB
         resource.setrlimit(resource.RLIMIT_AS, (size, size))
     if sys.platform.startswith("linux"):
         # The forkserver exits when the last process using it does; its children follow it.

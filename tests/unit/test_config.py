@@ -142,7 +142,7 @@ class TestOperationsSettings:
             == 0
         )
         with pytest.raises(ConfigError, match="MAIE_DECODE_MEMORY_LIMIT_MB"):
-            Settings.from_env({"MAIE_DECODE_MEMORY_LIMIT_MB": "64"}, env_file=None)
+            Settings.from_env({"MAIE_DECODE_MEMORY_LIMIT_MB": "32"}, env_file=None)
 
     def test_worker_metrics_port(self):
         assert Settings.from_env({}, env_file=None).worker.worker_metrics_port == 0
