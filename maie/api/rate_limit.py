@@ -56,10 +56,13 @@ def _items(value: str) -> list[RateLimitItem]:
     return [] if value.strip().lower() in RATE_LIMIT_OFF else parse_many(value)
 
 
-def _describe(item: RateLimitItem) -> str:
+def _per(item: RateLimitItem) -> str:
     unit = item.GRANULARITY.name
-    per = unit if item.multiples == 1 else f"{item.multiples} {unit}s"
-    return f"{item.amount} per {per}"
+    return unit if item.multiples == 1 else f"{item.multiples} {unit}s"
+
+
+def _describe(item: RateLimitItem) -> str:
+    return f"{item.amount} per {_per(item)}"
 
 
 class RateLimiter:
@@ -100,7 +103,7 @@ class RateLimiter:
                 return
             retry_after_s = max(1, math.ceil(stats.reset_time - time.time()))
             raise RateLimitedError(
-                f"this API key sent more than {_describe(item)} {scope} ({_VARIABLES[scope]}); "
+                f"this API key sent more than {item.amount} {scope} per {_per(item)} ({_VARIABLES[scope]}); "
                 f"retry after {retry_after_s} s",
                 retry_after_s=retry_after_s,
                 extra={"limit": _describe(item), "scope": scope},

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from pathlib import Path
 
+pytestmark = pytest.mark.slow
+
 #: Longest audio the battery's stack accepts; the bombs decode to much more.
 MAX_DURATION_S = 600
 #: Length of the duration bombs.
