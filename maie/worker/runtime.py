@@ -31,6 +31,7 @@ from maie.schemas import (
 )
 from maie.worker.residency import ModelCache
 from maie.worker.tracker import StageTracker
+from maie.worker.webhooks import WebhookNotifier
 
 if TYPE_CHECKING:
     from maie.config import Settings
@@ -55,6 +56,7 @@ class WorkerRuntime:
         residency = settings.worker.model_residency or ("sequential" if cuda_available() else "resident")
         log.info("worker.residency", mode=residency)
         self.models = ModelCache(residency, max_models=settings.worker.resident_max_models)
+        self.webhooks = WebhookNotifier(settings, store)
 
     def preprocess(self, record: TaskRecord) -> PreprocessArtifact:
         """Decode the upload to 16 kHz mono WAV (once)."""
@@ -127,4 +129,5 @@ class WorkerRuntime:
     def close(self) -> None:
         """Unload resident models and close the store."""
         self.models.clear()
+        self.webhooks.close()
         self.store.close()
