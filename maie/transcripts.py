@@ -1,7 +1,8 @@
 """Transcript exports from stored segments: plain text, SubRip, WebVTT and JSON.
 
 Timecodes are written by subtitle libraries, not by hand: ``srt`` for SubRip, ``webvtt-py`` for
-WebVTT (both millisecond precision). Cue text is kept as transcribed, with two exceptions each
+WebVTT; both formats hold milliseconds, and segment times are rounded to the nearest one (halves
+up) the same way for both. Cue text is kept as transcribed, with two exceptions each
 format needs: blank lines inside a cue are dropped (a blank line ends a cue), and WebVTT text is
 HTML-escaped (``&``, ``<`` and ``>`` are markup there). Segments with no text are left out of the
 subtitle formats.
@@ -60,12 +61,18 @@ class TranscriptExport(msgspec.Struct, frozen=True, kw_only=True):
     segments: list[Segment]
 
 
-def _cues(segments: Iterable[Segment]) -> list[tuple[float, float, str]]:
+def _ms(seconds: float) -> int:
+    """Seconds to whole milliseconds, halves up (as webvtt-py rounds), for both subtitle formats."""
+    return Timestamp.from_seconds(seconds).in_milliseconds()
+
+
+def _cues(segments: Iterable[Segment]) -> list[tuple[int, int, str]]:
+    """(start ms, end ms, text) of the segments that have text."""
     cues = []
     for segment in segments:
         text = _BLANK_LINES.sub("\n", segment.text.strip())
         if text:
-            cues.append((segment.start, max(segment.end, segment.start), text))
+            cues.append((_ms(segment.start), _ms(max(segment.end, segment.start)), text))
     return cues
 
 
@@ -77,7 +84,9 @@ def to_text(segments: Iterable[Segment]) -> str:
 def to_srt(segments: Iterable[Segment]) -> str:
     """SubRip, numbered from 1."""
     subtitles = [
-        srt.Subtitle(index=n, start=timedelta(seconds=start), end=timedelta(seconds=end), content=text)
+        srt.Subtitle(
+            index=n, start=timedelta(milliseconds=start), end=timedelta(milliseconds=end), content=text
+        )
         for n, (start, end, text) in enumerate(_cues(segments), start=1)
     ]
     # reindex=False: keep every segment, zero-length ones too (srt drops those when it reindexes).
@@ -88,8 +97,8 @@ def to_vtt(segments: Iterable[Segment]) -> str:
     """WebVTT."""
     captions = [
         webvtt.Caption(
-            start=str(Timestamp.from_seconds(start)),
-            end=str(Timestamp.from_seconds(end)),
+            start=str(Timestamp.from_seconds(start / 1000)),
+            end=str(Timestamp.from_seconds(end / 1000)),
             text=html.escape(text, quote=False),
         )
         for start, end, text in _cues(segments)

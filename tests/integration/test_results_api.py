@@ -14,6 +14,7 @@ from httpx_sse import connect_sse
 
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.services import HEADERS_A, HEADERS_B
+from tests.fixtures.timecodes import ms
 
 
 @pytest.fixture(scope="module")
@@ -28,11 +29,7 @@ def done(api, worker):
 
 def _cues(segments):
     """(start_ms, end_ms, text) of the segments that have text, as a subtitle file keeps them."""
-    return [
-        (round(s["start"] * 1000), round(s["end"] * 1000), s["text"].strip())
-        for s in segments
-        if s["text"].strip()
-    ]
+    return [(ms(s["start"]), ms(s["end"]), s["text"].strip()) for s in segments if s["text"].strip()]
 
 
 class TestResultVersions:

@@ -15,12 +15,13 @@ from maie.transcripts import ExportFormat, render, to_srt, to_text, to_vtt
 SEGMENTS = [
     Segment(id=1, start=0.0, end=2.5, text=" And so, my fellow Americans,"),
     Segment(id=2, start=2.5, end=2.5, text=" (a zero-length segment)"),
-    Segment(id=3, start=3.005, end=7.125, text=" ask not what R&D <costs> you"),
+    Segment(id=3, start=3.0055, end=7.1254, text=" ask not what R&D <costs> you"),
     Segment(id=4, start=8.0, end=9.0, text="   "),
     Segment(id=5, start=3725.25, end=3730.999, text=" one hour in\n\nwith a blank line"),
 ]
-#: The cues a subtitle file must hold: segments with text, times in milliseconds.
-CUES = [(0, 2500), (2500, 2500), (3005, 7125), (3725250, 3730999)]
+#: The cues a subtitle file must hold: segments with text, times in milliseconds (halves up, in
+#: both formats: 3.0055 s is 3006 ms, 7.1254 s is 7125 ms).
+CUES = [(0, 2500), (2500, 2500), (3006, 7125), (3725250, 3730999)]
 
 
 class TestSubtitles:
