@@ -226,7 +226,7 @@ class _Run:
         async with self.slots:
             now = datetime.now(UTC)
             if item.archive:
-                batch = await self.client.submit_batch([item.path], self.options, idempotency_key=key)
+                batch = await self.client.submit_batch_with([item.path], self.options, idempotency_key=key)
                 for skipped in batch.skipped:
                     self.report.failed.append((f"{item.label}/{skipped.name}", f"skipped: {skipped.reason}"))
                 entry = Entry(

@@ -1,10 +1,11 @@
 """Each tenant's tasks in submit order, for ``GET /v1/tasks`` paged by an opaque cursor.
 
 The index of a tenant is one sorted set, ``maie:tenant:<tenant>:tasks``, whose members all have
-score 0 and read ``<submitted_at in ms, 15 digits>:<task_id>``; lexicographic order is then submit
-order, ties broken by task id. A page is a ``ZREVRANGEBYLEX`` that starts just below the cursor
-(the last member the previous page looked at), so a page is stable however many tasks arrive
-meanwhile, and paging costs the same on page 1 and page 1000.
+score 0 and read ``<submitted_at in µs, 17 digits>:<task_id>``; lexicographic order is then
+submit order, ties (the tasks of one batch share a submit time) broken by task id. A page is a
+``ZREVRANGEBYLEX`` that starts just below the cursor (the last member the previous page looked
+at), so a page is stable however many tasks arrive meanwhile, and paging costs the same on page 1
+and page 1000.
 
 Index entries are not removed with their task: a record that expired (or was discarded) is
 noticed while paging and its entry dropped then; entries older than the record TTL are trimmed
@@ -17,6 +18,7 @@ import base64
 import binascii
 import re
 import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from maie.errors import InvalidRequestError
@@ -33,8 +35,9 @@ __all__ = ["MAX_SCAN", "add", "decode_cursor", "encode_cursor", "index_key", "me
 MAX_SCAN = 2000
 #: Entries read from Redis per round trip while filling a page.
 _CHUNK = 100
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Shape of an index member (and of a decoded cursor).
-_MEMBER = re.compile(r"^\d{15}:[0-9a-f-]{36}$")
+_MEMBER = re.compile(r"^\d{17}:[0-9a-f-]{36}$")
 
 
 def index_key(tenant: str) -> str:
@@ -44,7 +47,8 @@ def index_key(tenant: str) -> str:
 
 def member(record: TaskRecord) -> str:
     """The index entry of ``record``."""
-    return f"{int(record.submitted_at.timestamp() * 1000):015d}:{record.task_id}"
+    micros = (record.submitted_at - _EPOCH) // timedelta(microseconds=1)  # exact, unlike a float
+    return f"{micros:017d}:{record.task_id}"
 
 
 def add(pipe: Any, record: TaskRecord, *, ttl_s: int) -> None:  # noqa: ANN401 - sync or async pipeline
@@ -102,7 +106,7 @@ async def page(
         InvalidRequestError: for a cursor this server did not hand out.
     """
     key = index_key(tenant)
-    oldest = f"{int((time.time() - ttl_s) * 1000):015d}"
+    oldest = f"{int((time.time() - ttl_s) * 1_000_000):017d}"
     await client.zremrangebylex(key, "-", f"({oldest}")
     upper = f"({decode_cursor(cursor)}" if cursor else "+"
     found: list[TaskRecord] = []

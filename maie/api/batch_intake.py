@@ -111,7 +111,13 @@ async def take_in(
         staged = batch_dir / f"part-{n:04d}"
         await _save(part, staged)
         if await anyio.to_thread.run_sync(archive_kind, staged) is None:
-            members.append(Unpacked(name=name, path=staged))
+            if (await anyio.Path(staged).stat()).st_size > limits.max_member_bytes:
+                staged.unlink()
+                limit = settings.server.max_file_size_mb
+                reason = f"larger than one upload may be (MAIE_MAX_FILE_SIZE_MB={limit:g})"
+                skipped.append(SkippedMember(name=name, reason=reason))
+            else:
+                members.append(Unpacked(name=name, path=staged))
             continue
         folder = batch_dir / f"part-{n:04d}.d"
         folder.mkdir()

@@ -148,12 +148,31 @@ class AsyncMaieClient:
     async def submit_batch(
         self,
         paths: Sequence[Path],
-        options: SubmitOptions | None = None,
         *,
+        features: Sequence[str] | None = None,
+        template_id: str | None = None,
+        asr_backend: str | None = None,
+        language: str | None = None,
+        word_timestamps: bool | None = None,
+        callback_url: str | None = None,
         idempotency_key: str | None = None,
     ) -> BatchAccepted:
         """Upload archives and/or recordings as one batch (``POST /v1/batches``)."""
-        submission = Submission("/v1/batches", paths, options or SubmitOptions(), idempotency_key)
+        options = SubmitOptions(
+            features=tuple(features) if features else None,
+            template_id=template_id,
+            asr_backend=asr_backend,
+            language=language,
+            word_timestamps=word_timestamps,
+            callback_url=callback_url,
+        )
+        return await self.submit_batch_with(paths, options, idempotency_key=idempotency_key)
+
+    async def submit_batch_with(
+        self, paths: Sequence[Path], options: SubmitOptions, *, idempotency_key: str | None = None
+    ) -> BatchAccepted:
+        """:meth:`submit_batch` with the options as one Struct."""
+        submission = Submission("/v1/batches", paths, options, idempotency_key)
         return decode(await self._post(submission), BatchAccepted)
 
     async def status(self, task_id: str) -> StatusResponse:

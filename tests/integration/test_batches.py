@@ -166,6 +166,24 @@ class TestMultiPart:
         status = _wait_batch(api, body["batch_id"])
         assert sorted(t["filename"] for t in status["tasks"]) == ["jfk.wav", "more.zip/x/cv.mp3"]
 
+    def test_own_body_limit_and_per_file_limit(self, service_env, start_process, worker):
+        """Batches may be larger than one upload; each recording in them may not."""
+        small = start_process("api", {**service_env, "MAIE_MAX_FILE_SIZE_MB": "0.5"})
+        try:
+            jfk = shared_audio("jfk_16k.wav").read_bytes()  # 344 KiB
+            big = shared_audio("jfk.flac").read_bytes()  # 1.1 MiB
+            assert small.submit(shared_audio("jfk.flac")).status_code == 413
+            response = _post_batch(small, [("a.wav", jfk), ("b.wav", jfk), ("big.flac", big)])
+            assert response.status_code == 202, response.text
+            body = response.json()
+            assert len(body["task_ids"]) == 2
+            assert body["skipped"] == [
+                {"name": "big.flac", "reason": "larger than one upload may be (MAIE_MAX_FILE_SIZE_MB=0.5)"}
+            ]
+            _wait_batch(small, body["batch_id"])
+        finally:
+            small.stop()
+
     def test_idempotency_key(self, api, worker):
         key = str(uuid.uuid4())
         parts = [("jfk.wav", shared_audio("jfk_16k.wav").read_bytes())]
@@ -204,7 +222,9 @@ class TestRefused:
 
     def test_more_recordings_than_the_queue_holds(self, service_env, start_process, hostile_zip):
         small = start_process("api", {**service_env, "MAIE_MAX_QUEUE_DEPTH": "1"})
-        response = _post_batch(small, [("meetings.zip", hostile_zip.read_bytes())])
-        assert response.status_code == 422
-        assert "MAIE_MAX_QUEUE_DEPTH=1" in response.json()["detail"]
-        small.stop()
+        try:
+            response = _post_batch(small, [("meetings.zip", hostile_zip.read_bytes())])
+            assert response.status_code == 422
+            assert "MAIE_MAX_QUEUE_DEPTH=1" in response.json()["detail"]
+        finally:
+            small.stop()

@@ -43,9 +43,12 @@ def hook_env(service_env, tmp_path_factory) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def hook_api(hook_env, start_process):
+    """API and worker on the module's Redis, stopped before it is."""
     api = start_process("api", hook_env)
-    start_process("worker", hook_env)
-    return api
+    worker = start_process("worker", hook_env)
+    yield api
+    worker.stop()
+    api.stop()
 
 
 @pytest.fixture
@@ -132,7 +135,9 @@ class TestDelivery:
 def strict_api(hook_env, start_process):
     """An API that signs webhooks but refuses private targets (the default)."""
     env = {k: v for k, v in hook_env.items() if k != "MAIE_WEBHOOK_ALLOW_PRIVATE"}
-    return start_process("api", env)
+    api = start_process("api", env)
+    yield api
+    api.stop()
 
 
 class TestRefusals:

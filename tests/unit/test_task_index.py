@@ -100,7 +100,7 @@ class TestCursor:
     """Cursors are opaque and checked."""
 
     def test_round_trip(self):
-        entry = f"{1:015d}:{uuid.uuid4()}"
+        entry = f"{1:017d}:{uuid.uuid4()}"
         assert decode_cursor(encode_cursor(entry)) == entry
 
     @pytest.mark.parametrize("cursor", ["", "!!!", encode_cursor("../../etc"), encode_cursor("1:2")])
