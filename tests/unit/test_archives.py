@@ -171,9 +171,17 @@ class TestLimits:
             unpack(path, dest, LIMITS)
         assert list(dest.iterdir()) == []
 
-    def test_zip_count_is_read_before_the_directory_is_parsed(self, tmp_path):
+    def test_zip_count_is_read_before_the_directory_is_parsed(self, tmp_path, dest, monkeypatch):
         """The end-of-central-directory count refuses a flood without building 10,000 ZipInfo."""
-        assert _zip_entry_count(zip_many(tmp_path / "input.zip", 10_000)) == 10_000
+        flood = zip_many(tmp_path / "input.zip", 10_000)
+        assert _zip_entry_count(flood) == 10_000
+
+        def parse(*args, **kwargs):
+            raise AssertionError("zipfile parsed the central directory")
+
+        monkeypatch.setattr(zipfile, "ZipFile", parse)
+        with pytest.raises(ArchiveLimitError, match="10000 entries"):
+            unpack(flood, dest, LIMITS)
 
 
 class TestKind:

@@ -41,6 +41,7 @@ async def _all_pages(store, limit, **kwargs):
         records, cursor = await store.task_page("acme", limit=limit, cursor=cursor, **kwargs)
         ids += [r.task_id for r in records]
         pages += 1
+        assert pages < 100, "paging does not end"
         if cursor is None:
             return ids, pages
 
