@@ -221,16 +221,17 @@ class LlmVersion(Frozen, frozen=True, kw_only=True):
     name: str
     #: Model name or folder as configured.
     model: str
-    #: sha256 of the weights where MAIE can read them (``vllm``); ``None`` behind an HTTP server.
-    checkpoint_hash: str | None = None
-    #: Quantization method (``awq``, ``fp8``...) or ``None`` for the checkpoint's own precision.
-    quantization: str | None = None
+    #: sha256 of the weights where MAIE can read them (``vllm``); ``null`` behind an HTTP server.
+    #: Always present, like the other fields of the contract without a default.
+    checkpoint_hash: str | None
+    #: Quantization method (``awq``, ``fp8``...) or ``null`` for the checkpoint's own precision.
+    quantization: str | None
     #: ``enhancement`` or ``summary``.
     task: str
     #: Chat template: a shipped asset name, a file, or ``model default`` / ``server default``.
-    chat_template: str | None = None
+    chat_template: str | None
     #: Whether the model was allowed to think before answering.
-    thinking: bool = False
+    thinking: bool
     #: Resolved generation parameters sent with every request of the task.
     decoding_params: dict[str, Any] = msgspec.field(default_factory=dict)
     #: Where each decoding parameter came from: ``runtime``, ``env``, ``model`` or ``library``.

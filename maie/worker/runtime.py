@@ -127,7 +127,11 @@ class WorkerRuntime:
             self.tracker.skip(record.task_id, StageName.ENHANCE)
         else:
             options = EnhanceOptions.from_settings(self.settings.llm)
-            artifact = self._with_llm("enhancement", lambda llm: Enhancer(options, llm).process(data))
+            # The summary stage comes next and likely uses the same model: keep a resident one awake.
+            summary_next = StageName.SUMMARIZE in {s.name for s in record.stages}
+            artifact = self._with_llm(
+                "enhancement", lambda llm: Enhancer(options, llm).process(data), pause=not summary_next
+            )
         self.store.put_artifact(record.task_id, StageName.ENHANCE, artifact)
         return artifact
 
@@ -159,15 +163,19 @@ class WorkerRuntime:
             raise PermanentError("the transcript is missing; submit the recording again")
         return asr
 
-    def _with_llm(self, task: Task, work: Callable[[LlmBackend], T]) -> T:
-        """Run ``work`` on the task's LLM through the model cache; a resident engine pauses after."""
+    def _with_llm(self, task: Task, work: Callable[[LlmBackend], T], *, pause: bool = True) -> T:
+        """Run ``work`` on the task's LLM through the model cache.
+
+        Sequential residency unloads the model after ``work``; resident residency keeps it and,
+        with ``pause``, lets it give the GPU back until the next request (vLLM sleep).
+        """
         resident = self.models.mode == "resident"
         backend = create_backend(self.settings, task, resident=resident)
         with self.models.use(backend) as llm:
             try:
                 return work(llm)
             finally:
-                if resident:
+                if resident and pause:
                     llm.pause()
 
     def finalize(self, record: TaskRecord) -> None:

@@ -103,6 +103,8 @@ class TestDefaultFeatures:
         versions = status["versions"]
         assert versions["enhancement_llm"]["model"] == MODEL
         assert versions["enhancement_llm"]["task"] == "enhancement"
+        assert versions["enhancement_llm"]["thinking"] is False
+        assert versions["enhancement_llm"]["checkpoint_hash"] is None, "weights behind an HTTP server"
         assert versions["summarization_llm"]["task"] == "summary"
         assert versions["summarization_llm"]["structured_output"].startswith("json_schema")
         assert set(versions["summarization_llm"]["decoding_params"]) == {

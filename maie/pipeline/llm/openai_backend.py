@@ -14,22 +14,22 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import msgspec
 import structlog
-import tenacity
 
-from maie.errors import LlmRequestError, LlmUnavailableError, ModelLoadError
+from maie.errors import LlmRequestError, ModelLoadError
 from maie.pipeline.llm.base import LlmBackend, LlmReply, LlmRequest
 from maie.pipeline.llm.generation import GenerationParams, read_generation_config
 from maie.pipeline.llm.model_files import find_model_dir
+from maie.pipeline.llm.openai_http import EXCERPT, RetryableError, call_json, with_retries
 from maie.pipeline.llm.tokens import TokenCounter, counter_for
 from maie.schemas import LlmVersion
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable, Sequence
+    from collections.abc import Callable, Hashable, Sequence
 
     from maie.config import LlmSettings
 
@@ -39,10 +39,8 @@ log = structlog.get_logger(__name__)
 
 #: Context window assumed when neither MAIE_LLM_MAX_MODEL_LEN nor the server says (logged).
 DEFAULT_CONTEXT_WINDOW = 8192
-#: Longest pause between two retries of one request, in seconds.
-MAX_BACKOFF_S = 30.0
-#: Characters of a server's error body quoted in MAIE's error messages.
-_EXCERPT = 300
+
+T = TypeVar("T")
 
 
 class OpenAiOptions(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,10 +84,6 @@ class OpenAiOptions(msgspec.Struct, frozen=True, kw_only=True):
             extra_params=llm.openai_extra_params,
             data_dir=data_dir,
         )
-
-
-class _RetryableError(Exception):
-    """A failure worth another try: 5xx, 429, 408, timeout, connection error, malformed answer."""
 
 
 class OpenAiBackend(LlmBackend):
@@ -200,6 +194,8 @@ class OpenAiBackend(LlmBackend):
         return LlmVersion(
             name=self.backend_id,
             model=self.options.model,
+            checkpoint_hash=None,
+            quantization=None,
             task=task,
             chat_template="server default",
             thinking=self.options.thinking,
@@ -253,8 +249,8 @@ class OpenAiBackend(LlmBackend):
             finish_reason = choice.get("finish_reason")
             usage = data.get("usage") or {}
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
-            msg = f"malformed chat completion (no choices[0].message): {str(data)[:_EXCERPT]}"
-            raise _RetryableError(msg) from exc
+            msg = f"malformed chat completion (no choices[0].message): {str(data)[:EXCERPT]}"
+            raise RetryableError(msg) from exc
         return LlmReply(
             text=str(content),
             finish_reason=finish_reason,
@@ -276,74 +272,10 @@ class OpenAiBackend(LlmBackend):
         return {str(e["id"]): e for e in entries if isinstance(e, dict) and "id" in e}
 
     def _call(self, client: httpx.Client, method: str, path: str, **kwargs: Any) -> dict[str, Any]:  # noqa: ANN401
-        url = f"{self.options.base_url}/{path}"
-        try:
-            response = client.request(method, path, **kwargs)
-        except httpx.TimeoutException as exc:
-            msg = f"{method} {url}: no answer within the timeout ({type(exc).__name__})"
-            raise _RetryableError(msg) from exc
-        except httpx.TransportError as exc:
-            msg = f"{method} {url}: {type(exc).__name__}: {exc}"
-            raise _RetryableError(msg) from exc
-        status = response.status_code
-        if status >= httpx.codes.INTERNAL_SERVER_ERROR or status in (
-            httpx.codes.TOO_MANY_REQUESTS,
-            httpx.codes.REQUEST_TIMEOUT,
-        ):
-            msg = f"{method} {url}: HTTP {status}: {response.text[:_EXCERPT]}"
-            raise _RetryableError(msg)
-        if status >= httpx.codes.BAD_REQUEST:
-            raise LlmRequestError(
-                f"the LLM server at {self.options.base_url} refused {method} /{path} "
-                f"(HTTP {status}): {_server_message(response)}",
-                extra={"status": status},
-            )
-        try:
-            data = response.json()
-        except ValueError as exc:
-            msg = f"{method} {url}: answer is not JSON: {response.text[:_EXCERPT]}"
-            raise _RetryableError(msg) from exc
-        if not isinstance(data, dict):
-            msg = f"{method} {url}: answer is not a JSON object"
-            raise _RetryableError(msg)
-        return data
+        return call_json(client, self.options.base_url, method, path, **kwargs)
 
-    def _with_retries(self, fn: Any, *args: Any) -> Any:  # noqa: ANN401 - a generic call-through
+    def _with_retries(self, fn: Callable[..., T], *args: Any) -> T:  # noqa: ANN401 - a generic call-through
         opts = self.options
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(opts.retries + 1),
-            wait=tenacity.wait_exponential(multiplier=opts.retry_backoff_s, max=MAX_BACKOFF_S),
-            retry=tenacity.retry_if_exception_type(_RetryableError),
-            before_sleep=_log_retry,
-            reraise=True,
+        return with_retries(
+            fn, *args, retries=opts.retries, backoff_s=opts.retry_backoff_s, base_url=opts.base_url
         )
-        try:
-            return retrying(fn, *args)
-        except _RetryableError as exc:
-            raise LlmUnavailableError(
-                f"the LLM server at {opts.base_url} failed {opts.retries + 1} time(s) in a row; last: {exc}",
-                extra={"base_url": opts.base_url},
-            ) from exc
-
-
-def _log_retry(state: tenacity.RetryCallState) -> None:
-    outcome = state.outcome
-    error = outcome.exception() if outcome is not None else None
-    log.warning("llm.request_retry", attempt=state.attempt_number, error=str(error))
-
-
-def _server_message(response: httpx.Response) -> str:
-    """The error message of an OpenAI-style error body, else the start of the body."""
-    try:
-        data = response.json()
-    except ValueError:
-        return response.text[:_EXCERPT]
-    if isinstance(data, dict):
-        error = data.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            return str(error["message"])[:_EXCERPT]
-        if isinstance(error, str):
-            return error[:_EXCERPT]
-        if data.get("detail") or data.get("message"):
-            return str(data.get("detail") or data.get("message"))[:_EXCERPT]
-    return response.text[:_EXCERPT]

@@ -161,3 +161,57 @@ class TestStages:
         run_stage(runtime, "t1", StageName.ENHANCE)
         run_stage(runtime, "t1", StageName.SUMMARIZE)
         assert len(runtime.models._models) == 1, "same server and model: one loaded backend"
+
+
+@pytest.fixture
+def vllm_runtime(store, fake_vllm, tmp_path):
+    """A runtime whose LLM is the vllm backend on the vLLM test double."""
+
+    def make(residency: str) -> WorkerRuntime:
+        folder = tmp_path / "tiny-qwen"
+        folder.mkdir(exist_ok=True)
+        (folder / "config.json").write_text("{}")
+        settings = Settings.from_env(
+            {
+                "MAIE_LLM_BACKEND": "vllm",
+                "MAIE_LLM_SUMMARY_MODEL": str(folder),
+                "MAIE_DATA_DIR": str(tmp_path),
+                "MAIE_MODEL_RESIDENCY": residency,
+            },
+            env_file=None,
+        )
+        return WorkerRuntime(settings, store)
+
+    return make
+
+
+class TestResidency:
+    """Sequential workers unload the LLM after each stage; resident ones keep it, asleep when idle."""
+
+    def test_sequential_unloads_after_each_stage(self, vllm_runtime, store, fake_vllm):
+        runtime = vllm_runtime("sequential")
+        put_task(store, [Feature.CLEAN_TRANSCRIPT, Feature.SUMMARY])
+        run_stage(runtime, "t1", StageName.ENHANCE)
+        [first] = fake_vllm.LLM.instances
+        assert first.llm_engine.engine_core.shut_down
+        assert fake_vllm.cleanups == [1]
+        run_stage(runtime, "t1", StageName.SUMMARIZE)
+        assert len(fake_vllm.LLM.instances) == 2, "loaded again for the next stage"
+        assert fake_vllm.cleanups == [1, 1]
+
+    def test_resident_sleeps_only_when_no_llm_stage_follows(self, vllm_runtime, store, fake_vllm):
+        runtime = vllm_runtime("resident")
+        put_task(store, [Feature.CLEAN_TRANSCRIPT, Feature.SUMMARY])
+        run_stage(runtime, "t1", StageName.ENHANCE)
+        [llm] = fake_vllm.LLM.instances
+        assert llm.kwargs["enable_sleep_mode"] is True
+        assert not llm.sleeping, "the summary comes next on the same engine"
+        run_stage(runtime, "t1", StageName.SUMMARIZE)
+        assert llm.sleeping, "idle between tasks: asleep, GPU free for ASR"
+        assert len(fake_vllm.LLM.instances) == 1
+        put_task(store, [Feature.SUMMARY], task_id="t2")
+        run_stage(runtime, "t2", StageName.SUMMARIZE)
+        assert len(fake_vllm.LLM.instances) == 1, "woken, not reloaded"
+        assert llm.sleep_calls == [1, 1]
+        runtime.models.clear()
+        assert llm.llm_engine.engine_core.shut_down
