@@ -3,7 +3,7 @@
 ``MAIE_LLM_ENHANCEMENT_MODEL`` / ``MAIE_LLM_SUMMARY_MODEL`` name a folder or a hub repo id
 (``org/name``). ``scripts/download_models.sh`` puts repo ``org/name`` in
 ``MAIE_DATA_DIR/models/org/name``; vLLM itself downloads missing repos into the Hugging Face cache
-layout under ``MAIE_DATA_DIR/models/hub``. These helpers find the folder (for the weights' sha256
+layout under ``MAIE_DATA_DIR/models/hub``. These functions find the folder (for the weights' sha256
 and ``generation_config.json``) without ever downloading.
 """
 
