@@ -19,6 +19,9 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "InvalidRequestError",
+    "LlmOutputError",
+    "LlmRequestError",
+    "LlmUnavailableError",
     "MaieError",
     "ModelLoadError",
     "NotFoundError",
@@ -167,3 +170,21 @@ class CallbackRefusedError(UnprocessableError):
     """Raised when a callback_url is not allowed: bad scheme, unresolvable, or a private address."""
 
     code = "callback_refused"
+
+
+class LlmUnavailableError(TransientError):
+    """Raised when the LLM server fails or times out after MAIE's own retries; the stage is retried."""
+
+    code = "llm_unavailable"
+
+
+class LlmRequestError(PermanentError):
+    """Raised when the LLM refuses a request for good (unknown model, context too small, bad params)."""
+
+    code = "llm_request_refused"
+
+
+class LlmOutputError(PermanentError):
+    """Raised when an LLM answer stays unusable (invalid JSON, off-schema, truncated) after retries."""
+
+    code = "llm_output_invalid"
