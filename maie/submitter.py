@@ -49,6 +49,8 @@ AUDIO_SUFFIXES = frozenset({
 ARCHIVE_SUFFIXES = frozenset({".zip", ".tar", ".tgz", ".gz", ".bz2", ".xz"})
 #: Transcript formats written next to each result with ``--out``.
 EXPORTS = ("txt", "srt", "vtt")
+#: Fewest tasks waited for at once, whatever the upload concurrency.
+MIN_WATCHERS = 8
 _HASH_CHUNK = 1024 * 1024
 
 
@@ -184,6 +186,8 @@ class _Run:
         self.server = server
         self.ledger = ledger
         self.slots = asyncio.Semaphore(concurrency)
+        #: Tasks polled at once: a run of thousands must not poll thousands of tasks every second.
+        self.watching = asyncio.Semaphore(max(concurrency, MIN_WATCHERS))
         self.out_dir = out_dir
         self.wait = wait or out_dir is not None
         self.advance = advance
@@ -243,7 +247,8 @@ class _Run:
         return entry
 
     async def _finish(self, entry: Entry) -> list[StatusResponse]:
-        statuses = [await self.client.wait(task_id) for task_id in entry.task_ids]
+        async with self.watching:
+            statuses = [await self.client.wait(task_id) for task_id in entry.task_ids]
         for status in statuses:
             if status.status.value == "COMPLETE":
                 self.report.complete += 1

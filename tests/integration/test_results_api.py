@@ -247,3 +247,21 @@ class TestIdempotencyKey:
         ok = api.submit(shared_audio("jfk_16k.wav"), headers={**HEADERS_A, "Idempotency-Key": key})
         assert ok.status_code == 202, ok.text
         api.wait(ok.json()["task_id"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/v1/tasks"),
+        ("GET", "/v1/tasks/{id}/results"),
+        ("GET", "/v1/tasks/{id}/results/1"),
+        ("GET", "/v1/tasks/{id}/transcript.srt"),
+        ("GET", "/v1/status/{id}/events"),
+        ("POST", "/v1/batches"),
+        ("GET", "/v1/batches/{id}"),
+        ("GET", "/v1/batches/{id}/export"),
+    ],
+)
+def test_every_new_route_needs_a_key(api, method, path):
+    response = api.client.request(method, path.format(id=uuid.uuid4()), headers={"X-API-Key": "wrong"})
+    assert response.status_code == 401
