@@ -17,8 +17,9 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import structlog
 
-from maie.errors import ConflictError, InvalidRequestError, UnprocessableError
+from maie.errors import ConflictError, InvalidRequestError, StoreUnavailableError, UnprocessableError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from maie.store import AsyncTaskStore
 
 __all__ = ["HEADER", "IdempotencyClaim"]
+
+log = structlog.get_logger(__name__)
 
 #: Request header carrying the key.
 HEADER = "Idempotency-Key"
@@ -148,5 +151,10 @@ class IdempotencyClaim:
         """Give the key back after a failed request, so a retry with it can succeed."""
         if self._pending is None:
             return
-        await self.store.release_claim(self._redis_key, self._pending)
+        try:
+            await self.store.release_claim(self._redis_key, self._pending)
+        except StoreUnavailableError:
+            # Redis is away (likely why the request failed): the claim expires after
+            # PENDING_TTL_S, and until then a retry with the key is told 409.
+            log.warning("idempotency.release_failed")
         self._pending = None
