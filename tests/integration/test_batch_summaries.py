@@ -93,5 +93,9 @@ def test_export_has_summary_fields(summary_api, tmp_path):
     for line, row in zip(table, rows, strict=True):
         for field in fields:
             value = row["summary"][field]
-            expected = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            expected = (
+                value
+                if isinstance(value, str)
+                else json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+            )
             assert line[f"summary.{field}"] == expected
