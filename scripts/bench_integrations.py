@@ -60,10 +60,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def median(values: list[float]) -> str:
-    """Median with min and max."""
-    return (
-        f"{statistics.median(values):.3f} s (min {min(values):.3f}, max {max(values):.3f}, n={len(values)})"
-    )
+    """Median with min and max, in milliseconds."""
+    ms = [v * 1000 for v in values]
+    return f"{statistics.median(ms):.1f} ms (min {min(ms):.1f}, max {max(ms):.1f}, n={len(ms)})"
 
 
 def wait_idle(api: Api) -> None:
