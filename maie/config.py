@@ -24,6 +24,8 @@ __all__ = [
     "AsrSettings",
     "AudioSettings",
     "AuthSettings",
+    "BatchSettings",
+    "ClientSettings",
     "LlmSettings",
     "LogSettings",
     "RateLimitSettings",
@@ -31,6 +33,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StorageSettings",
+    "WebhookSettings",
     "WhisperSettings",
     "WorkerSettings",
 ]
@@ -41,6 +44,8 @@ NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
+TopP = Annotated[float, msgspec.Meta(gt=0, le=1)]
+TopK = Annotated[int, msgspec.Meta(ge=-1)]
 
 #: Highest sampling temperature accepted in MAIE_WHISPER_TEMPERATURE.
 MAX_TEMPERATURE = 2.0
@@ -77,6 +82,16 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env(""))
     busy_retry_after_s: Positive = 10
     #: Show exception details in error responses (never in production).
     debug: bool = False
+    #: Public base URL of the API (e.g. https://maie.example.com), for absolute links in webhooks;
+    #: unset means the links are paths such as /v1/status/<id>.
+    public_url: str | None = None
+    #: Milliseconds between two looks at a task while streaming its events (/v1/status/{id}/events).
+    events_poll_ms: Annotated[int, msgspec.Meta(ge=50, le=60_000)] = 500
+
+    def __post_init__(self) -> None:
+        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
+            msg = f"MAIE_PUBLIC_URL must start with http:// or https://, got {self.public_url!r}"
+            raise ValueError(msg)
 
 
 class RedisSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("REDIS_")):
@@ -180,10 +195,108 @@ class WhisperSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("WH
 
 
 class LlmSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("LLM_")):
-    """LLM backend for enhancement and summaries."""
+    """LLM backend for enhancement and summaries; see docs/llm.md.
+
+    Generation parameters left unset fall through to the model's generation_config.json, then to
+    the library defaults (vLLM's), per task.
+    """
 
     #: ``vllm``, ``openai`` or ``none``.
     backend: Literal["none", "vllm", "openai"] = "none"
+    #: OpenAI-compatible server of the ``openai`` backend, e.g. ``http://127.0.0.1:8001/v1``.
+    base_url: str | None = None
+    #: Bearer token for that server.
+    api_key: str | None = None
+    #: Model of ``clean_transcript``: a served model name (openai) or a folder / hub id (vllm).
+    #: Unset means the summary model.
+    enhancement_model: str | None = None
+    #: Model of ``summary``. Unset means the enhancement model.
+    summary_model: str | None = None
+    #: Enhancement sampling temperature (0 is greedy).
+    enhancement_temperature: NonNegativeFloat | None = None
+    #: Enhancement nucleus sampling mass, in (0, 1].
+    enhancement_top_p: TopP | None = None
+    #: Enhancement top-k; 0 or -1 disables it.
+    enhancement_top_k: TopK | None = None
+    #: Enhancement output cap per request, in tokens; unset sizes it from the chunk.
+    enhancement_max_tokens: Positive | None = None
+    #: Enhancement repetition penalty (1 is none).
+    enhancement_repetition_penalty: PositiveFloat | None = None
+    #: Summary sampling temperature (0 is greedy).
+    summary_temperature: NonNegativeFloat | None = None
+    #: Summary nucleus sampling mass, in (0, 1].
+    summary_top_p: TopP | None = None
+    #: Summary top-k; 0 or -1 disables it.
+    summary_top_k: TopK | None = None
+    #: Summary output cap per request, in tokens; unset means a quarter of the context, at most 4096.
+    summary_max_tokens: Positive | None = None
+    #: Summary repetition penalty (1 is none).
+    summary_repetition_penalty: PositiveFloat | None = None
+    #: Context window in tokens. Unset: what the server reports (openai) or the model's config (vllm).
+    max_model_len: Positive | None = None
+    #: Most transcript tokens in one enhancement request; longer transcripts are split on segments.
+    enhancement_chunk_tokens: Positive = 1024
+    #: Most transcript tokens in one summary request; longer transcripts are summarised in parts
+    #: and merged (map-reduce). Unset: as many as the context holds.
+    summary_chunk_tokens: Positive | None = None
+    #: tokenizer.json (or a folder with one) for exact token counts with the ``openai`` backend.
+    #: Unset: counts are estimated from UTF-8 length (see MAIE_LLM_BYTES_PER_TOKEN).
+    tokenizer: str | None = None
+    #: Bytes of UTF-8 text per token assumed when no tokenizer is known; lower is safer.
+    bytes_per_token: PositiveFloat = 2.0
+    #: Share of GPU memory vLLM may take (weights, activations, KV cache).
+    gpu_memory_utilization: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.85
+    #: vLLM quantization method (``awq``, ``gptq``, ``fp8``...); unset reads the checkpoint's config.
+    quantization: str | None = None
+    #: vLLM weight dtype: ``auto``, ``bfloat16``, ``float16`` or ``float32``.
+    dtype: str = "auto"
+    #: Chat template for vLLM: a name from assets/chat-templates (``qwen3_nonthinking``) or a file.
+    #: Unset: the model's own.
+    chat_template: str | None = None
+    #: Let thinking models reason before answering (slower; off for transcripts and summaries).
+    thinking: bool = False
+    #: Seconds one LLM request may take before it is abandoned and retried.
+    timeout_s: PositiveFloat = 300.0
+    #: Seconds to wait for a connection to the LLM server.
+    connect_timeout_s: PositiveFloat = 10.0
+    #: Retries of one request after a 5xx, 429, timeout or connection error.
+    retries: NonNegative = 3
+    #: First pause between those retries, in seconds; it doubles each time, up to 30 s.
+    retry_backoff_s: NonNegativeFloat = 1.0
+    #: Requests in flight at once per task (chunks of a long transcript, map-step parts).
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    #: Times an answer that is not valid JSON, violates the schema or is cut off is asked for again.
+    schema_retries: NonNegative = 2
+    #: Least similarity (0-1, letters only) between a raw and a cleaned segment; below it the
+    #: cleaned text is taken to have changed what was said, and the raw text is kept.
+    enhancement_min_similarity: Probability = 0.5
+    #: In resident mode, put an idle vLLM engine to sleep (weights to CPU memory) between tasks.
+    sleep_when_idle: bool = True
+    #: Send vLLM's extra sampling fields (top_k, repetition_penalty, chat_template_kwargs) to the
+    #: OpenAI-compatible server; turn off for servers that refuse unknown fields.
+    openai_extra_params: bool = True
+
+    def model_for(self, task: Literal["enhancement", "summary"]) -> str | None:
+        """The model of ``task``, falling back to the other task's model."""
+        if task == "enhancement":
+            return self.enhancement_model or self.summary_model
+        return self.summary_model or self.enhancement_model
+
+    def __post_init__(self) -> None:
+        if self.backend == "none":
+            return
+        if not (self.enhancement_model or self.summary_model):
+            msg = (
+                f"MAIE_LLM_BACKEND={self.backend} needs a model: set MAIE_LLM_SUMMARY_MODEL "
+                "(and MAIE_LLM_ENHANCEMENT_MODEL for a different cleaning model)"
+            )
+            raise ValueError(msg)
+        if self.backend == "openai" and not self.base_url:
+            msg = "MAIE_LLM_BACKEND=openai needs MAIE_LLM_BASE_URL, e.g. http://127.0.0.1:8001/v1"
+            raise ValueError(msg)
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            msg = f"MAIE_LLM_BASE_URL must be an http(s) URL, got {self.base_url!r}"
+            raise ValueError(msg)
 
 
 class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
@@ -244,6 +357,44 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
                 raise ValueError(msg)
 
 
+class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("WEBHOOK_")):
+    """Delivery of task webhooks (``callback_url``); the signing key is MAIE_WEBHOOK_SECRET."""
+
+    #: Allow callback URLs on loopback, private and link-local addresses (trusted networks, tests).
+    allow_private: bool = False
+    #: Seconds one delivery attempt may take: connect, send and read the answer.
+    timeout_s: PositiveFloat = 10.0
+    #: Attempts after the first before an event is given up.
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=30)] = 12
+    #: Back-off before the first retry, in milliseconds; it doubles with each retry after that.
+    min_backoff_ms: Positive = 2000
+    #: Longest back-off between two attempts, in milliseconds.
+    max_backoff_ms: Positive = 3_600_000
+
+
+class BatchSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("BATCH_")):
+    """Batches (POST /v1/batches): upload size and archive unpacking limits."""
+
+    #: Largest batch upload (all parts together), in MiB.
+    max_upload_mb: PositiveFloat = 4096
+    #: Most entries an archive may hold (files, folders and links together).
+    max_members: Positive = 1000
+    #: Most bytes one batch may unpack to, in MiB.
+    max_unpacked_mb: PositiveFloat = 8192
+    #: Highest compression ratio accepted (per zip member, and overall); beyond it the archive
+    #: is refused as a zip bomb.
+    max_ratio: PositiveFloat = 100.0
+
+
+class ClientSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
+    """What ``maie submit``, ``maie status`` and ``maie result`` use to reach a server."""
+
+    #: Base URL of the API; unset means http://MAIE_HOST:MAIE_PORT.
+    url: str | None = None
+    #: API key to send; unset means the first of MAIE_API_KEYS, else MAIE_DATA_DIR/dev-api-key.
+    api_key: str | None = None
+
+
 class LogSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("LOG_")):
     """Logging."""
 
@@ -292,6 +443,9 @@ _GROUPS: dict[str, type[msgspec.Struct]] = {
     "auth": AuthSettings,
     "log": LogSettings,
     "rate_limit": RateLimitSettings,
+    "webhook": WebhookSettings,
+    "batch": BatchSettings,
+    "client": ClientSettings,
 }
 
 
@@ -318,6 +472,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     rate_limit: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
+    webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    batch: BatchSettings = msgspec.field(default_factory=BatchSettings)
+    client: ClientSettings = msgspec.field(default_factory=ClientSettings)
     #: ``MAIE_*`` variables that were set but that MAIE does not know (likely typos).
     unknown_variables: tuple[str, ...] = ()
 
@@ -361,6 +518,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for secret in ("MAIE_API_KEYS", "MAIE_WEBHOOK_SECRET"):
             if auth.get(secret):
                 auth[secret] = "***"
+        client = data.get("client", {})
+        if client.get("MAIE_API_KEY"):
+            client["MAIE_API_KEY"] = "***"
+        llm = data.get("llm", {})
+        if llm.get("MAIE_LLM_API_KEY"):
+            llm["MAIE_LLM_API_KEY"] = "***"
         return data
 
 

@@ -11,12 +11,18 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "ArchiveLimitError",
     "AudioTooLongError",
     "AudioTooShortError",
     "BackendUnavailableError",
+    "CallbackRefusedError",
     "ConfigError",
+    "ConflictError",
     "DecodeLimitError",
     "InvalidRequestError",
+    "LlmOutputError",
+    "LlmRequestError",
+    "LlmUnavailableError",
     "MaieError",
     "ModelLoadError",
     "NotFoundError",
@@ -175,3 +181,40 @@ def _restore(kind: type[MaieError], args: tuple[Any, ...], state: dict[str, Any]
     error.args = args
     error.__dict__.update(state)
     return error
+
+
+class ConflictError(PermanentError):
+    """Raised when a request clashes with the current state: a task not finished, a key in use."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class ArchiveLimitError(PayloadTooLargeError):
+    """Raised when an archive exceeds the batch limits (entries, unpacked size, compression ratio)."""
+
+    code = "archive_limit"
+
+
+class CallbackRefusedError(UnprocessableError):
+    """Raised when a callback_url is not allowed: bad scheme, unresolvable, or a private address."""
+
+    code = "callback_refused"
+
+
+class LlmUnavailableError(TransientError):
+    """Raised when the LLM server fails or times out after MAIE's own retries; the stage is retried."""
+
+    code = "llm_unavailable"
+
+
+class LlmRequestError(PermanentError):
+    """Raised when the LLM refuses a request for good (unknown model, context too small, bad params)."""
+
+    code = "llm_request_refused"
+
+
+class LlmOutputError(PermanentError):
+    """Raised when an LLM answer stays unusable (invalid JSON, off-schema, truncated) after retries."""
+
+    code = "llm_output_invalid"

@@ -17,29 +17,46 @@ __all__ = [
     "AsrVersion",
     "AudioInfo",
     "Base",
+    "BatchAccepted",
+    "BatchRecord",
+    "BatchStatus",
+    "EnhanceArtifact",
+    "EnhancementMetrics",
     "ErrorBody",
     "Feature",
     "Frozen",
     "HealthResponse",
+    "LlmVersion",
+    "MapReduceInfo",
     "Metrics",
     "ModelInfo",
     "ModelsResponse",
     "PreprocessArtifact",
     "ProcessAccepted",
     "ResultVersion",
+    "ResultVersionInfo",
+    "ResultVersionList",
     "Results",
     "Segment",
+    "SkippedMember",
     "StageName",
     "StageRecord",
     "StageState",
     "StatusResponse",
+    "SummaryArtifact",
+    "TaskPage",
     "TaskRecord",
     "TaskRequest",
     "TaskStatus",
+    "TaskSummary",
     "TemplateInfo",
     "TemplateVersion",
     "TemplatesResponse",
     "Versions",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookState",
     "Word",
 ]
 
@@ -172,6 +189,8 @@ class AsrVersion(Frozen, frozen=True, kw_only=True):
     device: str
     decoding_params: dict[str, Any] = msgspec.field(default_factory=dict)
     fallback: str | None = None
+    #: Whether this model writes punctuation and casing itself (then enhancement is skipped).
+    native_punctuation: bool = False
 
 
 class AsrArtifact(Frozen, frozen=True, kw_only=True):
@@ -196,14 +215,103 @@ class TemplateVersion(Frozen, frozen=True, kw_only=True):
     prompt_sha256: str
 
 
+class MapReduceInfo(Frozen, frozen=True, kw_only=True):
+    """How a transcript too long for one request was summarised: parts, then merges."""
+
+    #: Transcript parts summarised separately (the map step).
+    parts: int
+    #: Merge rounds until one summary was left (the reduce step); 1 when all parts fit one merge.
+    reduce_rounds: int
+    #: sha256 of the merge prompt.
+    reduce_prompt_sha256: str
+
+
+class LlmVersion(Frozen, frozen=True, kw_only=True):
+    """Which LLM, prompt and decoding produced an enhanced transcript or a summary."""
+
+    #: Backend id: ``vllm`` or ``openai``.
+    name: str
+    #: Model name or folder as configured.
+    model: str
+    #: sha256 of the weights where MAIE can read them (``vllm``); ``null`` behind an HTTP server.
+    #: Always present, like the other fields of the contract without a default.
+    checkpoint_hash: str | None
+    #: Quantization method (``awq``, ``fp8``...) or ``null`` for the checkpoint's own precision.
+    quantization: str | None
+    #: ``enhancement`` or ``summary``.
+    task: str
+    #: Chat template: a shipped asset name, a file, or ``model default`` / ``server default``.
+    chat_template: str | None
+    #: Whether the model was allowed to think before answering.
+    thinking: bool
+    #: Resolved generation parameters sent with every request of the task.
+    decoding_params: dict[str, Any] = msgspec.field(default_factory=dict)
+    #: Where each decoding parameter came from: ``runtime``, ``env``, ``model`` or ``library``.
+    decoding_sources: dict[str, str] = msgspec.field(default_factory=dict)
+    #: How output was constrained, e.g. ``json_schema`` (``None`` for free text).
+    structured_output: str | None = None
+    #: sha256 of the task prompt MAIE sent (the enhancement prompt; templates record theirs apart).
+    prompt_sha256: str | None = None
+    #: The OpenAI-compatible server, for the ``openai`` backend.
+    base_url: str | None = None
+    #: Transcript split for a long recording (summaries only).
+    map_reduce: MapReduceInfo | None = None
+
+
 class Versions(Frozen, frozen=True, kw_only=True):
     """Everything needed to say what produced a result."""
 
     pipeline_version: str
     asr_backend: AsrVersion | None = None
-    enhancement_llm: dict[str, Any] | None = None
-    summarization_llm: dict[str, Any] | None = None
+    enhancement_llm: LlmVersion | None = None
+    summarization_llm: LlmVersion | None = None
     template: TemplateVersion | None = None
+
+
+class EnhancementMetrics(Frozen, frozen=True, kw_only=True):
+    """How much transcript enhancement changed the raw transcript."""
+
+    #: Character edit distance between raw and clean transcript over the raw length (rapidfuzz).
+    edit_rate: Annotated[float, msgspec.Meta(ge=0)]
+    #: Word edit distance over the raw word count.
+    word_edit_rate: Annotated[float, msgspec.Meta(ge=0)]
+    #: Segments in the transcript.
+    segments: int
+    #: Segments whose text the model changed.
+    segments_changed: int = 0
+    #: Segments whose cleaned text drifted too far from what was said, so the raw text was kept.
+    segments_reverted: int = 0
+    #: Requests the transcript was split into.
+    chunks: int = 0
+    #: Chunks whose answer stayed unusable after retries, so their raw text was kept.
+    chunks_failed: int = 0
+    #: True when enhancement did not run (the ASR model punctuates itself).
+    skipped: bool = False
+    #: Why it was skipped.
+    reason: str | None = None
+
+
+class EnhanceArtifact(Frozen, frozen=True, kw_only=True):
+    """Output of the enhance stage: the cleaned transcript, segment by segment."""
+
+    text: str
+    segments: list[Segment]
+    metrics: EnhancementMetrics
+    #: ``None`` when enhancement was skipped.
+    version: LlmVersion | None = None
+
+
+class SummaryArtifact(Frozen, frozen=True, kw_only=True):
+    """Output of the summarize stage: a summary that validated against its template's schema."""
+
+    summary: dict[str, Any]
+    template: TemplateVersion
+    version: LlmVersion
+    #: Requests sent, retries included.
+    requests: int
+    #: Answers refused (invalid JSON, schema violations, truncation) and asked again.
+    retries: int = 0
+    processing_time_s: Seconds
 
 
 class Metrics(Frozen, frozen=True, kw_only=True):
@@ -223,7 +331,7 @@ class Results(Frozen, frozen=True, kw_only=True):
     raw_transcript: str | None = None
     clean_transcript: str | None = None
     summary: dict[str, Any] | None = None
-    enhancement_metrics: dict[str, Any] | None = None
+    enhancement_metrics: EnhancementMetrics | None = None
     language: str | None = None
     segments: list[Segment] | None = None
 
@@ -270,6 +378,8 @@ class TaskRecord(Base, kw_only=True):
     error_code: str | None = None
     failed_stage: str | None = None
     request_id: str | None = None
+    batch_id: str | None = None
+    webhooks: list[WebhookDelivery] = msgspec.field(default_factory=list)
 
     def stage(self, name: StageName) -> StageRecord:
         """Return the record of stage ``name``.
@@ -310,6 +420,8 @@ class StatusResponse(Frozen, frozen=True, kw_only=True):
     error: str | None = None
     error_code: str | None = None
     failed_stage: str | None = None
+    batch_id: str | None = None
+    webhooks: list[WebhookDelivery] | None = None
 
 
 class ModelInfo(Frozen, frozen=True, kw_only=True):
@@ -364,3 +476,125 @@ class ErrorBody(Frozen, frozen=True, kw_only=True):
     detail: str
     status_code: int
     extra: dict[str, Any] | list[Any] | None = None
+
+
+class WebhookState(enum.StrEnum):
+    """Where the delivery of one webhook event is."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookAttempt(Frozen, frozen=True, kw_only=True):
+    """One HTTP attempt to deliver a webhook event: the receiver's status code or the error."""
+
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    duration_s: Seconds
+
+
+class WebhookDelivery(Base, kw_only=True):
+    """The delivery of one event to a task's ``callback_url``, with every attempt."""
+
+    event_id: str
+    event: str
+    state: WebhookState
+    attempts: list[WebhookAttempt]
+    delivered_at: datetime | None = None
+
+
+class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """Body of a webhook POST (DESIGN §5). Every field is always sent, ``null`` included.
+
+    ``event_id`` is the same for every attempt at one event, so a receiver can deduplicate.
+    """
+
+    event: str
+    event_id: str
+    task_id: str
+    status: TaskStatus
+    status_url: str
+    result_version: int | None
+    occurred_at: datetime | None
+    batch_id: str | None
+    error_code: str | None
+
+
+class ResultVersionInfo(Frozen, frozen=True, kw_only=True):
+    """One entry of GET /v1/tasks/{id}/results."""
+
+    version: int
+    created_at: datetime
+    kind: str
+    template_id: str | None = None
+
+
+class ResultVersionList(Frozen, frozen=True, kw_only=True):
+    """Answer to GET /v1/tasks/{id}/results, oldest first."""
+
+    task_id: str
+    latest: int | None
+    versions: list[ResultVersionInfo]
+
+
+class TaskSummary(Frozen, frozen=True, kw_only=True):
+    """A task as lists show it (GET /v1/tasks, GET /v1/batches/{id})."""
+
+    task_id: str
+    status: TaskStatus
+    submitted_at: datetime
+    completed_at: datetime | None = None
+    features: list[Feature]
+    template_id: str | None = None
+    filename: str | None = None
+    batch_id: str | None = None
+    result_version: int | None = None
+    error_code: str | None = None
+
+
+class TaskPage(Frozen, frozen=True, kw_only=True):
+    """Answer to GET /v1/tasks: newest first; pass ``next_cursor`` back for the next page."""
+
+    tasks: list[TaskSummary]
+    next_cursor: str | None
+
+
+class SkippedMember(Frozen, frozen=True, kw_only=True):
+    """A part or archive member that a batch did not turn into a task, and why."""
+
+    name: str
+    reason: str
+
+
+class BatchAccepted(Frozen, frozen=True, kw_only=True):
+    """Answer to an accepted POST /v1/batches."""
+
+    batch_id: str
+    task_ids: list[str]
+    skipped: list[SkippedMember]
+    status_url: str
+
+
+class BatchRecord(Base, kw_only=True):
+    """A batch as MAIE keeps it in Redis: its tasks in upload order and what was skipped."""
+
+    batch_id: str
+    tenant: str
+    created_at: datetime
+    request: TaskRequest
+    task_ids: list[str]
+    skipped: list[SkippedMember] = msgspec.field(default_factory=list)
+
+
+class BatchStatus(Frozen, frozen=True, kw_only=True):
+    """Answer to GET /v1/batches/{id}: counts by status and every task."""
+
+    batch_id: str
+    created_at: datetime
+    total: int
+    counts: dict[str, int]
+    finished: bool
+    tasks: list[TaskSummary]
+    skipped: list[SkippedMember]

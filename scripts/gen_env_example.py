@@ -25,6 +25,9 @@ TITLES = {
     "auth": "Auth",
     "log": "Logging",
     "rate_limit": "Rate limits (per API key)",
+    "webhook": "Webhooks",
+    "batch": "Batches",
+    "client": "Client (maie submit, status, result)",
 }
 
 

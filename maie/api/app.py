@@ -12,16 +12,22 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from maie import __version__
+from maie.api.batches import BatchesController
 from maie.api.discovery import DiscoveryController
 from maie.api.errors import exception_handlers
+from maie.api.events import EventsController
+from maie.api.exports import ExportsController
 from maie.api.guards import API_KEY_HEADER, api_key_guard
 from maie.api.health import HealthController
 from maie.api.metrics import MetricsController, http_metrics_config
+from maie.api.openapi import document_v1_errors
 from maie.api.process import ProcessController
 from maie.api.rate_limit import rate_limit_guard
 from maie.api.request_id import RequestIdMiddleware, add_request_id_header
+from maie.api.results import ResultsController
 from maie.api.services import Services
 from maie.api.status import StatusController
+from maie.api.tasks import TasksController
 from maie.broker import build_broker
 
 if TYPE_CHECKING:
@@ -59,14 +65,29 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
             await services.close()
 
     max_body = int(settings.server.max_file_size_mb * 1024 * 1024) + FORM_OVERHEAD_BYTES
+    # Batches take one archive or many files: their own body limit, on a router of their own.
+    batches = Router(
+        path="/batches",
+        route_handlers=[BatchesController],
+        request_max_body_size=int(settings.batch.max_upload_mb * 1024 * 1024) + FORM_OVERHEAD_BYTES,
+    )
     v1 = Router(
         path="/v1",
-        route_handlers=[ProcessController, StatusController, DiscoveryController],
+        route_handlers=[
+            ProcessController,
+            StatusController,
+            DiscoveryController,
+            EventsController,
+            TasksController,
+            ResultsController,
+            ExportsController,
+            batches,
+        ],
         guards=[api_key_guard, rate_limit_guard],
         security=[{"ApiKey": []}],
         request_max_body_size=max_body,
     )
-    return Litestar(
+    app = Litestar(
         route_handlers=[v1, HealthController, MetricsController],
         # Outermost first: the request id wraps everything, so even a failed request has one.
         middleware=[RequestIdMiddleware(), http_metrics_config().middleware],
@@ -90,3 +111,5 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
             ),
         ),
     )
+    document_v1_errors(app)
+    return app

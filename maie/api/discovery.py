@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 import anyio.to_thread
 from litestar import Controller, get
 
-from maie.api.openapi import V1_ERRORS, error_responses
 from maie.errors import NotFoundError
 from maie.pipeline.asr.registry import describe
 from maie.schemas import ModelsResponse, TemplateInfo, TemplatesResponse
@@ -23,16 +22,12 @@ class DiscoveryController(Controller):
 
     tags = ("discovery",)
 
-    @get(
-        "/models",
-        summary="ASR backends with capabilities and real availability",
-        responses=error_responses(*V1_ERRORS),
-    )
+    @get("/models", summary="ASR backends with capabilities and real availability")
     async def models(self, services: Services) -> ModelsResponse:
         """List ASR backends; ``available`` comes from a check of library, weights and device."""
         return ModelsResponse(models=await anyio.to_thread.run_sync(describe, services.settings))
 
-    @get("/templates", summary="Summary templates", responses=error_responses(*V1_ERRORS))
+    @get("/templates", summary="Summary templates")
     async def templates(self, services: Services) -> TemplatesResponse:
         """List the summary templates."""
         return TemplatesResponse(
@@ -47,11 +42,7 @@ class DiscoveryController(Controller):
             ]
         )
 
-    @get(
-        "/templates/{template_id:str}",
-        summary="One template with its JSON Schema",
-        responses=error_responses(404, *V1_ERRORS),
-    )
+    @get("/templates/{template_id:str}", summary="One template with its JSON Schema")
     async def template(self, template_id: str, services: Services) -> dict[str, Any]:
         """Return a template and its JSON Schema."""
         try:

@@ -52,9 +52,9 @@ class ApiMetrics:
             redis_url, socket_connect_timeout=2, socket_timeout=5, **async_reconnect()
         )
 
-    async def task_accepted(self) -> None:
-        """Count a task this process accepted and queued."""
-        await self.recorder.task_accepted()
+    async def task_accepted(self, count: int = 1) -> None:
+        """Count ``count`` tasks this process accepted and queued."""
+        await self.recorder.task_accepted(count)
 
     async def snapshot(self) -> ClusterSnapshot:
         """Read the cluster-wide series from Redis."""

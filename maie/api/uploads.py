@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from maie.pipeline.sandbox import DecodeSandbox
     from maie.schemas import AudioInfo
 
-__all__ = ["CHUNK_BYTES", "check_filename", "receive_upload", "remove_task_dir"]
+__all__ = ["CHUNK_BYTES", "check_filename", "receive_upload", "remove_task_dir", "stored_name"]
 
 #: Bytes copied per read while moving an upload into the task folder.
 CHUNK_BYTES = 1024 * 1024
@@ -67,6 +67,11 @@ def _extension(info: AudioInfo) -> str:
     return _EXTENSIONS.get(first, first if first.isalnum() else "bin")
 
 
+def stored_name(info: AudioInfo) -> str:
+    """Name of an accepted recording in its task folder: ``raw.<ext>`` of the container found."""
+    return f"raw.{_extension(info)}"
+
+
 async def receive_upload(
     upload: UploadFile, task_dir: Path, options: PreprocessOptions, sandbox: DecodeSandbox | None = None
 ) -> tuple[Path, AudioInfo]:
@@ -86,6 +91,7 @@ async def receive_upload(
     async with aiofiles.open(part, "wb") as out:
         while chunk := await upload.read(CHUNK_BYTES):
             await out.write(chunk)
+    # A container that states no duration is measured by decoding; stop counting past the limit.
     check = functools.partial(
         probe,
         part,

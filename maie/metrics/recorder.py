@@ -65,9 +65,9 @@ class AsyncMetricsRecorder:
     def __init__(self, client: aioredis.Redis) -> None:
         self.client = client
 
-    async def task_accepted(self) -> None:
-        """Count a task the API accepted and queued."""
+    async def task_accepted(self, count: int = 1) -> None:
+        """Count ``count`` tasks the API accepted and queued."""
         try:
-            await self.client.hincrby(TASKS_KEY, TaskOutcome.ACCEPTED, 1)
+            await self.client.hincrby(TASKS_KEY, TaskOutcome.ACCEPTED, count)
         except _DROPPED as exc:
             log.warning("metrics.dropped", series="maie_tasks_total", reason=str(exc))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 
 from maie.broker import QUEUE_CPU, QUEUE_GPU
 from maie.errors import PermanentError
@@ -15,7 +16,9 @@ if TYPE_CHECKING:
 
     from dramatiq.brokers.redis import RedisBroker
 
+    from maie.schemas import TaskRecord
     from maie.worker.runtime import WorkerRuntime
+    from maie.worker.tracker import StageTracker
 
 __all__ = ["STAGE_OF_ACTOR", "Actors", "register_actors"]
 
@@ -23,12 +26,16 @@ __all__ = ["STAGE_OF_ACTOR", "Actors", "register_actors"]
 STAGE_OF_ACTOR: dict[str, StageName | None] = {
     "preprocess": StageName.PREPROCESS,
     "transcribe": StageName.TRANSCRIBE,
+    "enhance": StageName.ENHANCE,
+    "summarize": StageName.SUMMARIZE,
     "finalize": None,
 }
 #: Seconds finalize may take: it only reads and writes small records.
 FINALIZE_TIME_LIMIT_S = 60
 #: Errors that fail the task at once instead of being retried.
 PERMANENT = (PermanentError, MemoryError)
+#: Seconds a webhook delivery may take beyond its HTTP timeout (waiting for the task, recording).
+WEBHOOK_SLACK_S = 30
 
 
 class Actors(NamedTuple):
@@ -37,6 +44,34 @@ class Actors(NamedTuple):
     preprocess: dramatiq.Actor[[str], None]
     transcribe: dramatiq.Actor[[str], None]
     finalize: dramatiq.Actor[[str], None]
+    enhance: dramatiq.Actor[[str], None]
+    summarize: dramatiq.Actor[[str], None]
+    deliver_webhook: dramatiq.Actor[[str], None]
+
+    def after(self, record: TaskRecord, stage: StageName) -> dramatiq.Actor[[str], None]:
+        """The actor of the stage planned after ``stage`` for this task, or finalize."""
+        names = [s.name for s in record.stages]
+        later = names[names.index(stage) + 1 :] if stage in names else []
+        return getattr(self, later[0].value) if later else self.finalize
+
+
+def _model_stage(
+    tracker: StageTracker,
+    stage: StageName,
+    run: Callable[[TaskRecord], object],
+    registered: Callable[[], Actors],
+) -> Callable[[str], None]:
+    """The body of a stage actor: run ``stage`` once, then send the task to its next planned stage."""
+
+    def body(task_id: str) -> None:
+        with tracker.stage(task_id, stage) as record:
+            if record is None:
+                return
+            run(record)
+        registered().after(record, stage).send(task_id)
+
+    body.__name__ = body.__qualname__ = stage.value
+    return body
 
 
 def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
@@ -67,16 +102,39 @@ def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
             if record is None:
                 return
             runtime.transcribe(record)
-        actors.finalize.send(task_id)
+        actors.after(record, StageName.TRANSCRIBE).send(task_id)
+
+    enhance = _model_stage(tracker, StageName.ENHANCE, runtime.enhance, lambda: actors)
+    summarize = _model_stage(tracker, StageName.SUMMARIZE, runtime.summarize, lambda: actors)
 
     def finalize(task_id: str) -> None:
         record = tracker.load(task_id)
         if record is not None:
             runtime.finalize(record)
 
+    webhook = runtime.settings.webhook
+
+    def deliver_webhook(task_id: str) -> None:
+        message = CurrentMessage.get_current_message()
+        retries = message.options.get("retries", 0) if message is not None else 0
+        runtime.webhooks.deliver(task_id, final=retries >= webhook.max_retries)
+
     actors = Actors(
         preprocess=declare(preprocess, QUEUE_CPU, limits.preprocess_time_limit_s),
         transcribe=declare(transcribe, QUEUE_GPU, limits.model_stage_time_limit_s),
         finalize=declare(finalize, QUEUE_CPU, FINALIZE_TIME_LIMIT_S),
+        enhance=declare(enhance, QUEUE_GPU, limits.model_stage_time_limit_s),
+        summarize=declare(summarize, QUEUE_GPU, limits.model_stage_time_limit_s),
+        deliver_webhook=dramatiq.actor(
+            actor_name="deliver_webhook",
+            queue_name=QUEUE_CPU,
+            broker=broker,
+            max_retries=webhook.max_retries,
+            min_backoff=webhook.min_backoff_ms,
+            max_backoff=webhook.max_backoff_ms,
+            time_limit=int((webhook.timeout_s + WEBHOOK_SLACK_S) * 1000),
+            throws=PERMANENT,
+        )(deliver_webhook),
     )
+    tracker.before_finish(lambda task_id: runtime.webhooks.announce(task_id, actors.deliver_webhook.send))
     return actors

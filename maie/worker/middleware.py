@@ -80,9 +80,14 @@ class TaskFailure(Middleware):
         result: Any = None,  # noqa: ANN401 - Dramatiq's hook signature
         exception: BaseException | None = None,
     ) -> None:
-        """Runs after Retries: a message it marked failed will not come back."""
+        """Runs after Retries (it is registered before it; after_* hooks run in reverse order).
+
+        A message Retries marked failed (permanent error, or retries used up) will not come back.
+        """
         if exception is None or not message.failed or not message.args:
             return
+        if message.actor_name not in self.stage_of_actor:
+            return  # not a pipeline step (a webhook delivery): its failure does not fail the task
         task_id = str(message.args[0])
         with structlog.contextvars.bound_contextvars(task_id=task_id):
             self.tracker.fail(task_id, self.stage_of_actor.get(message.actor_name), exception)

@@ -20,7 +20,7 @@ from maie.metrics import RTF, STAGE_SECONDS, TaskOutcome
 from maie.schemas import StageName, StageState, TaskRecord, TaskStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from maie.metrics import MetricsRecorder
     from maie.store import TaskStore
@@ -63,6 +63,19 @@ class StageTracker:
         self.keep_audio = keep_audio
         #: Where stage durations and task outcomes are counted (cluster-wide, in Redis).
         self.metrics = metrics
+        self._finish_hooks: list[Callable[[str], None]] = []
+
+    def before_finish(self, hook: Callable[[str], None]) -> None:
+        """Call ``hook(task_id)`` just before a task is marked COMPLETE or FAILED.
+
+        It runs before the record changes, so work it queues (a webhook) is not lost if the
+        process dies right after: the finishing message is redelivered and runs it again.
+        """
+        self._finish_hooks.append(hook)
+
+    def _run_finish_hooks(self, task_id: str) -> None:
+        for hook in self._finish_hooks:
+            hook(task_id)
 
     @contextmanager
     def stage(self, task_id: str, name: StageName) -> Iterator[TaskRecord | None]:
@@ -129,10 +142,19 @@ class StageTracker:
         log.info("stage.started", attempt=record.stage(name).attempts)
         return record
 
+    def skip(self, task_id: str, name: StageName) -> None:
+        """Mark a running stage as skipped: it ends without doing its work (it still gets a duration)."""
+
+        def change(record: TaskRecord) -> None:
+            record.stage(name).status = StageState.SKIPPED
+
+        self.store.update(task_id, change)
+
     def _finish(self, task_id: str, name: StageName, duration_s: float) -> None:
         def change(record: TaskRecord) -> None:
             stage = record.stage(name)
-            stage.status = StageState.DONE
+            if stage.status != StageState.SKIPPED:
+                stage.status = StageState.DONE
             stage.finished_at = _now()
             stage.duration_s = round(duration_s, 3)
             stage.error = None
@@ -158,6 +180,10 @@ class StageTracker:
         """Fail the task now with ``exc`` (no-op if it already finished)."""
         detail, code = _describe(exc)
         failed_now: list[bool] = []
+        try:
+            self._run_finish_hooks(task_id)
+        except MaieError as hook_exc:
+            log.warning("task.finish_hook_failed", reason=hook_exc.detail)
 
         def change(record: TaskRecord) -> None:
             failed_now[:] = [not record.status.terminal]
@@ -191,6 +217,7 @@ class StageTracker:
         ``rtf``, the run's real-time factor, is counted in ``maie_rtf`` when this call completes the task.
         """
         completed_now: list[bool] = []
+        self._run_finish_hooks(task_id)
 
         def change(record: TaskRecord) -> None:
             completed_now[:] = [not record.status.terminal]

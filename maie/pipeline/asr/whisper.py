@@ -195,6 +195,7 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
             device=opts.device,
             decoding_params=decoding_params,
             fallback=opts.device_fallback,
+            native_punctuation=SPEC.has_native_punctuation(opts.variant, opts.model),
         )
 
 
@@ -222,11 +223,13 @@ SPEC = BackendSpec(
     backend_id="whisper",
     name="Whisper (faster-whisper / CTranslate2)",
     description="Multilingual Whisper on CTranslate2: Silero VAD, word timestamps, language detection.",
-    capabilities=("word_timestamps", "language_detection", "punctuation", "long_form", "vad"),
+    capabilities=("word_timestamps", "language_detection", "long_form", "vad"),
     languages=WHISPER_LANGUAGES,
     hardware=("cuda", "cpu"),
     factory=create_backend,
     probe=check_availability,
+    # Punctuation is a property of the fine-tune, not of faster-whisper: these write it themselves.
+    punctuated_variants=("*erax-wow-turbo*",),
 )
 
 
