@@ -143,7 +143,6 @@ class TestUp:
             assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
         assert not (up["data_dir"] / "redis" / "url").exists(), "the URL file of a stopped server is removed"
 
-
     def test_children_do_not_outlive_a_killed_supervisor(self, up):
         """SIGKILL of `maie up` itself: Redis, API and workers get SIGTERM and exit (no orphans)."""
         process = up["process"]
