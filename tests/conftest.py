@@ -5,5 +5,6 @@ from __future__ import annotations
 pytest_plugins = [
     "tests.fixtures.paths",
     "tests.fixtures.whisper_model",
+    "tests.fixtures.chunkformer_model",
     "tests.fixtures.services",
 ]
