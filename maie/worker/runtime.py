@@ -16,8 +16,6 @@ import structlog
 from maie import __version__
 from maie.errors import PermanentError
 from maie.hardware import cuda_available
-from maie.pipeline.asr.base import AsrInput
-from maie.pipeline.asr.registry import create
 from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, Preprocessor
 from maie.schemas import (
     AsrArtifact,
@@ -29,8 +27,10 @@ from maie.schemas import (
     StageName,
     Versions,
 )
+from maie.worker.asr_claims import AsrClaims
 from maie.worker.residency import ModelCache
 from maie.worker.tracker import StageTracker
+from maie.worker.transcription import Transcriber
 
 if TYPE_CHECKING:
     from maie.config import Settings
@@ -55,12 +55,19 @@ class WorkerRuntime:
         residency = settings.worker.model_residency or ("sequential" if cuda_available() else "resident")
         log.info("worker.residency", mode=residency)
         self.models = ModelCache(residency, max_models=settings.worker.resident_max_models)
+        claims = AsrClaims(
+            store.client,
+            lease_s=settings.worker.worker_heartbeat_timeout_s,
+            ttl_s=settings.storage.result_ttl_s,
+        )
+        self.transcriber = Transcriber(settings, store, self.models, claims)
 
     def preprocess(self, record: TaskRecord) -> PreprocessArtifact:
         """Decode the upload to 16 kHz mono WAV (once)."""
         existing = self.store.get_artifact(record.task_id, StageName.PREPROCESS, PreprocessArtifact)
         if existing is not None and Path(existing.wav_path).is_file():
             log.info("stage.reused_artifact")
+            self.transcriber.mark_ready(record)
             return existing
         source = Path(record.audio_path)
         if not source.is_file():
@@ -69,29 +76,12 @@ class WorkerRuntime:
         with Preprocessor(options) as stage:
             artifact = stage.process(PreprocessInput(source=source, target=source.parent / WAV_NAME))
         self.store.put_artifact(record.task_id, StageName.PREPROCESS, artifact)
+        self.transcriber.mark_ready(record)
         return artifact
 
     def transcribe(self, record: TaskRecord) -> AsrArtifact:
-        """Run ASR on the normalised audio (once)."""
-        existing = self.store.get_artifact(record.task_id, StageName.TRANSCRIBE, AsrArtifact)
-        if existing is not None:
-            log.info("stage.reused_artifact")
-            return existing
-        audio = self.store.get_artifact(record.task_id, StageName.PREPROCESS, PreprocessArtifact)
-        if audio is None or not Path(audio.wav_path).is_file():
-            raise PermanentError("the preprocessed audio is missing; submit the recording again")
-        backend = create(record.request.asr_backend, self.settings)
-        request = AsrInput(
-            wav_path=Path(audio.wav_path),
-            language=record.request.language,
-            word_timestamps=record.request.word_timestamps,
-            duration_s=audio.duration_s,
-        )
-        with self.models.use(backend) as model:
-            artifact = model.process(request)
-        self.store.put_artifact(record.task_id, StageName.TRANSCRIBE, artifact)
-        log.info("asr.stored", segments=len(artifact.segments), language=artifact.language)
-        return artifact
+        """Run ASR on the normalised audio (once): leases, batching and fallbacks in the transcriber."""
+        return self.transcriber.run(record)
 
     def finalize(self, record: TaskRecord) -> None:
         """Assemble result version 1 from the stage artifacts and complete the task."""
