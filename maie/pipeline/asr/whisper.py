@@ -312,8 +312,14 @@ SPEC = BackendSpec(
 
 
 def _segment(index: int, seg: Any, duration: float) -> Segment:  # noqa: ANN401 - faster-whisper is untyped
-    """Convert one faster-whisper segment, clamping times into ``[0, duration]``."""
+    """Convert one faster-whisper segment, clamping times into ``[0, duration]``.
+
+    With VAD, faster-whisper maps a segment's bounds and each word's times back to the original
+    timeline separately, chunk by chunk, so a word can end up just outside its segment; the
+    segment is widened to hold its words, so every word lies inside its segment.
+    """
     start = _clamp(seg.start, 0.0, duration)
+    end = _clamp(seg.end, start, duration)
     words = None
     if seg.words is not None:
         words = [
@@ -325,10 +331,13 @@ def _segment(index: int, seg: Any, duration: float) -> Segment:  # noqa: ANN401 
             )
             for word in seg.words
         ]
+        if words:
+            start = min(start, *(w.start for w in words))
+            end = max(end, *(w.end for w in words))
     return Segment(
         id=index,
         start=start,
-        end=_clamp(seg.end, start, duration),
+        end=end,
         text=seg.text.strip(),
         # exp(mean token log-probability) is the per-token likelihood, already a probability.
         confidence=_unit(math.exp(seg.avg_logprob)),

@@ -455,3 +455,42 @@ class TestDeviceFallback:
 
         with pytest.raises(ModelLoadError, match="MAIE_WHISPER_DEVICE=cuda"):
             backend.load()
+
+
+class TestWordTimestamps:
+    """Words always lie inside their segment and the recording."""
+
+    def test_words_outside_their_segment_widen_it(self):
+        """VAD maps segment bounds and word times separately; the segment is widened to its words."""
+        from types import SimpleNamespace
+
+        from maie.pipeline.asr.whisper import _segment
+
+        def word(start, end):
+            return SimpleNamespace(start=start, end=end, word=" w", probability=0.9)
+
+        library_segment = SimpleNamespace(  # the shape of faster_whisper.transcribe.Segment
+            start=2.0,
+            end=3.0,
+            text=" a b c",
+            avg_logprob=-0.1,
+            words=[word(1.8, 2.2), word(2.3, 2.9), word(2.9, 3.4)],
+        )
+
+        segment = _segment(1, library_segment, duration=3.3)
+
+        assert (segment.start, segment.end) == (1.8, 3.3)
+        assert segment.words is not None
+        assert all(segment.start <= w.start <= w.end <= segment.end for w in segment.words)
+        assert segment.words[-1].end == 3.3  # clamped to the recording
+
+    def test_batched_pipeline_with_words(self, make_backend, jfk_wav):
+        artifact = transcribe(
+            make_backend(vad_filter=True, batch_size=4), jfk_wav, language="en", word_timestamps=True
+        )
+
+        words = [w for s in artifact.segments for w in s.words or []]
+        assert words
+        for segment in artifact.segments:
+            for w in segment.words or []:
+                assert segment.start <= w.start <= w.end <= segment.end <= artifact.duration_s
