@@ -42,6 +42,8 @@ NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 NonNegativeFloat = Annotated[float, msgspec.Meta(ge=0)]
 Probability = Annotated[float, msgspec.Meta(ge=0, le=1)]
+TopP = Annotated[float, msgspec.Meta(gt=0, le=1)]
+TopK = Annotated[int, msgspec.Meta(ge=-1)]
 
 #: Highest sampling temperature accepted in MAIE_WHISPER_TEMPERATURE.
 MAX_TEMPERATURE = 2.0
@@ -248,10 +250,108 @@ class ChunkformerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env
 
 
 class LlmSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("LLM_")):
-    """LLM backend for enhancement and summaries."""
+    """LLM backend for enhancement and summaries; see docs/llm.md.
+
+    Generation parameters left unset fall through to the model's generation_config.json, then to
+    the library defaults (vLLM's), per task.
+    """
 
     #: ``vllm``, ``openai`` or ``none``.
     backend: Literal["none", "vllm", "openai"] = "none"
+    #: OpenAI-compatible server of the ``openai`` backend, e.g. ``http://127.0.0.1:8001/v1``.
+    base_url: str | None = None
+    #: Bearer token for that server.
+    api_key: str | None = None
+    #: Model of ``clean_transcript``: a served model name (openai) or a folder / hub id (vllm).
+    #: Unset means the summary model.
+    enhancement_model: str | None = None
+    #: Model of ``summary``. Unset means the enhancement model.
+    summary_model: str | None = None
+    #: Enhancement sampling temperature (0 is greedy).
+    enhancement_temperature: NonNegativeFloat | None = None
+    #: Enhancement nucleus sampling mass, in (0, 1].
+    enhancement_top_p: TopP | None = None
+    #: Enhancement top-k; 0 or -1 disables it.
+    enhancement_top_k: TopK | None = None
+    #: Enhancement output cap per request, in tokens; unset sizes it from the chunk.
+    enhancement_max_tokens: Positive | None = None
+    #: Enhancement repetition penalty (1 is none).
+    enhancement_repetition_penalty: PositiveFloat | None = None
+    #: Summary sampling temperature (0 is greedy).
+    summary_temperature: NonNegativeFloat | None = None
+    #: Summary nucleus sampling mass, in (0, 1].
+    summary_top_p: TopP | None = None
+    #: Summary top-k; 0 or -1 disables it.
+    summary_top_k: TopK | None = None
+    #: Summary output cap per request, in tokens; unset means a quarter of the context, at most 4096.
+    summary_max_tokens: Positive | None = None
+    #: Summary repetition penalty (1 is none).
+    summary_repetition_penalty: PositiveFloat | None = None
+    #: Context window in tokens. Unset: what the server reports (openai) or the model's config (vllm).
+    max_model_len: Positive | None = None
+    #: Most transcript tokens in one enhancement request; longer transcripts are split on segments.
+    enhancement_chunk_tokens: Positive = 1024
+    #: Most transcript tokens in one summary request; longer transcripts are summarised in parts
+    #: and merged (map-reduce). Unset: as many as the context holds.
+    summary_chunk_tokens: Positive | None = None
+    #: tokenizer.json (or a folder with one) for exact token counts with the ``openai`` backend.
+    #: Unset: counts are estimated from UTF-8 length (see MAIE_LLM_BYTES_PER_TOKEN).
+    tokenizer: str | None = None
+    #: Bytes of UTF-8 text per token assumed when no tokenizer is known; lower is safer.
+    bytes_per_token: PositiveFloat = 2.0
+    #: Share of GPU memory vLLM may take (weights, activations, KV cache).
+    gpu_memory_utilization: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.85
+    #: vLLM quantization method (``awq``, ``gptq``, ``fp8``...); unset reads the checkpoint's config.
+    quantization: str | None = None
+    #: vLLM weight dtype: ``auto``, ``bfloat16``, ``float16`` or ``float32``.
+    dtype: str = "auto"
+    #: Chat template for vLLM: a name from assets/chat-templates (``qwen3_nonthinking``) or a file.
+    #: Unset: the model's own.
+    chat_template: str | None = None
+    #: Let thinking models reason before answering (slower; off for transcripts and summaries).
+    thinking: bool = False
+    #: Seconds one LLM request may take before it is abandoned and retried.
+    timeout_s: PositiveFloat = 300.0
+    #: Seconds to wait for a connection to the LLM server.
+    connect_timeout_s: PositiveFloat = 10.0
+    #: Retries of one request after a 5xx, 429, timeout or connection error.
+    retries: NonNegative = 3
+    #: First pause between those retries, in seconds; it doubles each time, up to 30 s.
+    retry_backoff_s: NonNegativeFloat = 1.0
+    #: Requests in flight at once per task (chunks of a long transcript, map-step parts).
+    concurrency: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    #: Times an answer that is not valid JSON, violates the schema or is cut off is asked for again.
+    schema_retries: NonNegative = 2
+    #: Least similarity (0-1, letters only) between a raw and a cleaned segment; below it the
+    #: cleaned text is taken to have changed what was said, and the raw text is kept.
+    enhancement_min_similarity: Probability = 0.5
+    #: In resident mode, put an idle vLLM engine to sleep (weights to CPU memory) between tasks.
+    sleep_when_idle: bool = True
+    #: Send vLLM's extra sampling fields (top_k, repetition_penalty, chat_template_kwargs) to the
+    #: OpenAI-compatible server; turn off for servers that refuse unknown fields.
+    openai_extra_params: bool = True
+
+    def model_for(self, task: Literal["enhancement", "summary"]) -> str | None:
+        """The model of ``task``, falling back to the other task's model."""
+        if task == "enhancement":
+            return self.enhancement_model or self.summary_model
+        return self.summary_model or self.enhancement_model
+
+    def __post_init__(self) -> None:
+        if self.backend == "none":
+            return
+        if not (self.enhancement_model or self.summary_model):
+            msg = (
+                f"MAIE_LLM_BACKEND={self.backend} needs a model: set MAIE_LLM_SUMMARY_MODEL "
+                "(and MAIE_LLM_ENHANCEMENT_MODEL for a different cleaning model)"
+            )
+            raise ValueError(msg)
+        if self.backend == "openai" and not self.base_url:
+            msg = "MAIE_LLM_BACKEND=openai needs MAIE_LLM_BASE_URL, e.g. http://127.0.0.1:8001/v1"
+            raise ValueError(msg)
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            msg = f"MAIE_LLM_BASE_URL must be an http(s) URL, got {self.base_url!r}"
+            raise ValueError(msg)
 
 
 class WorkerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
@@ -400,6 +500,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for secret in ("MAIE_API_KEYS", "MAIE_WEBHOOK_SECRET"):
             if auth.get(secret):
                 auth[secret] = "***"
+        llm = data.get("llm", {})
+        if llm.get("MAIE_LLM_API_KEY"):
+            llm["MAIE_LLM_API_KEY"] = "***"
         return data
 
 

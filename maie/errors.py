@@ -16,6 +16,9 @@ __all__ = [
     "BackendUnavailableError",
     "ConfigError",
     "InvalidRequestError",
+    "LlmOutputError",
+    "LlmRequestError",
+    "LlmUnavailableError",
     "MaieError",
     "ModelLoadError",
     "NotFoundError",
@@ -145,3 +148,21 @@ class StoreUnavailableError(TransientError):
 
     status_code = 503
     code = "store_unavailable"
+
+
+class LlmUnavailableError(TransientError):
+    """Raised when the LLM server fails or times out after MAIE's own retries; the stage is retried."""
+
+    code = "llm_unavailable"
+
+
+class LlmRequestError(PermanentError):
+    """Raised when the LLM refuses a request for good (unknown model, context too small, bad params)."""
+
+    code = "llm_request_refused"
+
+
+class LlmOutputError(PermanentError):
+    """Raised when an LLM answer stays unusable (invalid JSON, off-schema, truncated) after retries."""
+
+    code = "llm_output_invalid"

@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to ../shared, a private Redis, tiny models, a real worker."""
+"""Shared fixtures: paths to ../shared, a private Redis, tiny models, a real worker, an LLM test server."""
 
 from __future__ import annotations
 
@@ -7,4 +7,6 @@ pytest_plugins = [
     "tests.fixtures.whisper_model",
     "tests.fixtures.chunkformer_model",
     "tests.fixtures.services",
+    "tests.fixtures.llm_server",
+    "tests.fixtures.fake_vllm",
 ]

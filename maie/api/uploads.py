@@ -7,6 +7,7 @@ The client's filename is kept only as a label: it is checked for path tricks (a 
 
 from __future__ import annotations
 
+import functools
 import shutil
 import unicodedata
 from typing import TYPE_CHECKING
@@ -80,7 +81,11 @@ async def receive_upload(
     async with aiofiles.open(part, "wb") as out:
         while chunk := await upload.read(CHUNK_BYTES):
             await out.write(chunk)
-    info = await anyio.to_thread.run_sync(probe, part)
+    # A container that states no duration is measured by decoding; stop counting past the limit.
+    measure = functools.partial(
+        probe, max_duration_s=options.max_duration_s, decode_time_limit_s=options.decode_time_limit_s
+    )
+    info = await anyio.to_thread.run_sync(measure, part)
     check_duration(info, options)
     raw = task_dir / f"raw.{_extension(info)}"
     await anyio.Path(part).rename(raw)

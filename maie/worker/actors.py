@@ -15,7 +15,9 @@ if TYPE_CHECKING:
 
     from dramatiq.brokers.redis import RedisBroker
 
+    from maie.schemas import TaskRecord
     from maie.worker.runtime import WorkerRuntime
+    from maie.worker.tracker import StageTracker
 
 __all__ = ["STAGE_OF_ACTOR", "Actors", "register_actors"]
 
@@ -23,6 +25,8 @@ __all__ = ["STAGE_OF_ACTOR", "Actors", "register_actors"]
 STAGE_OF_ACTOR: dict[str, StageName | None] = {
     "preprocess": StageName.PREPROCESS,
     "transcribe": StageName.TRANSCRIBE,
+    "enhance": StageName.ENHANCE,
+    "summarize": StageName.SUMMARIZE,
     "finalize": None,
 }
 #: Seconds finalize may take: it only reads and writes small records.
@@ -37,6 +41,33 @@ class Actors(NamedTuple):
     preprocess: dramatiq.Actor[[str], None]
     transcribe: dramatiq.Actor[[str], None]
     finalize: dramatiq.Actor[[str], None]
+    enhance: dramatiq.Actor[[str], None]
+    summarize: dramatiq.Actor[[str], None]
+
+    def after(self, record: TaskRecord, stage: StageName) -> dramatiq.Actor[[str], None]:
+        """The actor of the stage planned after ``stage`` for this task, or finalize."""
+        names = [s.name for s in record.stages]
+        later = names[names.index(stage) + 1 :] if stage in names else []
+        return getattr(self, later[0].value) if later else self.finalize
+
+
+def _model_stage(
+    tracker: StageTracker,
+    stage: StageName,
+    run: Callable[[TaskRecord], object],
+    registered: Callable[[], Actors],
+) -> Callable[[str], None]:
+    """The body of a stage actor: run ``stage`` once, then send the task to its next planned stage."""
+
+    def body(task_id: str) -> None:
+        with tracker.stage(task_id, stage) as record:
+            if record is None:
+                return
+            run(record)
+        registered().after(record, stage).send(task_id)
+
+    body.__name__ = body.__qualname__ = stage.value
+    return body
 
 
 def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
@@ -67,7 +98,10 @@ def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
             if record is None:
                 return
             runtime.transcribe(record)
-        actors.finalize.send(task_id)
+        actors.after(record, StageName.TRANSCRIBE).send(task_id)
+
+    enhance = _model_stage(tracker, StageName.ENHANCE, runtime.enhance, lambda: actors)
+    summarize = _model_stage(tracker, StageName.SUMMARIZE, runtime.summarize, lambda: actors)
 
     def finalize(task_id: str) -> None:
         record = tracker.load(task_id)
@@ -78,5 +112,7 @@ def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
         preprocess=declare(preprocess, QUEUE_CPU, limits.preprocess_time_limit_s),
         transcribe=declare(transcribe, QUEUE_GPU, limits.model_stage_time_limit_s),
         finalize=declare(finalize, QUEUE_CPU, FINALIZE_TIME_LIMIT_S),
+        enhance=declare(enhance, QUEUE_GPU, limits.model_stage_time_limit_s),
+        summarize=declare(summarize, QUEUE_GPU, limits.model_stage_time_limit_s),
     )
     return actors

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import dramatiq
 import structlog
+from dramatiq.middleware import Retries
 
 from maie.broker import QUEUE_CPU, QUEUE_GPU, build_broker
 from maie.store import TaskStore, results_url
@@ -42,7 +43,9 @@ def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | No
     runtime = WorkerRuntime(settings, store)
     broker = build_broker(settings, redis_url)
     broker.add_middleware(LogContext())
-    broker.add_middleware(TaskFailure(runtime.tracker, STAGE_OF_ACTOR))
+    # Dramatiq runs after_* hooks in reverse order: placed before Retries, TaskFailure sees the
+    # message Retries has just given up on (retries used up), not the one before.
+    broker.add_middleware(TaskFailure(runtime.tracker, STAGE_OF_ACTOR), before=Retries)
     broker.add_middleware(Heartbeat(store, worker_id))
     register_actors(broker, runtime)
 

@@ -75,7 +75,10 @@ class TaskFailure(Middleware):
         result: Any = None,  # noqa: ANN401 - Dramatiq's hook signature
         exception: BaseException | None = None,
     ) -> None:
-        """Runs after Retries: a message it marked failed will not come back."""
+        """Runs after Retries (it is registered before it; after_* hooks run in reverse order).
+
+        A message Retries marked failed (permanent error, or retries used up) will not come back.
+        """
         if exception is None or not message.failed or not message.args:
             return
         task_id = str(message.args[0])

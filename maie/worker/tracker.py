@@ -125,10 +125,19 @@ class StageTracker:
         log.info("stage.started", attempt=record.stage(name).attempts)
         return record
 
+    def skip(self, task_id: str, name: StageName) -> None:
+        """Mark a running stage as skipped: it ends without doing its work (it still gets a duration)."""
+
+        def change(record: TaskRecord) -> None:
+            record.stage(name).status = StageState.SKIPPED
+
+        self.store.update(task_id, change)
+
     def _finish(self, task_id: str, name: StageName, duration_s: float) -> None:
         def change(record: TaskRecord) -> None:
             stage = record.stage(name)
-            stage.status = StageState.DONE
+            if stage.status != StageState.SKIPPED:
+                stage.status = StageState.DONE
             stage.finished_at = _now()
             stage.duration_s = round(duration_s, 3)
             stage.error = None

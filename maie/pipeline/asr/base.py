@@ -8,6 +8,7 @@ so the API can describe backends without paying for them.
 
 from __future__ import annotations
 
+import fnmatch
 import importlib
 from abc import abstractmethod
 from dataclasses import dataclass
@@ -135,6 +136,17 @@ class BackendSpec:
     factory: Callable[[Settings], AsrBackend[Any]]
     #: Check whether the backend can run with these settings; may touch disk and network briefly.
     probe: Callable[[Settings], Availability]
+    #: Model variants (case-insensitive glob patterns on the name or folder) that write punctuation
+    #: and casing themselves; transcript enhancement is skipped for them.
+    punctuated_variants: tuple[str, ...] = ()
+
+    def has_native_punctuation(self, *names: str) -> bool:
+        """Whether a model known by any of ``names`` (variant, path) punctuates its own output."""
+        return any(
+            fnmatch.fnmatchcase(name.lower(), pattern.lower())
+            for name in names
+            for pattern in self.punctuated_variants
+        )
 
 
 def missing_library(*modules: str, hint: str) -> str | None:

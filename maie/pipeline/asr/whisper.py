@@ -268,6 +268,7 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
             device=self._device,
             decoding_params=decoding_params,
             fallback=self._device_fallback,
+            native_punctuation=SPEC.has_native_punctuation(opts.variant, opts.model),
         )
 
 
@@ -298,7 +299,6 @@ SPEC = BackendSpec(
     capabilities=(
         "word_timestamps",
         "language_detection",
-        "punctuation",
         "long_form",
         "vad",
         "custom_vocabulary",
@@ -308,6 +308,8 @@ SPEC = BackendSpec(
     hardware=("cuda", "cpu"),
     factory=create_backend,
     probe=check_availability,
+    # Punctuation is a property of the fine-tune, not of faster-whisper: these write it themselves.
+    punctuated_variants=("*erax-wow-turbo*",),
 )
 
 
