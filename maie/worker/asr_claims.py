@@ -81,6 +81,7 @@ class AsrClaims:
         self._held: dict[str, str] = {}  # task id → token, renewed by the keeper thread
         self._lock = threading.Lock()
         self._keeper: threading.Thread | None = None
+        self._closed = threading.Event()
 
     def _call(self, fn: Callable[[], T]) -> T:
         try:
@@ -167,15 +168,23 @@ class AsrClaims:
             for task_id in task_ids:
                 self.release(task_id)
 
+    def close(self) -> None:
+        """Stop renewing (held leases then lapse on their own); call before closing the client."""
+        self._closed.set()
+        keeper = self._keeper
+        if keeper is not None and keeper is not threading.current_thread():
+            keeper.join(timeout=5)
+
     def _start_keeper(self) -> None:
+        if self._closed.is_set():
+            return
         if self._keeper is None or not self._keeper.is_alive():
             self._keeper = threading.Thread(target=self._keep, name="maie-asr-claims", daemon=True)
             self._keeper.start()
 
     def _keep(self) -> None:
-        """Renew held leases every third of the lease; stop when none are held."""
-        while True:
-            time.sleep(self.lease_s / 3)
+        """Renew held leases every third of the lease; stop when none are held or on close."""
+        while not self._closed.wait(self.lease_s / 3):
             with self._lock:
                 held = dict(self._held)
                 if not held:
@@ -191,3 +200,5 @@ class AsrClaims:
                     still_held = self._held.get(task_id) == token
                 if not renewed and still_held:  # not merely released since the snapshot
                     log.warning("asr.claim_lost", claimed_task=task_id)
+        with self._lock:
+            self._keeper = None

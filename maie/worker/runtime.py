@@ -224,4 +224,5 @@ class WorkerRuntime:
     def close(self) -> None:
         """Unload resident models and close the store."""
         self.models.clear()
+        self.transcriber.claims.close()
         self.store.close()

@@ -49,6 +49,8 @@ def models():
 def make_transcriber(store, models, tmp_path, tiny_whisper_dir):
     """Transcribers on the test store; ``env`` adds settings (fast tiny-Whisper decoding by default)."""
 
+    made: list[AsrClaims] = []
+
     def make(claims: AsrClaims | None = None, **env) -> Transcriber:
         values = {
             "MAIE_DATA_DIR": str(tmp_path / "data"),
@@ -61,9 +63,12 @@ def make_transcriber(store, models, tmp_path, tiny_whisper_dir):
         }
         settings = Settings.from_env(values, env_file=None)
         claims = claims or AsrClaims(store.client, lease_s=2.0, poll_s=0.05)
+        made.append(claims)
         return Transcriber(settings, store, models, claims)
 
-    return make
+    yield make
+    for claims in made:  # before the store's client closes: no renewal may run on a closed pool
+        claims.close()
 
 
 @pytest.fixture
@@ -164,6 +169,7 @@ class TestBatching:
         assert stored(store, "t1") is None
         assert other_worker.holder("t1") is not None, "the other worker's lease is untouched"
         other_worker.release("t1")
+        other_worker.close()
 
     def test_a_companion_that_cannot_be_read_is_left_to_its_own_message(
         self, store, make_transcriber, make_task
@@ -218,6 +224,7 @@ class TestLeases:
             artifact = transcriber.run(record)
         thread.join()
 
+        holder.close()
         assert artifact.text == "made by the holder"
         assert finished(logs) == 0
         assert any(e["event"] == "asr.claimed_elsewhere" for e in logs)
@@ -247,6 +254,17 @@ class TestLeases:
         assert claims.holder("t0") is not None
         claims.release("t0")
         assert claims.holder("t0") is None
+        claims.close()
+
+    def test_closed_claims_stop_renewing(self, store):
+        """After close() (worker shutdown) a held lease is left to lapse, never renewed on a closed client."""
+        claims = AsrClaims(store.client, lease_s=0.3)
+        assert claims.try_claim("t0")
+
+        claims.close()
+        time.sleep(0.5)
+
+        assert claims.holder("t0") is None
 
     def test_release_never_drops_someone_elses_lease(self, store):
         mine = AsrClaims(store.client, lease_s=0.2)
@@ -254,6 +272,7 @@ class TestLeases:
         store.client.set(claim_key("t0"), "someone-else", px=5000)  # mine lapsed and was retaken
 
         mine.release("t0")
+        mine.close()
 
         assert store.client.get(claim_key("t0")) == b"someone-else"
 
