@@ -216,11 +216,11 @@ def run_batching(args: argparse.Namespace, env: dict[str, str], work: Path, mode
 
     n = args.batch_tasks
     print(f"audio: {args.audio}  model: {'tiny random' if args.tiny else model}  cpus: {os.cpu_count()}")
-    windows = bb.service_batching(args.audio, n, env, work, key=KEY, residency=args.residency)
+    windows = bb.service_batching(args.audio, n, env, work, key=KEY, residency=args.residency, runs=args.runs)
     print(f"service, {n} waiting tasks, {args.residency} residency, ASR window (first start to last end):")
-    print(f"  one by one (MAIE_ASR_BATCH_MAX_TASKS=1): {windows[1]:.3f} s")
-    print(f"  batched    (MAIE_ASR_BATCH_MAX_TASKS={n}): {windows[n]:.3f} s")
-    print(f"  ratio one-by-one / batched: {windows[1] / windows[n]:.2f}")
+    print(f"  one by one (MAIE_ASR_BATCH_MAX_TASKS=1): {summary(windows[1])}")
+    print(f"  batched    (MAIE_ASR_BATCH_MAX_TASKS={n}): {summary(windows[n])}")
+    print(f"  ratio one-by-one / batched (medians): {bb.ratio(windows[1], windows[n]):.2f}")
 
     cf_model = args.chunkformer_model
     if cf_model is None and args.tiny:
