@@ -345,17 +345,24 @@ class TestRequestOptions:
 class TestLanguageDetection:
     """Detection looks at speech windows across the recording, not at the first 30 s."""
 
-    @pytest.fixture
-    def silent_intro_wav(self, jfk_wav, tmp_path) -> Path:
-        """40 s of digital silence, then the JFK clip: the first 30 s window holds no speech."""
+    @pytest.fixture(params=["silence", "jingle"])
+    def silent_intro_wav(self, request, jfk_wav, tmp_path) -> Path:
+        """40 s of silence (or a music-like jingle), then the JFK clip: the first window holds no speech."""
         with wave.open(str(jfk_wav)) as source:
             frames = source.readframes(source.getnframes())
+        intro = np.zeros(40 * 16000, np.int16)
+        if request.param == "jingle":  # a chord with vibrato and a beat
+            t = np.arange(40 * 16000) / 16000
+            chord = sum(
+                0.08 * np.sin(2 * np.pi * f * t * (1 + 0.003 * np.sin(5 * t))) for f in (220.0, 277.2, 329.6)
+            )
+            intro = (chord * (0.6 + 0.4 * (np.sin(2 * np.pi * 2 * t) > 0)) * 32767).astype(np.int16)
         path = tmp_path / "intro.wav"
         with wave.open(str(path), "wb") as target:
             target.setnchannels(1)
             target.setsampwidth(2)
             target.setframerate(16000)
-            target.writeframes(np.zeros(40 * 16000, np.int16).tobytes() + frames)
+            target.writeframes(intro.tobytes() + frames)
         return path
 
     def test_silent_intro_does_not_decide_the_language(self, make_backend, jfk_wav, silent_intro_wav):
