@@ -25,11 +25,13 @@ from maie.pipeline.asr.checkpoint import files_hash
 from maie.pipeline.asr.chunkformer_options import (
     CHECKPOINT_NAMES,
     COMPUTE_TYPE,
+    INSTALL_HINT,
     ChunkformerOptions,
     locate,
     model_problem,
     torch_stack,
 )
+from maie.pipeline.asr.segments import whole_segment
 from maie.schemas import AsrArtifact, AsrVersion, Segment
 
 if TYPE_CHECKING:
@@ -82,9 +84,7 @@ class ChunkformerBackend(AsrBackend[ChunkformerOptions]):
             import_torchaudio()
             from chunkformer import ChunkFormerModel  # noqa: PLC0415 - optional extra, heavy
         except (ImportError, OSError, RuntimeError) as exc:
-            raise ModelLoadError(
-                f"chunkformer cannot be imported ({exc}); {torch_stack().problem or ''}"
-            ) from exc
+            raise ModelLoadError(f"chunkformer cannot be imported ({exc}); {INSTALL_HINT}") from exc
         try:
             model_dir = locate(opts)
             model = ChunkFormerModel.from_pretrained(str(model_dir))
@@ -153,7 +153,7 @@ class ChunkformerBackend(AsrBackend[ChunkformerOptions]):
         if opts.return_timestamps:
             segments = _timed_segments(output, data.duration_s)
         else:
-            segments = _whole_segment(str(output), data.duration_s)
+            segments = whole_segment(str(output), data.duration_s)
         return self._artifact(segments, data.duration_s, elapsed, "endless_decode")
 
     def process_batch(self, items: Sequence[AsrInput]) -> list[AsrArtifact | Exception]:
@@ -183,7 +183,7 @@ class ChunkformerBackend(AsrBackend[ChunkformerOptions]):
         for (index, item), text in zip(ready, texts, strict=True):
             share = elapsed * item.duration_s / total  # the pass's time, split by audio length
             results[index] = self._artifact(
-                _whole_segment(text, item.duration_s), item.duration_s, share, "batch_decode"
+                whole_segment(text, item.duration_s), item.duration_s, share, "batch_decode"
             )
         log.info(
             "asr.batch_decoded",
@@ -260,12 +260,6 @@ def _timed_segments(items: Any, duration: float) -> list[Segment]:  # noqa: ANN4
         end = min(max(parse_clock(item["end"]), start), duration)
         segments.append(Segment(id=len(segments) + 1, start=start, end=end, text=text))
     return segments
-
-
-def _whole_segment(text: str, duration: float) -> list[Segment]:
-    """Text without timestamps as one segment spanning the recording (none when empty)."""
-    text = text.strip()
-    return [Segment(id=1, start=0.0, end=duration, text=text)] if text else []
 
 
 def _require_wav(path: Path) -> None:

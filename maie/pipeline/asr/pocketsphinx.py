@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import time
 import wave
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import msgspec
 import structlog
 
 from maie.errors import ModelLoadError, PermanentError
 from maie.pipeline.asr.base import AsrBackend, AsrInput, Availability, BackendSpec, missing_library
 from maie.pipeline.asr.checkpoint import files_hash
+from maie.pipeline.asr.pocketsphinx_options import COMPUTE_TYPE, INSTALL_HINT, PocketsphinxOptions
+from maie.pipeline.asr.segments import clamp, weighted_confidence
 from maie.schemas import AsrArtifact, AsrVersion, Segment, Word
 
 if TYPE_CHECKING:
     from collections.abc import Hashable
+    from pathlib import Path
 
     from maie.config import Settings
 
@@ -36,80 +37,8 @@ __all__ = ["SPEC", "PocketsphinxBackend", "PocketsphinxOptions", "check_availabi
 SAMPLE_RATE = 16000
 #: Decoder frames per second (PocketSphinx's default ``-frate``): word times are in these frames.
 FRAMES_PER_SECOND = 100
-#: Files of a PocketSphinx acoustic model that determine its output (hashed into the version).
-ACOUSTIC_MODEL_FILES = ("mdef", "means", "variances", "mixture_weights", "transition_matrices", "feat.params")
-#: What to tell an operator who has not installed the extra.
-_INSTALL_HINT = "install the extra: uv sync --extra pocketsphinx (or pip install 'maie[pocketsphinx]')"
-#: The engine has no compute types; this is what /v1/models and versions show.
-COMPUTE_TYPE = "native"
 
 log = structlog.get_logger(__name__)
-
-
-class PocketsphinxOptions(msgspec.Struct, frozen=True, kw_only=True):
-    """Model files and segmentation of the PocketSphinx backend, all concrete."""
-
-    #: Acoustic model folder (``-hmm``).
-    model: Path
-    #: Language model file (``-lm``).
-    lm: Path
-    #: Pronunciation dictionary (``-dict``).
-    dictionary: Path
-    #: ISO 639-1 code of the model's language.
-    language: str = "en"
-    #: Voice activity detector aggressiveness, 0-3.
-    vad_mode: int = 0
-    #: Seconds each speech/non-speech decision looks at.
-    vad_window_s: float = 0.3
-    #: Share of the window that must agree to switch between speech and silence.
-    vad_ratio: float = 0.9
-    #: Where the checkpoint-hash cache lives; ``None`` keeps it in memory.
-    cache_dir: Path | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> PocketsphinxOptions:
-        """Resolve the settings; unset model files become the ones shipped in the wheel.
-
-        Raises:
-            ModelLoadError: if pocketsphinx is not installed and a model file is left unset.
-        """
-        ps = settings.pocketsphinx
-        shipped = _shipped_model_dir() if None in (ps.model, ps.lm, ps.dictionary) else None
-
-        def pick(value: Path | None, name: str) -> Path:
-            if value is not None:
-                return value
-            if shipped is None:
-                raise ModelLoadError(missing_library("pocketsphinx", hint=_INSTALL_HINT) or "no model")
-            return shipped / name
-
-        return cls(
-            model=pick(ps.model, "en-us"),
-            lm=pick(ps.lm, "en-us.lm.bin"),
-            dictionary=pick(ps.dictionary, "cmudict-en-us.dict"),
-            language=ps.language,
-            vad_mode=ps.vad_mode,
-            vad_window_s=ps.vad_window_s,
-            vad_ratio=ps.vad_ratio,
-            cache_dir=settings.storage.data_dir / "cache",
-        )
-
-    def model_files(self) -> list[Path]:
-        """Every file that shapes the output, in a stable order: acoustic model, LM, dictionary."""
-        acoustic = [self.model / name for name in ACOUSTIC_MODEL_FILES if (self.model / name).is_file()]
-        return [*acoustic, self.lm, self.dictionary]
-
-    def problem(self) -> str | None:
-        """Why these files cannot be loaded, or ``None``."""
-        if not (self.model / "mdef").is_file():
-            return (
-                f"MAIE_POCKETSPHINX_MODEL={str(self.model)!r} is not a PocketSphinx acoustic model (no mdef)"
-            )
-        if not self.lm.is_file():
-            return f"MAIE_POCKETSPHINX_LM={str(self.lm)!r}: file does not exist"
-        if not self.dictionary.is_file():
-            return f"MAIE_POCKETSPHINX_DICTIONARY={str(self.dictionary)!r}: file does not exist"
-        return None
 
 
 class PocketsphinxBackend(AsrBackend[PocketsphinxOptions]):
@@ -139,7 +68,7 @@ class PocketsphinxBackend(AsrBackend[PocketsphinxOptions]):
         """
         if self._decoder is not None:
             return
-        if problem := missing_library("pocketsphinx", hint=_INSTALL_HINT):
+        if problem := missing_library("pocketsphinx", hint=INSTALL_HINT):
             raise ModelLoadError(problem)
         if problem := self.options.problem():
             raise ModelLoadError(problem)
@@ -212,7 +141,7 @@ class PocketsphinxBackend(AsrBackend[PocketsphinxOptions]):
             language_probability=None,
             duration_s=duration,
             vad_coverage=min(speech_s / duration, 1.0) if duration > 0 else None,
-            confidence_avg=_weighted_confidence(segments),
+            confidence_avg=weighted_confidence(segments),
             processing_time_s=elapsed,
             version=self._version(word_timestamps=want_words),
         )
@@ -238,19 +167,19 @@ class PocketsphinxBackend(AsrBackend[PocketsphinxOptions]):
         offset = float(utterance.start_time)
         words = [
             Word(
-                start=(start := _clamp(offset + item.start_frame / FRAMES_PER_SECOND, 0.0, duration)),
-                end=_clamp(offset + (item.end_frame + 1) / FRAMES_PER_SECOND, start, duration),
+                start=(start := clamp(offset + item.start_frame / FRAMES_PER_SECOND, 0.0, duration)),
+                end=clamp(offset + (item.end_frame + 1) / FRAMES_PER_SECOND, start, duration),
                 word=_spelling(item.word),
-                probability=_clamp(item.prob, 0.0, 1.0),
+                probability=clamp(item.prob, 0.0, 1.0),
             )
             for item in decoder.seg()
             if not _is_filler(item.word)
         ]
-        start = _clamp(offset, 0.0, duration)
+        start = clamp(offset, 0.0, duration)
         return Segment(
             id=index,
             start=start,
-            end=_clamp(float(utterance.end_time), start, duration),
+            end=clamp(float(utterance.end_time), start, duration),
             text=hypothesis.hypstr.strip(),
             confidence=sum(w.probability for w in words) / len(words) if words else None,
             words=words if want_words else None,
@@ -316,15 +245,6 @@ class _OpenWav:
             self._wav.close()
 
 
-def _shipped_model_dir() -> Path | None:
-    """The ``model/en-us`` folder of the installed wheel, or ``None`` when it is not installed."""
-    if missing_library("pocketsphinx", hint=_INSTALL_HINT):
-        return None
-    from pocketsphinx import get_model_path  # noqa: PLC0415 - optional extra
-
-    return Path(get_model_path("en-us"))
-
-
 def _is_filler(word: str) -> bool:
     """Sentence markers (``<s>``), silence (``<sil>``) and noise words (``[NOISE]``, ``++UH++``)."""
     return word.startswith(("<", "[", "+"))
@@ -334,18 +254,6 @@ def _spelling(word: str) -> str:
     """``read(2)`` → ``read``: the dictionary marks alternative pronunciations with ``(n)``."""
     base, sep, rest = word.partition("(")
     return base if sep and rest.endswith(")") else word
-
-
-def _weighted_confidence(segments: list[Segment]) -> float | None:
-    scored = [(seg.end - seg.start, seg.confidence) for seg in segments if seg.confidence is not None]
-    total = sum(weight for weight, _ in scored)
-    if not scored or total <= 0:
-        return None
-    return _clamp(sum(weight * conf for weight, conf in scored) / total, 0.0, 1.0)
-
-
-def _clamp(value: float, low: float, high: float) -> float:
-    return min(max(float(value), low), max(low, high))
 
 
 def create_backend(settings: Settings) -> PocketsphinxBackend:
@@ -361,7 +269,7 @@ def check_availability(settings: Settings) -> Availability:
     """Whether PocketSphinx can run: library importable and model files present."""
     ps = settings.pocketsphinx
     variant = str(ps.model or "en-us")
-    reason = missing_library("pocketsphinx", hint=_INSTALL_HINT)
+    reason = missing_library("pocketsphinx", hint=INSTALL_HINT)
     if reason is None:
         opts = PocketsphinxOptions.from_settings(settings)
         variant = opts.model.name

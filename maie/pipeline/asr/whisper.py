@@ -21,6 +21,7 @@ from maie.pipeline.asr.base import AsrBackend, AsrInput, Availability, BackendSp
 from maie.pipeline.asr.checkpoint import checkpoint_hash
 from maie.pipeline.asr.language import whisper_detector
 from maie.pipeline.asr.model_files import locate_model, model_problem
+from maie.pipeline.asr.segments import clamp, unit, weighted_confidence
 from maie.pipeline.asr.whisper_options import WHISPER_LANGUAGES, WhisperOptions
 from maie.schemas import AsrArtifact, AsrVersion, Segment, Word
 
@@ -229,17 +230,17 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
         converted = [_segment(index, seg, duration) for index, seg in enumerate(raw, start=1)]
         vad_coverage = None
         if opts.vad_filter and duration > 0:
-            vad_coverage = _unit(info.duration_after_vad / duration)
+            vad_coverage = unit(info.duration_after_vad / duration)
         artifact = AsrArtifact(
             text="".join(seg.text for seg in raw).strip(),
             segments=converted,
             language=info.language,
-            language_probability=_unit(
+            language_probability=unit(
                 probability if kwargs["language"] is None else info.language_probability
             ),
             duration_s=duration,
             vad_coverage=vad_coverage,
-            confidence_avg=_weighted_confidence(converted),
+            confidence_avg=weighted_confidence(converted),
             processing_time_s=elapsed,
             version=self._version(kwargs),
         )
@@ -320,16 +321,16 @@ def _segment(index: int, seg: Any, duration: float) -> Segment:  # noqa: ANN401 
     timeline separately, chunk by chunk, so a word can end up just outside its segment; the
     segment is widened to hold its words, so every word lies inside its segment.
     """
-    start = _clamp(seg.start, 0.0, duration)
-    end = _clamp(seg.end, start, duration)
+    start = clamp(seg.start, 0.0, duration)
+    end = clamp(seg.end, start, duration)
     words = None
     if seg.words is not None:
         words = [
             Word(
-                start=(w_start := _clamp(word.start, 0.0, duration)),
-                end=_clamp(word.end, w_start, duration),
+                start=(w_start := clamp(word.start, 0.0, duration)),
+                end=clamp(word.end, w_start, duration),
                 word=word.word,
-                probability=_unit(word.probability),
+                probability=unit(word.probability),
             )
             for word in seg.words
         ]
@@ -342,28 +343,9 @@ def _segment(index: int, seg: Any, duration: float) -> Segment:  # noqa: ANN401 
         end=end,
         text=seg.text.strip(),
         # exp(mean token log-probability) is the per-token likelihood, already a probability.
-        confidence=_unit(math.exp(seg.avg_logprob)),
+        confidence=unit(math.exp(seg.avg_logprob)),
         words=words,
     )
-
-
-def _weighted_confidence(segments: list[Segment]) -> float | None:
-    """Mean segment confidence weighted by duration (plain mean when every segment is empty)."""
-    scored = [(seg.end - seg.start, seg.confidence) for seg in segments if seg.confidence is not None]
-    if not scored:
-        return None
-    total = sum(weight for weight, _ in scored)
-    if total <= 0:
-        return _unit(sum(conf for _, conf in scored) / len(scored))
-    return _unit(sum(weight * conf for weight, conf in scored) / total)
-
-
-def _clamp(value: float, low: float, high: float) -> float:
-    return min(max(float(value), low), max(low, high))
-
-
-def _unit(value: float) -> float:
-    return _clamp(value, 0.0, 1.0)
 
 
 def _empty_torch_cuda_cache() -> None:
