@@ -24,7 +24,9 @@ __all__ = [
     "AsrSettings",
     "AudioSettings",
     "AuthSettings",
+    "BatchSettings",
     "ChunkformerSettings",
+    "ClientSettings",
     "LlmSettings",
     "LogSettings",
     "PocketsphinxSettings",
@@ -32,6 +34,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StorageSettings",
+    "WebhookSettings",
     "WhisperSettings",
     "WorkerSettings",
 ]
@@ -79,6 +82,16 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env(""))
     busy_retry_after_s: Positive = 10
     #: Show exception details in error responses (never in production).
     debug: bool = False
+    #: Public base URL of the API (e.g. https://maie.example.com), for absolute links in webhooks;
+    #: unset means the links are paths such as /v1/status/<id>.
+    public_url: str | None = None
+    #: Milliseconds between two looks at a task while streaming its events (/v1/status/{id}/events).
+    events_poll_ms: Annotated[int, msgspec.Meta(ge=50, le=60_000)] = 500
+
+    def __post_init__(self) -> None:
+        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
+            msg = f"MAIE_PUBLIC_URL must start with http:// or https://, got {self.public_url!r}"
+            raise ValueError(msg)
 
 
 class RedisSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("REDIS_")):
@@ -408,6 +421,44 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
                 raise ValueError(msg)
 
 
+class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("WEBHOOK_")):
+    """Delivery of task webhooks (``callback_url``); the signing key is MAIE_WEBHOOK_SECRET."""
+
+    #: Allow callback URLs on loopback, private and link-local addresses (trusted networks, tests).
+    allow_private: bool = False
+    #: Seconds one delivery attempt may take: connect, send and read the answer.
+    timeout_s: PositiveFloat = 10.0
+    #: Attempts after the first before an event is given up.
+    max_retries: Annotated[int, msgspec.Meta(ge=0, le=30)] = 12
+    #: Back-off before the first retry, in milliseconds; it doubles with each retry after that.
+    min_backoff_ms: Positive = 2000
+    #: Longest back-off between two attempts, in milliseconds.
+    max_backoff_ms: Positive = 3_600_000
+
+
+class BatchSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("BATCH_")):
+    """Batches (POST /v1/batches): upload size and archive unpacking limits."""
+
+    #: Largest batch upload (all parts together), in MiB.
+    max_upload_mb: PositiveFloat = 4096
+    #: Most entries an archive may hold (files, folders and links together).
+    max_members: Positive = 1000
+    #: Most bytes one batch may unpack to, in MiB.
+    max_unpacked_mb: PositiveFloat = 8192
+    #: Highest compression ratio accepted (per zip member, and overall); beyond it the archive
+    #: is refused as a zip bomb.
+    max_ratio: PositiveFloat = 100.0
+
+
+class ClientSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("")):
+    """What ``maie submit``, ``maie status`` and ``maie result`` use to reach a server."""
+
+    #: Base URL of the API; unset means http://MAIE_HOST:MAIE_PORT.
+    url: str | None = None
+    #: API key to send; unset means the first of MAIE_API_KEYS, else MAIE_DATA_DIR/dev-api-key.
+    api_key: str | None = None
+
+
 class LogSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("LOG_")):
     """Logging."""
 
@@ -430,6 +481,9 @@ _GROUPS: dict[str, type[msgspec.Struct]] = {
     "worker": WorkerSettings,
     "auth": AuthSettings,
     "log": LogSettings,
+    "webhook": WebhookSettings,
+    "batch": BatchSettings,
+    "client": ClientSettings,
 }
 
 
@@ -457,6 +511,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
     log: LogSettings = msgspec.field(default_factory=LogSettings)
+    webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    batch: BatchSettings = msgspec.field(default_factory=BatchSettings)
+    client: ClientSettings = msgspec.field(default_factory=ClientSettings)
     #: ``MAIE_*`` variables that were set but that MAIE does not know (likely typos).
     unknown_variables: tuple[str, ...] = ()
 
@@ -500,6 +557,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for secret in ("MAIE_API_KEYS", "MAIE_WEBHOOK_SECRET"):
             if auth.get(secret):
                 auth[secret] = "***"
+        client = data.get("client", {})
+        if client.get("MAIE_API_KEY"):
+            client["MAIE_API_KEY"] = "***"
         llm = data.get("llm", {})
         if llm.get("MAIE_LLM_API_KEY"):
             llm["MAIE_LLM_API_KEY"] = "***"

@@ -11,10 +11,13 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 __all__ = [
+    "ArchiveLimitError",
     "AudioTooLongError",
     "AudioTooShortError",
     "BackendUnavailableError",
+    "CallbackRefusedError",
     "ConfigError",
+    "ConflictError",
     "InvalidRequestError",
     "LlmOutputError",
     "LlmRequestError",
@@ -148,6 +151,25 @@ class StoreUnavailableError(TransientError):
 
     status_code = 503
     code = "store_unavailable"
+
+
+class ConflictError(PermanentError):
+    """Raised when a request clashes with the current state: a task not finished, a key in use."""
+
+    status_code = 409
+    code = "conflict"
+
+
+class ArchiveLimitError(PayloadTooLargeError):
+    """Raised when an archive exceeds the batch limits (entries, unpacked size, compression ratio)."""
+
+    code = "archive_limit"
+
+
+class CallbackRefusedError(UnprocessableError):
+    """Raised when a callback_url is not allowed: bad scheme, unresolvable, or a private address."""
+
+    code = "callback_refused"
 
 
 class LlmUnavailableError(TransientError):

@@ -17,6 +17,9 @@ __all__ = [
     "AsrVersion",
     "AudioInfo",
     "Base",
+    "BatchAccepted",
+    "BatchRecord",
+    "BatchStatus",
     "EnhanceArtifact",
     "EnhancementMetrics",
     "ErrorBody",
@@ -31,20 +34,29 @@ __all__ = [
     "PreprocessArtifact",
     "ProcessAccepted",
     "ResultVersion",
+    "ResultVersionInfo",
+    "ResultVersionList",
     "Results",
     "Segment",
+    "SkippedMember",
     "StageName",
     "StageRecord",
     "StageState",
     "StatusResponse",
     "SummaryArtifact",
+    "TaskPage",
     "TaskRecord",
     "TaskRequest",
     "TaskStatus",
+    "TaskSummary",
     "TemplateInfo",
     "TemplateVersion",
     "TemplatesResponse",
     "Versions",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEvent",
+    "WebhookState",
     "Word",
 ]
 
@@ -372,6 +384,8 @@ class TaskRecord(Base, kw_only=True):
     error_code: str | None = None
     failed_stage: str | None = None
     request_id: str | None = None
+    batch_id: str | None = None
+    webhooks: list[WebhookDelivery] = msgspec.field(default_factory=list)
 
     def stage(self, name: StageName) -> StageRecord:
         """Return the record of stage ``name``.
@@ -412,6 +426,8 @@ class StatusResponse(Frozen, frozen=True, kw_only=True):
     error: str | None = None
     error_code: str | None = None
     failed_stage: str | None = None
+    batch_id: str | None = None
+    webhooks: list[WebhookDelivery] | None = None
 
 
 class ModelInfo(Frozen, frozen=True, kw_only=True):
@@ -466,3 +482,125 @@ class ErrorBody(Frozen, frozen=True, kw_only=True):
     detail: str
     status_code: int
     extra: dict[str, Any] | list[Any] | None = None
+
+
+class WebhookState(enum.StrEnum):
+    """Where the delivery of one webhook event is."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class WebhookAttempt(Frozen, frozen=True, kw_only=True):
+    """One HTTP attempt to deliver a webhook event: the receiver's status code or the error."""
+
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    duration_s: Seconds
+
+
+class WebhookDelivery(Base, kw_only=True):
+    """The delivery of one event to a task's ``callback_url``, with every attempt."""
+
+    event_id: str
+    event: str
+    state: WebhookState
+    attempts: list[WebhookAttempt]
+    delivered_at: datetime | None = None
+
+
+class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """Body of a webhook POST (DESIGN §5). Every field is always sent, ``null`` included.
+
+    ``event_id`` is the same for every attempt at one event, so a receiver can deduplicate.
+    """
+
+    event: str
+    event_id: str
+    task_id: str
+    status: TaskStatus
+    status_url: str
+    result_version: int | None
+    occurred_at: datetime | None
+    batch_id: str | None
+    error_code: str | None
+
+
+class ResultVersionInfo(Frozen, frozen=True, kw_only=True):
+    """One entry of GET /v1/tasks/{id}/results."""
+
+    version: int
+    created_at: datetime
+    kind: str
+    template_id: str | None = None
+
+
+class ResultVersionList(Frozen, frozen=True, kw_only=True):
+    """Answer to GET /v1/tasks/{id}/results, oldest first."""
+
+    task_id: str
+    latest: int | None
+    versions: list[ResultVersionInfo]
+
+
+class TaskSummary(Frozen, frozen=True, kw_only=True):
+    """A task as lists show it (GET /v1/tasks, GET /v1/batches/{id})."""
+
+    task_id: str
+    status: TaskStatus
+    submitted_at: datetime
+    completed_at: datetime | None = None
+    features: list[Feature]
+    template_id: str | None = None
+    filename: str | None = None
+    batch_id: str | None = None
+    result_version: int | None = None
+    error_code: str | None = None
+
+
+class TaskPage(Frozen, frozen=True, kw_only=True):
+    """Answer to GET /v1/tasks: newest first; pass ``next_cursor`` back for the next page."""
+
+    tasks: list[TaskSummary]
+    next_cursor: str | None
+
+
+class SkippedMember(Frozen, frozen=True, kw_only=True):
+    """A part or archive member that a batch did not turn into a task, and why."""
+
+    name: str
+    reason: str
+
+
+class BatchAccepted(Frozen, frozen=True, kw_only=True):
+    """Answer to an accepted POST /v1/batches."""
+
+    batch_id: str
+    task_ids: list[str]
+    skipped: list[SkippedMember]
+    status_url: str
+
+
+class BatchRecord(Base, kw_only=True):
+    """A batch as MAIE keeps it in Redis: its tasks in upload order and what was skipped."""
+
+    batch_id: str
+    tenant: str
+    created_at: datetime
+    request: TaskRequest
+    task_ids: list[str]
+    skipped: list[SkippedMember] = msgspec.field(default_factory=list)
+
+
+class BatchStatus(Frozen, frozen=True, kw_only=True):
+    """Answer to GET /v1/batches/{id}: counts by status and every task."""
+
+    batch_id: str
+    created_at: datetime
+    total: int
+    counts: dict[str, int]
+    finished: bool
+    tasks: list[TaskSummary]
+    skipped: list[SkippedMember]

@@ -7,7 +7,11 @@ is encoded as JSON with the contract Structs of :mod:`maie.schemas`:
 - ``maie:task:<id>:artifact:<stage>`` — a stage's output (preprocess metadata, ASR segments, ...);
 - ``maie:task:<id>:result:<n>`` — immutable :class:`~maie.schemas.ResultVersion` number ``n``;
 - ``maie:active`` — sorted set of unfinished task ids by submit time (the queue depth);
-- ``maie:workers`` — sorted set of worker ids by last heartbeat.
+- ``maie:workers`` — sorted set of worker ids by last heartbeat;
+- ``maie:tenant:<tenant>:tasks`` — the tenant's tasks, newest last, for cursor paging
+  (:mod:`maie.task_index`);
+- ``maie:batch:<id>`` — a :class:`~maie.schemas.BatchRecord`;
+- ``maie:idempotency:<tenant>:<sha256 of key>`` — the task or batch an ``Idempotency-Key`` created.
 
 Every key is written with the record TTL. The worker uses :class:`TaskStore` (blocking client,
 optimistic transactions for read-modify-write); the API uses :class:`AsyncTaskStore`.
@@ -24,11 +28,12 @@ import redis
 import redis.asyncio as aioredis
 import redis.exceptions
 
+from maie import task_index
 from maie.errors import NotFoundError, StoreUnavailableError
-from maie.schemas import ResultVersion, TaskRecord
+from maie.schemas import BatchRecord, ResultVersion, ResultVersionInfo, TaskRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Collection
 
 __all__ = ["AsyncTaskStore", "TaskStore", "results_url"]
 
@@ -42,6 +47,8 @@ WORKERS_KEY = f"{PREFIX}:workers"
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 _encoder = msgspec.json.Encoder()
+#: Compare-and-delete: remove KEYS[1] only while it holds ARGV[1].
+_RELEASE_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 def task_key(task_id: str) -> str:
@@ -57,6 +64,11 @@ def artifact_key(task_id: str, stage: str) -> str:
 def result_key(task_id: str, version: int) -> str:
     """Key of one result version."""
     return f"{PREFIX}:task:{task_id}:result:{version}"
+
+
+def batch_key(batch_id: str) -> str:
+    """Key of a batch record."""
+    return f"{PREFIX}:batch:{batch_id}"
 
 
 def results_url(url: str, db: int) -> str:
@@ -163,6 +175,34 @@ class TaskStore:
             self._call(lambda: self.client.get(result_key(task_id, version))), ResultVersion
         )
 
+    def add_result(self, task_id: str, build: Callable[[int], ResultVersion]) -> ResultVersion:
+        """Store ``build(n)`` as the task's next result version n and make it the latest, atomically.
+
+        For results added after the pipeline's version 1 (a re-summarization stores version n + 1
+        with kind ``"resummary"`` and its own ``versions`` block). Earlier versions are never
+        touched; two writers racing get consecutive numbers.
+
+        Raises:
+            NotFoundError: if the task does not exist.
+        """
+        key = task_key(task_id)
+        stored: list[ResultVersion] = []
+
+        def attempt(pipe: redis.client.Pipeline) -> None:
+            record = _decode(pipe.get(key), TaskRecord, "task")
+            version = (record.result_version or 0) + 1
+            while pipe.exists(result_key(task_id, version)):
+                version += 1
+            result = build(version)
+            record.result_version = version
+            pipe.multi()
+            pipe.set(result_key(task_id, version), _encoder.encode(result), ex=self.ttl_s, nx=True)
+            pipe.set(key, _encoder.encode(record), ex=self.ttl_s)
+            stored[:] = [result]
+
+        self._call(lambda: self.client.transaction(attempt, key))
+        return stored[0]
+
     def heartbeat(self, worker_id: str) -> None:
         """Record that worker ``worker_id`` is alive now."""
         now = time.time()
@@ -186,6 +226,7 @@ class AsyncTaskStore:
     def __init__(self, client: aioredis.Redis, *, ttl_s: int) -> None:
         self.client = client
         self.ttl_s = ttl_s
+        self._release_script = client.register_script(_RELEASE_LUA)
 
     @classmethod
     def from_url(cls, url: str, *, ttl_s: int) -> AsyncTaskStore:
@@ -211,6 +252,7 @@ class AsyncTaskStore:
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.set(task_key(record.task_id), _encoder.encode(record), ex=self.ttl_s, nx=True)
             pipe.zadd(ACTIVE_KEY, {record.task_id: record.submitted_at.timestamp()})
+            task_index.add(pipe, record, ttl_s=self.ttl_s)
             await self._call(pipe.execute())
 
     async def discard(self, task_id: str) -> None:
@@ -233,6 +275,91 @@ class AsyncTaskStore:
         """Return result version ``version``, or None."""
         data = await self._call(self.client.get(result_key(task_id, version)))
         return _decode_optional(data, ResultVersion)
+
+    async def get_many(self, task_ids: Collection[str]) -> list[TaskRecord | None]:
+        """The records of ``task_ids`` in order; None where a task is gone."""
+        if not task_ids:
+            return []
+        data = await self._call(self.client.mget([task_key(t) for t in task_ids]))
+        return [_decode_optional(item, TaskRecord) for item in data]
+
+    async def get_results(self, keys: Collection[tuple[str, int]]) -> list[ResultVersion | None]:
+        """Result versions by ``(task_id, version)``, in order; None where one is missing."""
+        if not keys:
+            return []
+        data = await self._call(self.client.mget([result_key(t, v) for t, v in keys]))
+        return [_decode_optional(item, ResultVersion) for item in data]
+
+    async def list_results(self, task_id: str, latest: int) -> list[ResultVersionInfo]:
+        """What versions 1..``latest`` of a task are, without decoding their transcripts."""
+        if latest < 1:
+            return []
+        data = await self._call(self.client.mget([result_key(task_id, n) for n in range(1, latest + 1)]))
+        return [info for item in data if (info := _decode_optional(item, ResultVersionInfo)) is not None]
+
+    async def task_page(
+        self, tenant: str, *, statuses: Collection[str], limit: int, cursor: str | None
+    ) -> tuple[list[TaskRecord], str | None]:
+        """One page of the tenant's tasks, newest first; see :func:`maie.task_index.page`."""
+        try:
+            return await task_index.page(
+                self.client,
+                tenant,
+                load=self.get_many,
+                statuses=statuses,
+                limit=limit,
+                cursor=cursor,
+                ttl_s=self.ttl_s,
+            )
+        except REDIS_DOWN as exc:
+            raise _unavailable(exc) from exc
+
+    async def create_batch(self, batch: BatchRecord, records: Collection[TaskRecord]) -> None:
+        """Store a batch and all its tasks, counted as active, in one transaction."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(batch_key(batch.batch_id), _encoder.encode(batch), ex=self.ttl_s, nx=True)
+            for record in records:
+                pipe.set(task_key(record.task_id), _encoder.encode(record), ex=self.ttl_s, nx=True)
+                pipe.zadd(ACTIVE_KEY, {record.task_id: record.submitted_at.timestamp()})
+                task_index.add(pipe, record, ttl_s=self.ttl_s)
+            await self._call(pipe.execute())
+
+    async def discard_batch(self, batch: BatchRecord) -> None:
+        """Remove a batch that could not be queued, and its tasks."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(batch_key(batch.batch_id), *(task_key(t) for t in batch.task_ids))
+            if batch.task_ids:
+                pipe.zrem(ACTIVE_KEY, *batch.task_ids)
+            await self._call(pipe.execute())
+
+    async def get_batch(self, batch_id: str) -> BatchRecord:
+        """Return the batch record.
+
+        Raises:
+            NotFoundError: if there is no such batch (or it expired).
+        """
+        return _decode(await self._call(self.client.get(batch_key(batch_id))), BatchRecord, "batch")
+
+    async def claim(self, key: str, value: bytes, ttl_s: int) -> bytes | None:
+        """Set ``key`` to ``value`` if it is free; return None if claimed, else what holds it."""
+        while True:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.set(key, value, ex=ttl_s, nx=True)
+                pipe.get(key)
+                created, current = await self._call(pipe.execute())
+            if created:
+                return None
+            if isinstance(current, bytes):
+                return current
+            # The holder expired between SET and GET: try again.
+
+    async def replace_claim(self, key: str, value: bytes, ttl_s: int) -> None:
+        """Overwrite a claimed ``key`` (it was ours) with its final ``value``."""
+        await self._call(self.client.set(key, value, ex=ttl_s))
+
+    async def release_claim(self, key: str, value: bytes) -> None:
+        """Delete ``key`` if it still holds ``value`` (so another request's claim is never removed)."""
+        await self._call(self._release_script(keys=[key], args=[value]))
 
     async def queue_depth(self) -> int:
         """Unfinished tasks; entries older than the record TTL are dropped first."""

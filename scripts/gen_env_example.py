@@ -26,6 +26,9 @@ TITLES = {
     "worker": "Worker",
     "auth": "Auth",
     "log": "Logging",
+    "webhook": "Webhooks",
+    "batch": "Batches",
+    "client": "Client (maie submit, status, result)",
 }
 
 

@@ -11,13 +11,18 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 
 from maie import __version__
+from maie.api.batches import BatchesController
 from maie.api.discovery import DiscoveryController
 from maie.api.errors import exception_handlers
+from maie.api.events import EventsController
+from maie.api.exports import ExportsController
 from maie.api.guards import API_KEY_HEADER, api_key_guard
 from maie.api.health import HealthController
 from maie.api.process import ProcessController
+from maie.api.results import ResultsController
 from maie.api.services import Services
 from maie.api.status import StatusController
+from maie.api.tasks import TasksController
 from maie.broker import build_broker
 
 if TYPE_CHECKING:
@@ -54,9 +59,24 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
             await services.close()
 
     max_body = int(settings.server.max_file_size_mb * 1024 * 1024) + FORM_OVERHEAD_BYTES
+    # Batches take one archive or many files: their own body limit, on a router of their own.
+    batches = Router(
+        path="/batches",
+        route_handlers=[BatchesController],
+        request_max_body_size=int(settings.batch.max_upload_mb * 1024 * 1024) + FORM_OVERHEAD_BYTES,
+    )
     v1 = Router(
         path="/v1",
-        route_handlers=[ProcessController, StatusController, DiscoveryController],
+        route_handlers=[
+            ProcessController,
+            StatusController,
+            DiscoveryController,
+            EventsController,
+            TasksController,
+            ResultsController,
+            ExportsController,
+            batches,
+        ],
         guards=[api_key_guard],
         security=[{"ApiKey": []}],
         request_max_body_size=max_body,

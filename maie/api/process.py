@@ -17,6 +17,8 @@ from litestar.params import Body
 
 from maie.api.asr_request import check_asr_options
 from maie.api.guards import admission_guard, tenant_of
+from maie.api.idempotency import IdempotencyClaim
+from maie.api.status import load_task
 from maie.api.uploads import check_filename, receive_upload, remove_task_dir
 from maie.broker import QUEUE_CPU, stage_message
 from maie.errors import (
@@ -37,12 +39,13 @@ from maie.schemas import (
     TaskRequest,
     TaskStatus,
 )
+from maie.webhooks.targets import check_callback
 
 if TYPE_CHECKING:
     from maie.api.services import Services
     from maie.config import Settings
 
-__all__ = ["DEFAULT_FEATURES", "ProcessController", "ProcessForm", "parse_features"]
+__all__ = ["DEFAULT_FEATURES", "ProcessController", "ProcessForm", "parse_features", "planned_stages"]
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +110,11 @@ def _planned_stages(features: list[Feature]) -> list[StageRecord]:
     return stages
 
 
+def planned_stages(features: list[Feature]) -> list[StageRecord]:
+    """The stages a task asking for ``features`` runs, all pending."""
+    return _planned_stages(features)
+
+
 async def validate_request(form: ProcessForm, services: Services) -> TaskRequest:
     """Check every field before any file is written.
 
@@ -145,10 +153,7 @@ async def validate_request(form: ProcessForm, services: Services) -> TaskRequest
     language = form.language.strip().lower() if form.language else None
     if language and not LANGUAGE_CODE.match(language):
         raise InvalidRequestError(f"language must be an ISO 639-1 code such as 'en', got {form.language!r}")
-    if form.callback_url:
-        raise UnprocessableError(
-            "callback_url is not supported by this server yet; poll GET /v1/status/{task_id}"
-        )
+    callback_url = await check_callback(form.callback_url, settings) if form.callback_url else None
     asr_options = check_asr_options(
         model,
         language=language,
@@ -163,6 +168,7 @@ async def validate_request(form: ProcessForm, services: Services) -> TaskRequest
         asr_backend=backend,
         language=language,
         word_timestamps=form.word_timestamps,
+        callback_url=callback_url,
         filename=check_filename(form.file.filename),
         hotwords=asr_options.hotwords,
         initial_prompt=asr_options.initial_prompt,
@@ -178,6 +184,26 @@ async def _discard(services: Services, task_id: str) -> None:
         # removed now; it is marked nowhere as queued, expires with the record TTL, and the
         # client was told 503, so no one waits on it.
         log.warning("task.discard_failed", reason="store unavailable")
+
+
+async def _exists(services: Services, task_id: str, tenant: str) -> bool:
+    try:
+        await load_task(services, task_id, tenant)
+    except NotFoundError:
+        return False
+    return True
+
+
+async def _replay(services: Services, task_id: str, tenant: str) -> Response[ProcessAccepted]:
+    """The answer to a repeated Idempotency-Key: the first request's task, as it is now."""
+    record = await load_task(services, task_id, tenant)
+    log.info("task.idempotent_replay", task_id=task_id)
+    status_url = f"/v1/status/{task_id}"
+    return Response(
+        ProcessAccepted(task_id=task_id, status=record.status, status_url=status_url),
+        status_code=202,
+        headers={"Location": status_url, "Idempotent-Replayed": "true"},
+    )
 
 
 class ProcessController(Controller):
@@ -203,6 +229,11 @@ class ProcessController(Controller):
         task_request = await validate_request(data, services)
         settings = services.settings
         task_id = str(uuid.uuid4())
+        tenant = tenant_of(request)
+        idempotency = IdempotencyClaim.of(request, services.store, tenant, kind="task", request=task_request)
+        earlier = await idempotency.claim(task_id, exists=lambda t: _exists(services, t, tenant))
+        if earlier is not None:
+            return await _replay(services, earlier, tenant)
         structlog.contextvars.bind_contextvars(task_id=task_id)
         task_dir = settings.storage.data_dir / "audio" / task_id
         created = False
@@ -212,7 +243,7 @@ class ProcessController(Controller):
             )
             record = TaskRecord(
                 task_id=task_id,
-                tenant=tenant_of(request),
+                tenant=tenant,
                 submitted_at=datetime.now(UTC),
                 request=task_request,
                 audio_path=str(raw),
@@ -227,7 +258,9 @@ class ProcessController(Controller):
             remove_task_dir(task_dir)
             if created:
                 await _discard(services, task_id)
+            await idempotency.release()
             raise
+        await idempotency.commit()
         log.info(
             "task.accepted",
             features=[f.value for f in task_request.features],

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from maie.api.services import Services
     from maie.schemas import ResultVersion
 
-__all__ = ["StatusController", "load_task", "status_of"]
+__all__ = ["StatusController", "etag_of", "load_task", "status_body", "status_of"]
 
 
 async def load_task(services: Services, task_id: str, tenant: str) -> TaskRecord:
@@ -61,7 +61,22 @@ def status_of(record: TaskRecord, result: ResultVersion | None) -> StatusRespons
         error=record.error,
         error_code=record.error_code,
         failed_stage=record.failed_stage,
+        batch_id=record.batch_id,
+        webhooks=record.webhooks or None,
     )
+
+
+def etag_of(body: bytes) -> str:
+    """The (strong) ETag of a status body."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+async def status_body(services: Services, record: TaskRecord) -> bytes:
+    """The JSON of GET /v1/status for ``record``, with its latest result."""
+    result = None
+    if record.result_version is not None:
+        result = await services.store.get_result(record.task_id, record.result_version)
+    return msgspec.json.encode(status_of(record, result))
 
 
 class StatusController(Controller):
@@ -84,11 +99,8 @@ class StatusController(Controller):
     ) -> Response[Any]:
         """Return the task's status; ``If-None-Match`` with the last ``ETag`` answers 304."""
         record = await load_task(services, task_id, tenant_of(request))
-        result = None
-        if record.result_version is not None:
-            result = await services.store.get_result(task_id, record.result_version)
-        body = msgspec.json.encode(status_of(record, result))
-        etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        body = await status_body(services, record)
+        etag = etag_of(body)
         headers = {"ETag": etag, "Cache-Control": "no-cache"}
         if not record.status.terminal:
             headers["Retry-After"] = str(services.settings.server.status_retry_after_s)

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from maie.pipeline.preprocess import PreprocessOptions
     from maie.schemas import AudioInfo
 
-__all__ = ["CHUNK_BYTES", "check_filename", "receive_upload", "remove_task_dir"]
+__all__ = ["CHUNK_BYTES", "check_filename", "receive_upload", "remove_task_dir", "stored_name"]
 
 #: Bytes copied per read while moving an upload into the task folder.
 CHUNK_BYTES = 1024 * 1024
@@ -64,6 +64,11 @@ def check_filename(filename: str | None) -> str | None:
 def _extension(info: AudioInfo) -> str:
     first = info.container.split(",")[0]
     return _EXTENSIONS.get(first, first if first.isalnum() else "bin")
+
+
+def stored_name(info: AudioInfo) -> str:
+    """Name of an accepted recording in its task folder: ``raw.<ext>`` of the container found."""
+    return f"raw.{_extension(info)}"
 
 
 async def receive_upload(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 import dramatiq
+from dramatiq.middleware import CurrentMessage
 
 from maie.broker import QUEUE_CPU, QUEUE_GPU
 from maie.errors import PermanentError
@@ -33,6 +34,8 @@ STAGE_OF_ACTOR: dict[str, StageName | None] = {
 FINALIZE_TIME_LIMIT_S = 60
 #: Errors that fail the task at once instead of being retried.
 PERMANENT = (PermanentError, MemoryError)
+#: Seconds a webhook delivery may take beyond its HTTP timeout (waiting for the task, recording).
+WEBHOOK_SLACK_S = 30
 
 
 class Actors(NamedTuple):
@@ -43,6 +46,7 @@ class Actors(NamedTuple):
     finalize: dramatiq.Actor[[str], None]
     enhance: dramatiq.Actor[[str], None]
     summarize: dramatiq.Actor[[str], None]
+    deliver_webhook: dramatiq.Actor[[str], None]
 
     def after(self, record: TaskRecord, stage: StageName) -> dramatiq.Actor[[str], None]:
         """The actor of the stage planned after ``stage`` for this task, or finalize."""
@@ -108,11 +112,29 @@ def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
         if record is not None:
             runtime.finalize(record)
 
+    webhook = runtime.settings.webhook
+
+    def deliver_webhook(task_id: str) -> None:
+        message = CurrentMessage.get_current_message()
+        retries = message.options.get("retries", 0) if message is not None else 0
+        runtime.webhooks.deliver(task_id, final=retries >= webhook.max_retries)
+
     actors = Actors(
         preprocess=declare(preprocess, QUEUE_CPU, limits.preprocess_time_limit_s),
         transcribe=declare(transcribe, QUEUE_GPU, limits.model_stage_time_limit_s),
         finalize=declare(finalize, QUEUE_CPU, FINALIZE_TIME_LIMIT_S),
         enhance=declare(enhance, QUEUE_GPU, limits.model_stage_time_limit_s),
         summarize=declare(summarize, QUEUE_GPU, limits.model_stage_time_limit_s),
+        deliver_webhook=dramatiq.actor(
+            actor_name="deliver_webhook",
+            queue_name=QUEUE_CPU,
+            broker=broker,
+            max_retries=webhook.max_retries,
+            min_backoff=webhook.min_backoff_ms,
+            max_backoff=webhook.max_backoff_ms,
+            time_limit=int((webhook.timeout_s + WEBHOOK_SLACK_S) * 1000),
+            throws=PERMANENT,
+        )(deliver_webhook),
     )
+    tracker.before_finish(lambda task_id: runtime.webhooks.announce(task_id, actors.deliver_webhook.send))
     return actors

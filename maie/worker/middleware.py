@@ -81,6 +81,8 @@ class TaskFailure(Middleware):
         """
         if exception is None or not message.failed or not message.args:
             return
+        if message.actor_name not in self.stage_of_actor:
+            return  # not a pipeline step (a webhook delivery): its failure does not fail the task
         task_id = str(message.args[0])
         with structlog.contextvars.bound_contextvars(task_id=task_id):
             self.tracker.fail(task_id, self.stage_of_actor.get(message.actor_name), exception)

@@ -44,6 +44,7 @@ from maie.worker.asr_claims import AsrClaims
 from maie.worker.residency import ModelCache
 from maie.worker.tracker import StageTracker
 from maie.worker.transcription import Transcriber
+from maie.worker.webhooks import WebhookNotifier
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -80,6 +81,7 @@ class WorkerRuntime:
             ttl_s=settings.storage.result_ttl_s,
         )
         self.transcriber = Transcriber(settings, store, self.models, claims)
+        self.webhooks = WebhookNotifier(settings, store)
         self.templates = TemplateCatalog(settings.storage.templates_dir or default_templates_dir())
 
     def preprocess(self, record: TaskRecord) -> PreprocessArtifact:
@@ -225,4 +227,5 @@ class WorkerRuntime:
         """Unload resident models and close the store."""
         self.models.clear()
         self.transcriber.claims.close()
+        self.webhooks.close()
         self.store.close()

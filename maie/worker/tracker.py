@@ -19,7 +19,7 @@ from maie.errors import MaieError, NotFoundError, StoreUnavailableError
 from maie.schemas import StageName, StageState, TaskRecord, TaskStatus
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from maie.store import TaskStore
 
@@ -59,6 +59,19 @@ class StageTracker:
     def __init__(self, store: TaskStore, *, keep_audio: bool) -> None:
         self.store = store
         self.keep_audio = keep_audio
+        self._finish_hooks: list[Callable[[str], None]] = []
+
+    def before_finish(self, hook: Callable[[str], None]) -> None:
+        """Call ``hook(task_id)`` just before a task is marked COMPLETE or FAILED.
+
+        It runs before the record changes, so work it queues (a webhook) is not lost if the
+        process dies right after: the finishing message is redelivered and runs it again.
+        """
+        self._finish_hooks.append(hook)
+
+    def _run_finish_hooks(self, task_id: str) -> None:
+        for hook in self._finish_hooks:
+            hook(task_id)
 
     @contextmanager
     def stage(self, task_id: str, name: StageName) -> Iterator[TaskRecord | None]:
@@ -160,6 +173,10 @@ class StageTracker:
     def fail(self, task_id: str, name: StageName | None, exc: BaseException) -> None:
         """Fail the task now with ``exc`` (no-op if it already finished)."""
         detail, code = _describe(exc)
+        try:
+            self._run_finish_hooks(task_id)
+        except MaieError as hook_exc:
+            log.warning("task.finish_hook_failed", reason=hook_exc.detail)
 
         def change(record: TaskRecord) -> None:
             if record.status.terminal:
@@ -186,6 +203,7 @@ class StageTracker:
 
     def complete(self, task_id: str, result_version: int) -> TaskRecord:
         """Mark the task COMPLETE with its result version, then drop its audio unless kept."""
+        self._run_finish_hooks(task_id)
 
         def change(record: TaskRecord) -> None:
             if record.status.terminal:

@@ -148,3 +148,36 @@ class TestFallbackChain:
         assert '"event": "asr.fallback"' in worker.log()
         api.stop()
         worker.stop()
+
+
+class TestBatchUploads:
+    """POST /v1/batches takes the same ASR options, for every recording of the batch."""
+
+    def test_options_apply_to_every_task_of_a_batch(self, api, worker):
+        clip = shared_audio("jfk_16k.wav").read_bytes()
+        response = api.client.post(
+            "/v1/batches",
+            headers=HEADERS_A,
+            files=[("file", ("a.wav", clip)), ("file", ("b.wav", clip))],
+            data={"features": "raw_transcript", "hotwords": "Kennedy", "beam_size": "2", "language": "en"},
+        )
+        assert response.status_code == 202, response.text
+
+        statuses = [api.wait(task_id) for task_id in response.json()["task_ids"]]
+
+        for status in statuses:
+            assert status["status"] == "COMPLETE", status
+            params = status["versions"]["asr_backend"]["decoding_params"]
+            assert (params["hotwords"], params["beam_size"]) == ("Kennedy", 2)
+
+    def test_refused_for_the_whole_batch(self, api):
+        clip = shared_audio("jfk_16k.wav").read_bytes()
+        response = api.client.post(
+            "/v1/batches",
+            headers=HEADERS_A,
+            files=[("file", ("a.wav", clip))],
+            data={"features": "raw_transcript", "asr_backend": "pocketsphinx", "hotwords": "Kennedy"},
+        )
+
+        assert response.status_code == 422
+        assert "does not support hotwords" in response.text

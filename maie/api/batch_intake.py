@@ -1,0 +1,260 @@
+"""Batch intake: the parts of POST /v1/batches become queued tasks, all of them or none.
+
+Each part is copied into the batch folder (``MAIE_DATA_DIR/batches/<batch_id>``). A part that is
+an archive (zip, tar, tar.gz/bz2/xz, judged by content) is unpacked there by :mod:`maie.archives`;
+any other part is one recording. Every recording is then probed with PyAV exactly like a single
+upload: what is not decodable audio, or is too short or too long, is skipped with the reason.
+The recordings left each get a task folder and a task record; the batch and all its tasks are
+stored in one Redis transaction and then queued. Any failure on the way removes every folder and
+record made so far, and the batch folder is always removed at the end.
+"""
+
+from __future__ import annotations
+
+import tarfile
+import uuid
+import zipfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiofiles
+import anyio
+import anyio.to_thread
+import msgspec
+import redis.exceptions
+import structlog
+
+from maie.api.uploads import CHUNK_BYTES, check_filename, remove_task_dir, stored_name
+from maie.archives import ArchiveLimits, Unpacked, archive_kind, unpack
+from maie.broker import QUEUE_CPU, stage_message
+from maie.errors import (
+    AudioTooLongError,
+    AudioTooShortError,
+    QueueFullError,
+    StoreUnavailableError,
+    UnprocessableError,
+    UnsupportedMediaError,
+)
+from maie.pipeline.preprocess import PreprocessOptions, check_duration, probe
+from maie.schemas import AudioInfo, BatchAccepted, BatchRecord, SkippedMember, StageName, TaskRecord
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from litestar.datastructures import UploadFile
+
+    from maie.api.services import Services
+    from maie.config import Settings
+    from maie.schemas import StageRecord, TaskRequest
+
+__all__ = ["Recording", "accept_batch", "archive_limits", "take_in"]
+
+log = structlog.get_logger(__name__)
+
+_MIB = 1024 * 1024
+
+
+class Recording(msgspec.Struct, frozen=True, kw_only=True):
+    """A part or member that is usable audio: its label, where it is, what probing found."""
+
+    name: str
+    path: Path
+    info: AudioInfo
+
+
+def archive_limits(settings: Settings) -> ArchiveLimits:
+    """The unpacking limits of ``settings``."""
+    return ArchiveLimits(
+        max_members=settings.batch.max_members,
+        max_total_bytes=int(settings.batch.max_unpacked_mb * _MIB),
+        max_member_bytes=int(settings.server.max_file_size_mb * _MIB),
+        max_ratio=settings.batch.max_ratio,
+    )
+
+
+async def _save(upload: UploadFile, target: Path) -> None:
+    async with aiofiles.open(target, "wb") as out:
+        while chunk := await upload.read(CHUNK_BYTES):
+            await out.write(chunk)
+
+
+def _examine(members: Sequence[Unpacked], options: PreprocessOptions) -> list[Recording | SkippedMember]:
+    """Probe every member (blocking): a recording, or skipped with the reason."""
+    found: list[Recording | SkippedMember] = []
+    for member in members:
+        try:
+            info = probe(member.path)
+            check_duration(info, options)
+        except (UnsupportedMediaError, AudioTooShortError, AudioTooLongError) as exc:
+            member.path.unlink(missing_ok=True)
+            found.append(SkippedMember(name=member.name, reason=exc.detail))
+            continue
+        found.append(Recording(name=member.name, path=member.path, info=info))
+    return found
+
+
+async def take_in(
+    parts: Sequence[UploadFile], batch_dir: Path, settings: Settings
+) -> tuple[list[Recording], list[SkippedMember]]:
+    """Save, unpack and probe the parts of a batch upload inside ``batch_dir``.
+
+    Raises:
+        InvalidRequestError: a part with an unsafe filename (400), as for /v1/process.
+        ArchiveLimitError: an archive over the batch limits (413).
+    """
+    limits = archive_limits(settings)
+    members: list[Unpacked] = []
+    skipped: list[SkippedMember] = []
+    for n, part in enumerate(parts):
+        name = check_filename(part.filename) or f"part-{n + 1}"
+        staged = batch_dir / f"part-{n:04d}"
+        await _save(part, staged)
+        if await anyio.to_thread.run_sync(archive_kind, staged) is None:
+            if (await anyio.Path(staged).stat()).st_size > limits.max_member_bytes:
+                staged.unlink()
+                limit = settings.server.max_file_size_mb
+                reason = f"larger than one upload may be (MAIE_MAX_FILE_SIZE_MB={limit:g})"
+                skipped.append(SkippedMember(name=name, reason=reason))
+            else:
+                members.append(Unpacked(name=name, path=staged))
+            continue
+        folder = batch_dir / f"part-{n:04d}.d"
+        folder.mkdir()
+        try:
+            unpacked, refused = await anyio.to_thread.run_sync(unpack, staged, folder, limits)
+        except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as exc:
+            skipped.append(SkippedMember(name=name, reason=f"damaged archive: {exc}"))
+            continue
+        finally:
+            staged.unlink(missing_ok=True)
+        prefix = f"{name}/" if len(parts) > 1 else ""
+        members += [msgspec.structs.replace(m, name=prefix + m.name) for m in unpacked]
+        skipped += [msgspec.structs.replace(s, name=prefix + s.name) for s in refused]
+    options = PreprocessOptions.from_settings(settings.audio)
+    recordings: list[Recording] = []
+    for item in await anyio.to_thread.run_sync(_examine, members, options):
+        if isinstance(item, Recording):
+            recordings.append(item)
+        else:
+            skipped.append(item)
+    return recordings, skipped
+
+
+async def _check_room(services: Services, recordings: list[Recording], skipped: list[SkippedMember]) -> None:
+    """Refuse a batch with nothing to do, or one that would take the queue past ``MAIE_MAX_QUEUE_DEPTH``."""
+    if not recordings:
+        raise UnprocessableError(
+            "no part of the upload is usable audio; see extra for the reason of each",
+            extra={"skipped": msgspec.to_builtins(skipped)},
+        )
+    count = len(recordings)
+    server = services.settings.server
+    if count > server.max_queue_depth:
+        raise UnprocessableError(
+            f"the batch holds {count} recordings, more than MAIE_MAX_QUEUE_DEPTH={server.max_queue_depth} "
+            "tasks may wait at once; split it into batches of at most that many",
+            extra={"recordings": count, "max_queue_depth": server.max_queue_depth},
+        )
+    depth = await services.store.queue_depth()
+    if depth + count > server.max_queue_depth:
+        raise QueueFullError(
+            f"{depth} tasks are waiting and the batch adds {count}, over MAIE_MAX_QUEUE_DEPTH="
+            f"{server.max_queue_depth}; retry after {server.busy_retry_after_s} s",
+            retry_after_s=server.busy_retry_after_s,
+        )
+
+
+def _enqueue_all(services: Services, task_ids: Sequence[str]) -> None:
+    for task_id in task_ids:
+        services.broker.enqueue(stage_message(StageName.PREPROCESS.value, QUEUE_CPU, task_id))
+
+
+async def accept_batch(
+    services: Services,
+    *,
+    batch_id: str,
+    tenant: str,
+    parts: Sequence[UploadFile],
+    request: TaskRequest,
+    stages: Callable[[], list[StageRecord]],
+) -> BatchAccepted:
+    """Turn the parts into queued tasks of one new batch.
+
+    Args:
+        services: The API's services.
+        batch_id: Id of the new batch.
+        tenant: Whose batch.
+        parts: The uploaded ``file`` parts.
+        request: The validated options every task gets (its ``filename`` is replaced per task).
+        stages: Makes the planned stages of one task.
+
+    Raises:
+        UnprocessableError: when no part holds usable audio (the reasons are in ``extra``), or
+            the batch is larger than the queue may ever hold.
+        QueueFullError: when the queue has no room for the batch now (429).
+        ArchiveLimitError: an archive over the limits (413).
+        StoreUnavailableError: Redis unreachable (503); nothing is left behind.
+    """
+    settings = services.settings
+    batch_dir = settings.storage.data_dir / "batches" / batch_id
+    await anyio.Path(batch_dir).mkdir(parents=True)
+    task_dirs: list[Path] = []
+    batch: BatchRecord | None = None
+    try:
+        recordings, skipped = await take_in(parts, batch_dir, settings)
+        await _check_room(services, recordings, skipped)
+        now = datetime.now(UTC)
+        records = []
+        for recording in recordings:
+            task_id = str(uuid.uuid4())
+            task_dir = settings.storage.data_dir / "audio" / task_id
+            await anyio.Path(task_dir).mkdir(parents=True)
+            task_dirs.append(task_dir)
+            raw = task_dir / stored_name(recording.info)
+            await anyio.Path(recording.path).rename(raw)
+            records.append(
+                TaskRecord(
+                    task_id=task_id,
+                    tenant=tenant,
+                    submitted_at=now,
+                    request=msgspec.structs.replace(request, filename=recording.name),
+                    audio_path=str(raw),
+                    source=recording.info,
+                    stages=stages(),
+                    batch_id=batch_id,
+                )
+            )
+        batch = BatchRecord(
+            batch_id=batch_id,
+            tenant=tenant,
+            created_at=now,
+            request=request,
+            task_ids=[r.task_id for r in records],
+            skipped=skipped,
+        )
+        await services.store.create_batch(batch, records)
+        try:
+            await anyio.to_thread.run_sync(_enqueue_all, services, batch.task_ids)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            raise StoreUnavailableError(f"the queue (Redis) cannot be reached: {exc}") from exc
+    except BaseException:
+        for task_dir in task_dirs:
+            remove_task_dir(task_dir)
+        if batch is not None:
+            await _discard(services, batch)
+        raise
+    finally:
+        await anyio.to_thread.run_sync(remove_task_dir, batch_dir)
+    log.info("batch.accepted", batch_id=batch_id, tasks=len(batch.task_ids), skipped=len(skipped))
+    return BatchAccepted(
+        batch_id=batch_id, task_ids=batch.task_ids, skipped=skipped, status_url=f"/v1/batches/{batch_id}"
+    )
+
+
+async def _discard(services: Services, batch: BatchRecord) -> None:
+    try:
+        await services.store.discard_batch(batch)
+    except StoreUnavailableError:
+        # As for single tasks: the records expire with the TTL, and the client was told 503.
+        log.warning("batch.discard_failed", reason="store unavailable")

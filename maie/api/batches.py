@@ -1,0 +1,209 @@
+"""Batches: POST /v1/batches, GET /v1/batches/{id}, GET /v1/batches/{id}/export.
+
+A batch is one upload of one archive (zip, tar, tar.gz) or of several ``file`` parts, with the
+options of /v1/process applied to every recording in it; each recording becomes a task.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
+
+import structlog
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import UploadFile  # noqa: TC002 - Litestar reads the form's hints at runtime
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter
+from litestar.response import Stream
+
+from maie.api.batch_export import ExportFormat, export_rows, render_rows
+from maie.api.batch_intake import accept_batch
+from maie.api.guards import admission_guard, tenant_of
+from maie.api.idempotency import IdempotencyClaim
+from maie.api.process import ProcessForm, planned_stages, validate_request
+from maie.api.tasks import summary_of
+from maie.errors import NotFoundError
+from maie.schemas import BatchAccepted, BatchRecord, BatchStatus
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from maie.api.services import Services
+
+__all__ = ["BatchForm", "BatchesController", "load_batch"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class BatchForm:
+    """Fields of POST /v1/batches (multipart/form-data): the parts plus the options of /v1/process."""
+
+    #: One archive (zip, tar, tar.gz/bz2/xz), or several recordings; archives and recordings may mix.
+    file: list[UploadFile]
+    #: As for /v1/process, applied to every recording.
+    features: list[str] | None = None
+    #: As for /v1/process.
+    template_id: str | None = None
+    #: As for /v1/process.
+    asr_backend: str | None = None
+    #: As for /v1/process.
+    language: str | None = None
+    #: As for /v1/process.
+    word_timestamps: bool | None = None
+    #: As for /v1/process: every task of the batch calls it when it finishes.
+    callback_url: str | None = None
+    #: As for /v1/process, applied to every recording.
+    hotwords: str | None = None
+    #: As for /v1/process, applied to every recording.
+    initial_prompt: str | None = None
+    #: As for /v1/process, applied to every recording.
+    beam_size: int | None = None
+
+
+async def load_batch(services: Services, batch_id: str, tenant: str) -> BatchRecord:
+    """Return the batch if it exists and belongs to ``tenant``.
+
+    Raises:
+        NotFoundError: for a malformed id, an unknown or expired batch, or another tenant's.
+    """
+    try:
+        uuid.UUID(batch_id)
+        batch = await services.store.get_batch(batch_id)
+    except (ValueError, NotFoundError):
+        raise NotFoundError(f"batch {batch_id[:64]!r} not found") from None
+    if batch.tenant != tenant:
+        raise NotFoundError(f"batch {batch_id[:64]!r} not found")
+    return batch
+
+
+class BatchesController(Controller):
+    """Batches of recordings."""
+
+    path = "/"
+    tags = ("batches",)
+
+    @post(
+        "/",
+        status_code=202,
+        guards=[admission_guard],
+        summary="Submit an archive or several recordings as one batch",
+        description=(
+            "Archives are unpacked with limits on entries, unpacked size and compression ratio; "
+            "members that are not usable audio are listed in `skipped` with the reason."
+        ),
+    )
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[BatchForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        services: Services,
+    ) -> Response[BatchAccepted]:
+        """Accept a batch: every usable recording becomes a queued task."""
+        options = ProcessForm(
+            file=data.file[0],
+            features=data.features,
+            template_id=data.template_id,
+            asr_backend=data.asr_backend,
+            language=data.language,
+            word_timestamps=data.word_timestamps,
+            callback_url=data.callback_url,
+            hotwords=data.hotwords,
+            initial_prompt=data.initial_prompt,
+            beam_size=data.beam_size,
+        )
+        task_request = await validate_request(options, services)
+        tenant = tenant_of(request)
+        batch_id = str(uuid.uuid4())
+        structlog.contextvars.bind_contextvars(batch_id=batch_id)
+        idempotency = IdempotencyClaim.of(request, services.store, tenant, kind="batch", request=task_request)
+        earlier = await idempotency.claim(batch_id, exists=lambda b: _exists(services, b, tenant))
+        if earlier is not None:
+            batch = await load_batch(services, earlier, tenant)
+            accepted = BatchAccepted(
+                batch_id=earlier,
+                task_ids=batch.task_ids,
+                skipped=batch.skipped,
+                status_url=f"/v1/batches/{earlier}",
+            )
+            return Response(
+                accepted,
+                status_code=202,
+                headers={"Location": accepted.status_url, "Idempotent-Replayed": "true"},
+            )
+        try:
+            accepted = await accept_batch(
+                services,
+                batch_id=batch_id,
+                tenant=tenant,
+                parts=data.file,
+                request=task_request,
+                stages=lambda: planned_stages(task_request.features),
+            )
+        except BaseException:
+            await idempotency.release()
+            raise
+        await idempotency.commit()
+        return Response(accepted, status_code=202, headers={"Location": accepted.status_url})
+
+    @get("/{batch_id:str}", summary="A batch: counts by status and every task")
+    async def status(self, request: Request[Any, Any, Any], batch_id: str, services: Services) -> BatchStatus:
+        """Return the batch's tasks and how many are in each status."""
+        batch = await load_batch(services, batch_id, tenant_of(request))
+        records = await services.store.get_many(batch.task_ids)
+        summaries = [summary_of(r) for r in records if r is not None]
+        counts = Counter(s.status.value for s in summaries)
+        if len(summaries) < len(records):
+            counts["EXPIRED"] = len(records) - len(summaries)
+        return BatchStatus(
+            batch_id=batch.batch_id,
+            created_at=batch.created_at,
+            total=len(batch.task_ids),
+            counts=dict(counts),
+            finished=all(r is None or r.status.terminal for r in records),
+            tasks=summaries,
+            skipped=batch.skipped,
+        )
+
+    @get("/{batch_id:str}/export", summary="One row per task: transcript, language, duration, summary fields")
+    async def export(
+        self,
+        request: Request[Any, Any, Any],
+        batch_id: str,
+        services: Services,
+        format: Annotated[  # noqa: A002 - the query parameter is called format
+            ExportFormat, Parameter(description="jsonl (one JSON object per line) or csv")
+        ] = ExportFormat.JSONL,
+    ) -> Stream:
+        """Stream the rows of every task of the batch, in upload order."""
+        batch = await load_batch(services, batch_id, tenant_of(request))
+        fields: list[str] = []
+        if batch.request.template_id:
+            try:
+                schema = services.templates.get(batch.request.template_id).schema
+                fields = list(schema.get("properties", {}))
+            except NotFoundError:
+                log.warning("batch.export_template_missing", template_id=batch.request.template_id)
+
+        async def rows() -> AsyncIterator[bytes]:
+            header = True
+            async for row in export_rows(services.store, batch):
+                yield render_rows([row], format, fields, header=header)
+                header = False
+
+        media_type = "application/x-ndjson" if format == ExportFormat.JSONL else "text/csv; charset=utf-8"
+        return Stream(
+            rows(),
+            media_type=media_type,
+            headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}.{format.value}"'},
+        )
+
+
+async def _exists(services: Services, batch_id: str, tenant: str) -> bool:
+    try:
+        await load_batch(services, batch_id, tenant)
+    except NotFoundError:
+        return False
+    return True

@@ -1,0 +1,80 @@
+"""Transcript exports: GET /v1/tasks/{id}/transcript.{txt,srt,vtt,json}.
+
+Rendered from the segments of a result version (the latest, or ``?version=n``) by
+:mod:`maie.transcripts`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from litestar import Controller, Request, Response, get
+from litestar.params import Parameter
+
+from maie.api.guards import tenant_of
+from maie.api.results import load_result
+from maie.api.status import load_task
+from maie.errors import ConflictError
+from maie.schemas import TaskStatus
+from maie.transcripts import MEDIA_TYPES, ExportFormat, render
+
+if TYPE_CHECKING:
+    from maie.api.services import Services
+
+__all__ = ["ExportsController"]
+
+#: The ``version`` query parameter.
+Version = Annotated[int | None, Parameter(ge=1, description="Result version to export; default: the latest")]
+
+
+async def _export(
+    request: Request[Any, Any, Any], services: Services, task_id: str, version: int | None, fmt: ExportFormat
+) -> Response[bytes]:
+    record = await load_task(services, task_id, tenant_of(request))
+    if record.result_version is None:
+        if record.status == TaskStatus.FAILED:
+            raise ConflictError(f"task {task_id} failed and has no transcript: {record.error}")
+        raise ConflictError(
+            f"task {task_id} is {record.status.value}; its transcript can be exported once it is COMPLETE"
+        )
+    result = await load_result(services, record, version)
+    return Response(
+        content=render(result, fmt, task_id=task_id),
+        media_type=MEDIA_TYPES[fmt],
+        headers={"Content-Disposition": f'attachment; filename="{task_id}.{fmt.value}"'},
+    )
+
+
+class ExportsController(Controller):
+    """A task's transcript as a file."""
+
+    path = "/tasks/{task_id:str}"
+    tags = ("results",)
+
+    @get("/transcript.txt", summary="Transcript as plain text, one line per segment", media_type="text/plain")
+    async def txt(
+        self, request: Request[Any, Any, Any], task_id: str, services: Services, version: Version = None
+    ) -> Response[bytes]:
+        """Plain text."""
+        return await _export(request, services, task_id, version, ExportFormat.TXT)
+
+    @get("/transcript.srt", summary="Transcript as SubRip subtitles", media_type="application/x-subrip")
+    async def srt(
+        self, request: Request[Any, Any, Any], task_id: str, services: Services, version: Version = None
+    ) -> Response[bytes]:
+        """SubRip."""
+        return await _export(request, services, task_id, version, ExportFormat.SRT)
+
+    @get("/transcript.vtt", summary="Transcript as WebVTT subtitles", media_type="text/vtt")
+    async def vtt(
+        self, request: Request[Any, Any, Any], task_id: str, services: Services, version: Version = None
+    ) -> Response[bytes]:
+        """WebVTT."""
+        return await _export(request, services, task_id, version, ExportFormat.VTT)
+
+    @get("/transcript.json", summary="Transcript as JSON: text, language and timed segments")
+    async def json(
+        self, request: Request[Any, Any, Any], task_id: str, services: Services, version: Version = None
+    ) -> Response[bytes]:
+        """JSON."""
+        return await _export(request, services, task_id, version, ExportFormat.JSON)

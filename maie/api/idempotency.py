@@ -1,0 +1,160 @@
+"""``Idempotency-Key`` on submissions: a repeat returns what the first request created.
+
+A client that did not see the answer to a submission (a timeout, a dropped connection) sends it
+again with the same key and gets the same task (or batch) back instead of a second one, for as
+long as task records live (``MAIE_RESULT_TTL_S``). Keys are per tenant.
+
+The key is claimed in Redis (``SET NX``) before any file is moved, so of two concurrent requests
+with one key exactly one creates the task; the other gets ``409 Conflict`` while the first is in
+progress, and the first task once it is created. A repeat whose parameters differ from the
+first request's is refused with 422, as it is most likely a client bug. A request that fails
+releases its claim, so the client can retry with the same key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import structlog
+
+from maie.errors import ConflictError, InvalidRequestError, StoreUnavailableError, UnprocessableError
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from litestar.connection import ASGIConnection
+
+    from maie.store import AsyncTaskStore
+
+__all__ = ["HEADER", "IdempotencyClaim"]
+
+log = structlog.get_logger(__name__)
+
+#: Request header carrying the key.
+HEADER = "Idempotency-Key"
+#: Longest key accepted.
+MAX_KEY_LENGTH = 255
+#: Seconds a claim lives while its request is being handled (longer than any intake).
+PENDING_TTL_S = 900
+
+
+class _Entry(msgspec.Struct, frozen=True, kw_only=True):
+    """What a key holds: the task or batch made for it, and the request it was made for."""
+
+    kind: str
+    id: str
+    fingerprint: str
+    done: bool = False
+
+
+def _redis_key(tenant: str, key: str) -> str:
+    return f"maie:idempotency:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def _fingerprint(request: msgspec.Struct) -> str:
+    return hashlib.sha256(msgspec.json.encode(request)).hexdigest()
+
+
+class IdempotencyClaim:
+    """One request's use of an ``Idempotency-Key`` (a no-op when the request has none)."""
+
+    def __init__(
+        self, store: AsyncTaskStore, tenant: str, key: str | None, *, kind: str, request: msgspec.Struct
+    ) -> None:
+        self.store = store
+        self.key = key
+        self.kind = kind
+        self._redis_key = _redis_key(tenant, key) if key else ""
+        self._fingerprint = _fingerprint(request)
+        self._pending: bytes | None = None
+
+    @classmethod
+    def of(
+        cls,
+        connection: ASGIConnection[Any, Any, Any, Any],
+        store: AsyncTaskStore,
+        tenant: str,
+        *,
+        kind: str,
+        request: msgspec.Struct,
+    ) -> IdempotencyClaim:
+        """The claim for ``connection``'s ``Idempotency-Key`` header, checked.
+
+        Args:
+            connection: The request.
+            store: The task store.
+            tenant: The caller's tenant.
+            kind: ``"task"`` or ``"batch"``; a key is never shared between the two.
+            request: The validated request options; a repeat must match them.
+
+        Raises:
+            InvalidRequestError: if the key is empty, too long or not printable ASCII.
+        """
+        key = connection.headers.get(HEADER)
+        if key is not None and not (0 < len(key) <= MAX_KEY_LENGTH and key.isascii() and key.isprintable()):
+            raise InvalidRequestError(
+                f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters (a UUID is a good choice)"
+            )
+        return cls(store, tenant, key, kind=kind, request=request)
+
+    async def claim(self, new_id: str, *, exists: Callable[[str], Awaitable[bool]]) -> str | None:
+        """Claim the key for ``new_id``.
+
+        Args:
+            new_id: Id of the task or batch this request is about to create.
+            exists: Whether an earlier task or batch id still exists; one that expired frees
+                its key.
+
+        Returns:
+            None when this request should go on and create ``new_id``; the earlier id when it
+            is a repeat.
+
+        Raises:
+            ConflictError: while the first request with this key is still in progress.
+            UnprocessableError: if the key was first used for a different request.
+        """
+        if not self.key:
+            return None
+        pending = msgspec.json.encode(_Entry(kind=self.kind, id=new_id, fingerprint=self._fingerprint))
+        while True:
+            held = await self.store.claim(self._redis_key, pending, PENDING_TTL_S)
+            if held is None:
+                self._pending = pending
+                return None
+            entry = msgspec.json.decode(held, type=_Entry)
+            if entry.kind != self.kind or entry.fingerprint != self._fingerprint:
+                raise UnprocessableError(
+                    f"{HEADER} {self.key[:64]!r} was already used for a different request; "
+                    "use a new key for a new request"
+                )
+            if not entry.done:
+                raise ConflictError(
+                    f"a request with {HEADER} {self.key[:64]!r} is still being processed; "
+                    "retry in a few seconds to get its answer"
+                )
+            if await exists(entry.id):
+                return entry.id
+            await self.store.release_claim(self._redis_key, held)
+
+    async def commit(self) -> None:
+        """Mark the claim done: from now on a repeat gets this request's task or batch."""
+        if self._pending is None:
+            return
+        entry = msgspec.json.decode(self._pending, type=_Entry)
+        done = msgspec.json.encode(msgspec.structs.replace(entry, done=True))
+        await self.store.replace_claim(self._redis_key, done, self.store.ttl_s)
+        self._pending = None
+
+    async def release(self) -> None:
+        """Give the key back after a failed request, so a retry with it can succeed."""
+        if self._pending is None:
+            return
+        try:
+            await self.store.release_claim(self._redis_key, self._pending)
+        except StoreUnavailableError:
+            # Redis is away (likely why the request failed): the claim expires after
+            # PENDING_TTL_S, and until then a retry with the key is told 409.
+            log.warning("idempotency.release_failed")
+        self._pending = None

@@ -1,0 +1,83 @@
+"""Result versions: GET /v1/tasks/{id}/results and GET /v1/tasks/{id}/results/{version}.
+
+Every completed pipeline run and every re-summarization is stored as an immutable version
+(``maie:task:<id>:result:<n>``); the task record's ``result_version`` names the latest, which is
+what GET /v1/status shows. A version never changes once written, so its answer carries a strong
+``ETag`` and is cacheable by the client.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get
+from litestar.openapi import ResponseSpec
+from litestar.status_codes import HTTP_304_NOT_MODIFIED
+
+from maie.api.guards import tenant_of
+from maie.api.status import etag_of, load_task
+from maie.errors import NotFoundError
+from maie.schemas import ErrorBody, ResultVersion, ResultVersionList
+
+if TYPE_CHECKING:
+    from maie.api.services import Services
+    from maie.schemas import TaskRecord
+
+__all__ = ["ResultsController", "load_result"]
+
+
+async def load_result(services: Services, record: TaskRecord, version: int | None) -> ResultVersion:
+    """Version ``version`` of the task's result (the latest when None).
+
+    Raises:
+        NotFoundError: if the task has no such version.
+    """
+    number = record.result_version if version is None else version
+    if number is None or number < 1 or (record.result_version is not None and number > record.result_version):
+        latest = record.result_version
+        raise NotFoundError(
+            f"task {record.task_id} has no result version {version}"
+            + (f"; its versions are 1 to {latest}" if latest else f"; it is {record.status.value}")
+        )
+    result = await services.store.get_result(record.task_id, number)
+    if result is None:
+        raise NotFoundError(f"result version {number} of task {record.task_id} is gone (expired)")
+    return result
+
+
+class ResultsController(Controller):
+    """Result versions of a task."""
+
+    path = "/tasks/{task_id:str}/results"
+    tags = ("results",)
+
+    @get("/", summary="List a task's result versions, oldest first")
+    async def list_results(
+        self, request: Request[Any, Any, Any], task_id: str, services: Services
+    ) -> ResultVersionList:
+        """Return ``{version, created_at, kind, template_id}`` for every version."""
+        record = await load_task(services, task_id, tenant_of(request))
+        versions = await services.store.list_results(task_id, record.result_version or 0)
+        return ResultVersionList(task_id=task_id, latest=record.result_version, versions=versions)
+
+    @get(
+        "/{version:int}",
+        summary="One result version",
+        responses={
+            200: ResponseSpec(data_container=ResultVersion, description="The version"),
+            304: ResponseSpec(data_container=None, description="Unchanged since the ETag in If-None-Match"),
+            404: ResponseSpec(data_container=ErrorBody, description="No such task or version"),
+        },
+    )
+    async def get_result(
+        self, request: Request[Any, Any, Any], task_id: str, version: int, services: Services
+    ) -> Response[Any]:
+        """Return result version ``version`` with its own ``versions`` block and metrics."""
+        record = await load_task(services, task_id, tenant_of(request))
+        body = msgspec.json.encode(await load_result(services, record, version))
+        etag = etag_of(body)
+        headers = {"ETag": etag, "Cache-Control": "private, max-age=3600"}
+        if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
+            return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response(content=body, media_type="application/json", headers=headers)

@@ -1,0 +1,87 @@
+"""GET /v1/tasks: the caller's tasks, newest first, paged by an opaque cursor."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.params import Parameter
+
+from maie.api.guards import tenant_of
+from maie.errors import InvalidRequestError
+from maie.schemas import TaskPage, TaskStatus, TaskSummary
+
+if TYPE_CHECKING:
+    from maie.api.services import Services
+    from maie.schemas import TaskRecord
+
+__all__ = ["DEFAULT_PAGE", "MAX_PAGE", "TasksController", "parse_statuses", "summary_of"]
+
+#: Tasks per page when the request names no limit.
+DEFAULT_PAGE = 50
+#: Most tasks per page.
+MAX_PAGE = 200
+
+
+def summary_of(record: TaskRecord) -> TaskSummary:
+    """A task as lists show it."""
+    return TaskSummary(
+        task_id=record.task_id,
+        status=record.status,
+        submitted_at=record.submitted_at,
+        completed_at=record.completed_at,
+        features=record.request.features,
+        template_id=record.request.template_id,
+        filename=record.request.filename,
+        batch_id=record.batch_id,
+        result_version=record.result_version,
+        error_code=record.error_code,
+    )
+
+
+def parse_statuses(values: list[str] | None) -> set[str]:
+    """Repeated or comma-separated statuses, any case.
+
+    Raises:
+        InvalidRequestError: naming an unknown status and the known ones.
+    """
+    names = {n.strip().upper() for v in values or [] for n in v.split(",") if n.strip()}
+    known = {s.value for s in TaskStatus}
+    unknown = sorted(names - known)
+    if unknown:
+        raise InvalidRequestError(
+            f"unknown status {', '.join(map(repr, unknown))}; known: {', '.join(s.value for s in TaskStatus)}"
+        )
+    return names
+
+
+class TasksController(Controller):
+    """The tenant's tasks."""
+
+    path = "/tasks"
+    tags = ("tasks",)
+
+    @get(
+        "/",
+        summary="List tasks, newest first",
+        description=(
+            "Cursor-paged: pass `next_cursor` back as `cursor` for the next page; it is null on the "
+            "last page. With a status filter a page may hold fewer than `limit` tasks and still "
+            "have a next page."
+        ),
+    )
+    async def list_tasks(
+        self,
+        request: Request[Any, Any, Any],
+        services: Services,
+        status: Annotated[
+            list[str] | None, Parameter(description="Only tasks in these statuses (repeat or comma-separate)")
+        ] = None,
+        limit: Annotated[int, Parameter(ge=1, le=MAX_PAGE, description="Most tasks per page")] = DEFAULT_PAGE,
+        cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page")] = None,
+    ) -> TaskPage:
+        """Return one page of the caller's tasks."""
+        records, next_cursor = await services.store.task_page(
+            tenant_of(request), statuses=parse_statuses(status), limit=limit, cursor=cursor
+        )
+        return TaskPage(tasks=[summary_of(r) for r in records], next_cursor=next_cursor)

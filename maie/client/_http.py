@@ -1,0 +1,144 @@
+"""What both clients share: submission options, error mapping, decoding and back-off."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import httpx
+import msgspec
+
+from maie import __version__
+from maie.errors import (
+    ConflictError,
+    InvalidRequestError,
+    MaieError,
+    NotFoundError,
+    PayloadTooLargeError,
+    QueueFullError,
+    StoreUnavailableError,
+    TransientError,
+    UnauthorizedError,
+    UnprocessableError,
+    UnsupportedMediaError,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from contextlib import ExitStack
+
+__all__ = [
+    "MAX_BACKOFF_S",
+    "RETRY_STATUS",
+    "Submission",
+    "SubmitOptions",
+    "decode",
+    "error_of",
+    "headers_of",
+    "pause",
+    "retry_after",
+]
+
+T = TypeVar("T")
+
+#: Error class for each status code the API answers with.
+_ERRORS: dict[int, type[MaieError]] = {
+    400: InvalidRequestError,
+    401: UnauthorizedError,
+    404: NotFoundError,
+    409: ConflictError,
+    413: PayloadTooLargeError,
+    415: UnsupportedMediaError,
+    422: UnprocessableError,
+    503: StoreUnavailableError,
+}
+#: Status codes after which the same request may succeed later.
+RETRY_STATUS = frozenset({429, 502, 503, 504})
+#: Longest pause between two attempts, in seconds.
+MAX_BACKOFF_S = 60.0
+#: Status codes from which on the server is at fault.
+_SERVER_ERRORS = 500
+
+
+class SubmitOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The options of POST /v1/process and /v1/batches (see docs/api.md); None means the default."""
+
+    features: tuple[str, ...] | None = None
+    template_id: str | None = None
+    asr_backend: str | None = None
+    language: str | None = None
+    word_timestamps: bool | None = None
+    callback_url: str | None = None
+
+    def form(self) -> dict[str, Any]:
+        """The multipart form fields."""
+        form: dict[str, Any] = msgspec.to_builtins(self)
+        if self.features:
+            form["features"] = list(self.features)
+        if self.word_timestamps is not None:
+            form["word_timestamps"] = "true" if self.word_timestamps else "false"
+        return form
+
+
+def error_of(response: httpx.Response) -> MaieError:
+    """The error an error response stands for, with the server's ``detail`` and ``extra``."""
+    try:
+        body = response.json()
+        detail, extra = str(body.get("detail", response.text)), body.get("extra")
+    except ValueError:
+        detail, extra = response.text or response.reason_phrase, None
+    extra = extra if isinstance(extra, dict) else None
+    if response.status_code == QueueFullError.status_code:
+        return QueueFullError(detail, retry_after_s=retry_after(response) or 1, extra=extra)
+    fallback = TransientError if response.status_code >= _SERVER_ERRORS else MaieError
+    return _ERRORS.get(response.status_code, fallback)(f"HTTP {response.status_code}: {detail}", extra=extra)
+
+
+def decode(response: httpx.Response, kind: type[T]) -> T:
+    """The body as ``kind``.
+
+    Raises:
+        MaieError: the error of an error response (see :func:`error_of`).
+    """
+    if response.is_error:
+        raise error_of(response)
+    return msgspec.json.decode(response.content, type=kind)
+
+
+def retry_after(response: httpx.Response) -> int | None:
+    """The response's ``Retry-After`` in seconds, if it has one."""
+    value = response.headers.get("Retry-After", "")
+    return int(value) if value.isdigit() else None
+
+
+def pause(attempt: int, response: httpx.Response | None) -> float:
+    """Seconds before attempt ``attempt + 1``: the server's Retry-After, else jittered doubling."""
+    if response is not None and (after := retry_after(response)) is not None:
+        return float(after)
+    backoff: float = min(MAX_BACKOFF_S, 0.5 * 2.0**attempt)
+    return backoff * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not cryptography
+
+
+def headers_of(api_key: str) -> dict[str, str]:
+    """Headers of every request."""
+    return {"X-API-Key": api_key, "User-Agent": f"maie-client/{__version__}"}
+
+
+class Submission:
+    """What one POST of files carries; the files are opened afresh for every attempt."""
+
+    def __init__(self, url: str, paths: Iterable[Path], options: SubmitOptions, key: str | None) -> None:
+        self.url = url
+        self.paths = [Path(p) for p in paths]
+        self.form = options.form()
+        self.headers = {"Idempotency-Key": key} if key else {}
+        #: With a key a repeat is harmless, so even a request whose answer was lost is retried;
+        #: without one only a request that never reached the server is.
+        self.retry_errors: tuple[type[Exception], ...] = (
+            (httpx.TransportError,) if key else (httpx.ConnectError, httpx.ConnectTimeout)
+        )
+
+    def files(self, stack: ExitStack) -> list[tuple[str, tuple[str, Any]]]:
+        """The ``file`` parts, opened on ``stack``."""
+        return [("file", (p.name, stack.enter_context(p.open("rb")))) for p in self.paths]

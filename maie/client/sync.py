@@ -1,0 +1,249 @@
+"""The blocking client."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any, Self
+
+import httpx
+import msgspec
+from httpx_sse import connect_sse
+
+from maie.client._http import (
+    RETRY_STATUS,
+    Submission,
+    SubmitOptions,
+    decode,
+    error_of,
+    headers_of,
+    pause,
+    retry_after,
+)
+from maie.errors import ConflictError
+from maie.schemas import (
+    BatchAccepted,
+    BatchStatus,
+    ProcessAccepted,
+    ResultVersion,
+    ResultVersionList,
+    StatusResponse,
+    TaskPage,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+    from pathlib import Path
+
+__all__ = ["MaieClient"]
+
+#: Seconds between polls when the server names no Retry-After.
+DEFAULT_POLL_S = 2.0
+
+
+class MaieClient:
+    """Blocking client. Use it as a context manager, or call :meth:`close`.
+
+    Args:
+        base_url: Where the API is, e.g. ``http://127.0.0.1:8000``.
+        api_key: An ``X-API-Key`` of the server.
+        timeout: Seconds one HTTP request may take (uploads of long recordings take a while).
+        max_attempts: Attempts per request when the server is busy or unreachable.
+        transport: An httpx transport (tests, proxies).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float = 300.0,
+        max_attempts: int = 8,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.max_attempts = max_attempts
+        self._http = httpx.Client(
+            base_url=base_url, headers=headers_of(api_key), timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def _post(self, submission: Submission) -> httpx.Response:
+        response = None
+        for attempt in range(1, self.max_attempts + 1):
+            response = None
+            try:
+                with ExitStack() as stack:
+                    response = self._http.post(
+                        submission.url,
+                        files=submission.files(stack),
+                        data=submission.form,
+                        headers=submission.headers,
+                    )
+            except submission.retry_errors:
+                if attempt == self.max_attempts:
+                    raise
+            if response is not None and (
+                response.status_code not in RETRY_STATUS or attempt == self.max_attempts
+            ):
+                return response
+            time.sleep(pause(attempt - 1, response))
+        raise AssertionError  # pragma: no cover - the last attempt returns or raises
+
+    def _get(self, url: str, headers: dict[str, str] | None = None, **params: Any) -> httpx.Response:  # noqa: ANN401
+        query = {k: v for k, v in params.items() if v is not None}
+        for attempt in range(1, self.max_attempts + 1):
+            response = None
+            try:
+                response = self._http.get(url, params=query, headers=headers)
+            except httpx.TransportError:
+                if attempt == self.max_attempts:
+                    raise
+            if response is not None and (
+                response.status_code not in RETRY_STATUS or attempt == self.max_attempts
+            ):
+                return response
+            time.sleep(pause(attempt - 1, response))
+        raise AssertionError  # pragma: no cover - the last attempt returns or raises
+
+    def submit(
+        self,
+        path: Path,
+        *,
+        features: Sequence[str] | None = None,
+        template_id: str | None = None,
+        asr_backend: str | None = None,
+        language: str | None = None,
+        word_timestamps: bool | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> ProcessAccepted:
+        """Upload one recording (``POST /v1/process``); the options are those of docs/api.md."""
+        options = SubmitOptions(
+            features=tuple(features) if features else None,
+            template_id=template_id,
+            asr_backend=asr_backend,
+            language=language,
+            word_timestamps=word_timestamps,
+            callback_url=callback_url,
+        )
+        return self.submit_with(path, options, idempotency_key=idempotency_key)
+
+    def submit_with(
+        self, path: Path, options: SubmitOptions, *, idempotency_key: str | None = None
+    ) -> ProcessAccepted:
+        """:meth:`submit` with the options as one Struct."""
+        return decode(
+            self._post(Submission("/v1/process", [path], options, idempotency_key)), ProcessAccepted
+        )
+
+    def submit_batch(
+        self,
+        paths: Sequence[Path],
+        *,
+        features: Sequence[str] | None = None,
+        template_id: str | None = None,
+        asr_backend: str | None = None,
+        language: str | None = None,
+        word_timestamps: bool | None = None,
+        callback_url: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> BatchAccepted:
+        """Upload archives and/or recordings as one batch (``POST /v1/batches``)."""
+        options = SubmitOptions(
+            features=tuple(features) if features else None,
+            template_id=template_id,
+            asr_backend=asr_backend,
+            language=language,
+            word_timestamps=word_timestamps,
+            callback_url=callback_url,
+        )
+        return self.submit_batch_with(paths, options, idempotency_key=idempotency_key)
+
+    def submit_batch_with(
+        self, paths: Sequence[Path], options: SubmitOptions, *, idempotency_key: str | None = None
+    ) -> BatchAccepted:
+        """:meth:`submit_batch` with the options as one Struct."""
+        submission = Submission("/v1/batches", paths, options, idempotency_key)
+        return decode(self._post(submission), BatchAccepted)
+
+    def status(self, task_id: str) -> StatusResponse:
+        """``GET /v1/status/{task_id}``."""
+        return decode(self._get(f"/v1/status/{task_id}"), StatusResponse)
+
+    def wait(self, task_id: str, *, timeout: float | None = None) -> StatusResponse:
+        """Poll until the task is COMPLETE or FAILED, cheaply (``If-None-Match``, ``Retry-After``).
+
+        Raises:
+            TimeoutError: if ``timeout`` seconds pass first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        etag: str | None = None
+        status: StatusResponse | None = None
+        while True:
+            response = self._get(f"/v1/status/{task_id}", headers={"If-None-Match": etag} if etag else None)
+            if status is None or response.status_code != httpx.codes.NOT_MODIFIED:
+                status = decode(response, StatusResponse)
+                etag = response.headers.get("ETag")
+            if status.status.terminal:
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                msg = f"task {task_id} is still {status.status.value} after {timeout} s"
+                raise TimeoutError(msg)
+            time.sleep(retry_after(response) or DEFAULT_POLL_S)
+
+    def events(self, task_id: str) -> Iterator[StatusResponse]:
+        """The task's status each time it changes, until it finishes (server-sent events)."""
+        with connect_sse(self._http, "GET", f"/v1/status/{task_id}/events", timeout=None) as source:
+            if source.response.is_error:
+                source.response.read()
+                raise error_of(source.response)
+            for event in source.iter_sse():
+                if event.event == "status":
+                    yield msgspec.json.decode(event.data, type=StatusResponse)
+
+    def results(self, task_id: str) -> ResultVersionList:
+        """``GET /v1/tasks/{task_id}/results``: what each result version is."""
+        return decode(self._get(f"/v1/tasks/{task_id}/results"), ResultVersionList)
+
+    def result(self, task_id: str, version: int | None = None) -> ResultVersion:
+        """One result version, the latest when ``version`` is None.
+
+        Raises:
+            ConflictError: if the task has no result yet.
+        """
+        if version is None:
+            version = self.results(task_id).latest
+            if version is None:
+                raise ConflictError(f"task {task_id} has no result yet")
+        return decode(self._get(f"/v1/tasks/{task_id}/results/{version}"), ResultVersion)
+
+    def transcript(self, task_id: str, fmt: str = "txt", *, version: int | None = None) -> str:
+        """The transcript as ``txt``, ``srt``, ``vtt`` or ``json`` text."""
+        response = self._get(f"/v1/tasks/{task_id}/transcript.{fmt}", version=version)
+        if response.is_error:
+            raise error_of(response)
+        return response.text
+
+    def tasks(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> TaskPage:
+        """One page of your tasks, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+        return decode(self._get("/v1/tasks", status=status, limit=limit, cursor=cursor), TaskPage)
+
+    def batch(self, batch_id: str) -> BatchStatus:
+        """``GET /v1/batches/{batch_id}``."""
+        return decode(self._get(f"/v1/batches/{batch_id}"), BatchStatus)
+
+    def batch_export(self, batch_id: str, fmt: str = "jsonl") -> str:
+        """``GET /v1/batches/{batch_id}/export`` as ``jsonl`` or ``csv`` text."""
+        response = self._get(f"/v1/batches/{batch_id}/export", format=fmt)
+        if response.is_error:
+            raise error_of(response)
+        return response.text

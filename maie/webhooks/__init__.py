@@ -1,0 +1,1 @@
+"""Webhooks: which callback URLs are allowed, how events are signed, and how they are posted."""

@@ -1,0 +1,96 @@
+"""Idempotency-Key claims against a real Redis: one winner, repeats, mismatches, release."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import pytest
+
+from maie.api.idempotency import IdempotencyClaim
+from maie.errors import ConflictError, UnprocessableError
+from maie.schemas import Feature, TaskRequest
+from maie.store import AsyncTaskStore, TaskStore, results_url
+
+REQUEST = TaskRequest(features=[Feature.RAW_TRANSCRIPT], asr_backend="whisper", filename="a.wav")
+
+
+@pytest.fixture
+async def store(redis_server):
+    url = results_url(redis_server.url, 6)
+    sync = TaskStore.from_url(url, ttl_s=600)
+    sync.client.flushdb()
+    store = AsyncTaskStore.from_url(url, ttl_s=600)
+    yield store
+    await store.close()
+    sync.client.flushdb()
+    sync.close()
+
+
+def _claim(store, key, request=REQUEST, kind="task", tenant="acme"):
+    return IdempotencyClaim(store, tenant, key, kind=kind, request=request)
+
+
+async def _always(_):
+    return True
+
+
+class TestClaims:
+    """Two requests with one key never both create a task."""
+
+    async def test_concurrent_claims_have_one_winner(self, store):
+        key = str(uuid.uuid4())
+        claims = [_claim(store, key) for _ in range(8)]
+        outcomes = await asyncio.gather(
+            *(c.claim(f"task-{n}", exists=_always) for n, c in enumerate(claims)), return_exceptions=True
+        )
+        winners = [o for o in outcomes if o is None]
+        assert len(winners) == 1
+        assert all(isinstance(o, ConflictError) for o in outcomes if o is not None), outcomes
+
+    async def test_repeat_after_commit_returns_first_id(self, store):
+        key = str(uuid.uuid4())
+        first = _claim(store, key)
+        assert await first.claim("task-1", exists=_always) is None
+        await first.commit()
+        assert await _claim(store, key).claim("task-2", exists=_always) == "task-1"
+        assert await _claim(store, key, tenant="other").claim("task-3", exists=_always) is None, "per tenant"
+
+    async def test_different_request_or_kind_is_refused(self, store):
+        key = str(uuid.uuid4())
+        first = _claim(store, key)
+        await first.claim("task-1", exists=_always)
+        await first.commit()
+        changed = TaskRequest(features=[Feature.RAW_TRANSCRIPT], asr_backend="whisper", language="en")
+        with pytest.raises(UnprocessableError, match="different request"):
+            await _claim(store, key, request=changed).claim("task-2", exists=_always)
+        with pytest.raises(UnprocessableError):
+            await _claim(store, key, kind="batch").claim("batch-1", exists=_always)
+
+    async def test_release_frees_the_key_but_only_its_own(self, store):
+        key = str(uuid.uuid4())
+        first = _claim(store, key)
+        await first.claim("task-1", exists=_always)
+        await first.release()
+        second = _claim(store, key)
+        assert await second.claim("task-2", exists=_always) is None
+        await first.release()  # a second release of the first claim must not free the second's
+        with pytest.raises(ConflictError):
+            await _claim(store, key).claim("task-3", exists=_always)
+
+    async def test_expired_first_task_frees_the_key(self, store):
+        key = str(uuid.uuid4())
+        first = _claim(store, key)
+        await first.claim("task-1", exists=_always)
+        await first.commit()
+
+        async def gone(_):
+            return False
+
+        assert await _claim(store, key).claim("task-2", exists=gone) is None
+
+    async def test_no_key_is_a_no_op(self, store):
+        claim = _claim(store, None)
+        assert await claim.claim("task-1", exists=_always) is None
+        await claim.commit()
+        assert await store.client.dbsize() == 0
