@@ -25,9 +25,11 @@ __all__ = [
     "AudioSettings",
     "AuthSettings",
     "BatchSettings",
+    "ChunkformerSettings",
     "ClientSettings",
     "LlmSettings",
     "LogSettings",
+    "PocketsphinxSettings",
     "RateLimitSettings",
     "RedisSettings",
     "ServerSettings",
@@ -49,6 +51,12 @@ TopK = Annotated[int, msgspec.Meta(ge=-1)]
 
 #: Highest sampling temperature accepted in MAIE_WHISPER_TEMPERATURE.
 MAX_TEMPERATURE = 2.0
+#: ASR backend ids MAIE_ASR_BACKEND and MAIE_ASR_FALLBACK may name; the registry
+#: (maie/pipeline/asr/registry.py) registers exactly these, which a test checks.
+ASR_BACKENDS = ("whisper", "pocketsphinx", "chunkformer")
+#: Longest Whisper prompt text (hotwords, initial prompt) accepted, in characters. Whisper keeps at
+#: most 223 prompt tokens anyway; this bound only stops absurd values early.
+MAX_PROMPT_CHARS = 1000
 
 #: Smallest decode memory limit, in MiB: decoding even hours of audio adds under 32 MiB
 #: (scripts/bench_decode.py measures it), so less would refuse good files.
@@ -142,6 +150,24 @@ class AsrSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("ASR_")
 
     #: Backend used when a request names none.
     backend: str = "whisper"
+    #: Comma-separated backends tried in order when the chosen one cannot be loaded on the worker
+    #: (e.g. ``pocketsphinx``); empty means no fallback. Every fallback is logged and recorded.
+    fallback: str = ""
+    #: Tasks waiting for the same backend that one ASR worker may transcribe together (1: one by one).
+    batch_max_tasks: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+
+    def fallback_chain(self) -> tuple[str, ...]:
+        """The fallback backend ids, in order, without blanks or repeats."""
+        return tuple(dict.fromkeys(b.strip() for b in self.fallback.split(",") if b.strip()))
+
+    def __post_init__(self) -> None:
+        known = ", ".join(ASR_BACKENDS)
+        if self.backend not in ASR_BACKENDS:
+            msg = f"MAIE_ASR_BACKEND={self.backend!r} is not an ASR backend; known: {known}"
+            raise ValueError(msg)
+        if unknown := [b for b in self.fallback_chain() if b not in ASR_BACKENDS]:
+            msg = f"MAIE_ASR_FALLBACK names unknown backend(s) {', '.join(unknown)}; known: {known}"
+            raise ValueError(msg)
 
 
 class WhisperSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("WHISPER_")):
@@ -178,6 +204,14 @@ class WhisperSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("WH
     max_new_tokens: Positive | None = None
     #: CPU threads for CTranslate2; 0 lets it choose.
     cpu_threads: NonNegative = 0
+    #: Words or phrases to favour (names, jargon), given to Whisper as hotwords; a request may set its own.
+    hotwords: Annotated[str, msgspec.Meta(max_length=MAX_PROMPT_CHARS)] | None = None
+    #: Text that primes the first window (spelling, style); a request may set its own.
+    initial_prompt: Annotated[str, msgspec.Meta(max_length=MAX_PROMPT_CHARS)] | None = None
+    #: Batch size of faster-whisper's BatchedInferencePipeline (needs VAD); unset decodes sequentially.
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=256)] | None = None
+    #: 30 s windows of speech, spread over the recording, that language detection looks at.
+    language_detection_segments: Annotated[int, msgspec.Meta(ge=1, le=16)] = 3
 
     def temperatures(self) -> tuple[float, ...]:
         """The fallback temperatures as floats."""
@@ -192,6 +226,53 @@ class WhisperSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("WH
         if not values or any(not 0 <= t <= MAX_TEMPERATURE for t in values):
             msg = "MAIE_WHISPER_TEMPERATURE needs at least one value, each between 0 and 2"
             raise ValueError(msg)
+        if self.batch_size is not None and not self.vad_filter:
+            msg = "MAIE_WHISPER_BATCH_SIZE splits audio with VAD: it needs MAIE_WHISPER_VAD_FILTER=true"
+            raise ValueError(msg)
+
+
+class PocketsphinxSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("POCKETSPHINX_")):
+    """PocketSphinx, the small offline English recognizer (extra ``pocketsphinx``)."""
+
+    #: Acoustic model folder; unset means the US English model shipped in the pocketsphinx wheel.
+    model: Path | None = None
+    #: Language model file (ARPA or binary); unset means the shipped US English one.
+    lm: Path | None = None
+    #: Pronunciation dictionary; unset means the shipped CMU dictionary.
+    dictionary: Path | None = None
+    #: ISO 639-1 code of the language the model recognises (requests for others are refused).
+    language: Annotated[str, msgspec.Meta(pattern="^[a-z]{2,3}$")] = "en"
+    #: Aggressiveness of the voice activity detector that splits audio into utterances, 0-3.
+    vad_mode: Annotated[int, msgspec.Meta(ge=0, le=3)] = 0
+    #: Seconds of audio each speech/non-speech decision looks at.
+    vad_window_s: Annotated[float, msgspec.Meta(ge=0.1, le=5.0)] = 0.3
+    #: Share of a window that must agree before speech starts or stops.
+    vad_ratio: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.9
+
+
+class ChunkformerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("CHUNKFORMER_")):
+    """ChunkFormer long-form ASR (extra ``chunkformer``)."""
+
+    #: Local model folder (config.yaml, pytorch_model.bin, vocab.txt) or a model hub repo id
+    #: (downloaded into MAIE_DATA_DIR/models on first use).
+    model: str = "khanhld/chunkformer-ctc-large-vie"
+    #: ISO 639-1 code of the language the model was trained on (requests for others are refused).
+    language: Annotated[str, msgspec.Meta(pattern="^[a-z]{2,3}$")] = "vi"
+    #: ``auto``, ``cuda`` or ``cpu``.
+    device: Literal["auto", "cuda", "cpu"] = "auto"
+    #: Frames per attention chunk (after subsampling).
+    chunk_size: Annotated[int, msgspec.Meta(ge=1, le=1024)] = 64
+    #: Frames of left context each chunk attends to.
+    left_context_size: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 128
+    #: Frames of right context each chunk attends to.
+    right_context_size: Annotated[int, msgspec.Meta(ge=0, le=1024)] = 128
+    #: Seconds of audio the device processes in one pass (bounds memory on long recordings).
+    total_batch_duration_s: Annotated[int, msgspec.Meta(ge=10, le=36000)] = 1800
+    #: Segments with start and end times; off gives one segment per recording and lets a batch of
+    #: tasks be decoded together with batch_decode.
+    return_timestamps: bool = True
+    #: Silence, in seconds, that ends a segment when timestamps are on.
+    max_silence_duration_s: Annotated[float, msgspec.Meta(gt=0, le=10)] = 0.5
 
 
 class LlmSettings(msgspec.Struct, frozen=True, kw_only=True, rename=_env("LLM_")):
@@ -438,6 +519,8 @@ _GROUPS: dict[str, type[msgspec.Struct]] = {
     "audio": AudioSettings,
     "asr": AsrSettings,
     "whisper": WhisperSettings,
+    "pocketsphinx": PocketsphinxSettings,
+    "chunkformer": ChunkformerSettings,
     "llm": LlmSettings,
     "worker": WorkerSettings,
     "auth": AuthSettings,
@@ -467,6 +550,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     audio: AudioSettings = msgspec.field(default_factory=AudioSettings)
     asr: AsrSettings = msgspec.field(default_factory=AsrSettings)
     whisper: WhisperSettings = msgspec.field(default_factory=WhisperSettings)
+    pocketsphinx: PocketsphinxSettings = msgspec.field(default_factory=PocketsphinxSettings)
+    chunkformer: ChunkformerSettings = msgspec.field(default_factory=ChunkformerSettings)
     llm: LlmSettings = msgspec.field(default_factory=LlmSettings)
     worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)

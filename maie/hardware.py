@@ -15,6 +15,7 @@ __all__ = [
     "GPU_COMPUTE_TYPE",
     "CudaProbe",
     "DeviceChoice",
+    "cpu_compute_type",
     "cuda_available",
     "probe_cuda",
     "resolve_device",
@@ -24,6 +25,13 @@ __all__ = [
 GPU_COMPUTE_TYPE = "float16"
 #: Compute type ``auto`` becomes on a CPU: int8 is several times faster than float32 on CPUs.
 CPU_COMPUTE_TYPE = "int8"
+#: CTranslate2 compute types meant for GPUs, and the nearest type a CPU runs efficiently.
+_CPU_EQUIVALENT = {
+    "float16": "float32",
+    "bfloat16": "float32",
+    "int8_float16": "int8",
+    "int8_bfloat16": "int8",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,17 @@ def probe_cuda() -> CudaProbe:
     return CudaProbe(count)
 
 
+def cpu_compute_type(compute_type: str) -> str:
+    """The compute type to use on a CPU when ``compute_type`` was meant for (or chosen for) a GPU.
+
+    ``auto`` becomes :data:`CPU_COMPUTE_TYPE`; half-precision types become their CPU equivalent
+    (``float16`` → ``float32``, ``int8_float16`` → ``int8``); anything else is kept.
+    """
+    if compute_type == "auto":
+        return CPU_COMPUTE_TYPE
+    return _CPU_EQUIVALENT.get(compute_type, compute_type)
+
+
 def cuda_available() -> bool:
     """Whether CTranslate2 can use at least one CUDA device on this host."""
     return probe_cuda().available
@@ -96,7 +115,8 @@ def resolve_device(
 
     ``auto`` devices become ``cuda`` when a GPU is usable and ``cpu`` otherwise (a fallback, with
     its reason); ``auto`` compute types become :data:`GPU_COMPUTE_TYPE` or :data:`CPU_COMPUTE_TYPE`
-    for the chosen device. Explicit values are kept as given: a forced ``cuda`` on a host without
+    for the chosen device, and a GPU compute type is adjusted (:func:`cpu_compute_type`) when
+    ``auto`` fell back to the CPU. Explicit values are kept as given: a forced ``cuda`` on a host without
     one is reported by the availability check and fails at load time, never silently moved to CPU.
 
     Args:
@@ -123,4 +143,6 @@ def resolve_device(
         chosen = "cuda" if device == "cuda" else "cpu"
     if compute_type == "auto":
         compute_type = GPU_COMPUTE_TYPE if chosen == "cuda" else CPU_COMPUTE_TYPE
+    elif reason is not None:
+        compute_type = cpu_compute_type(compute_type)  # a GPU type chosen for a GPU that is not there
     return DeviceChoice(device=chosen, compute_type=compute_type, fallback_reason=reason)

@@ -358,6 +358,12 @@ class TaskRequest(Frozen, frozen=True, kw_only=True):
     word_timestamps: bool | None = None
     callback_url: str | None = None
     filename: str | None = None
+    #: Words the ASR should favour (Whisper hotwords); ``None`` uses the server's.
+    hotwords: str | None = None
+    #: Text that primes the ASR's first window; ``None`` uses the server's.
+    initial_prompt: str | None = None
+    #: Beam width of the ASR decoder; ``None`` uses the server's.
+    beam_size: int | None = None
 
 
 class TaskRecord(Base, kw_only=True):

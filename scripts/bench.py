@@ -10,8 +10,13 @@ For one audio file and one model, in the same run on the same machine:
 
 It prints measurements and their ratio; it asserts nothing.
 
+With ``--batching`` it measures batched against one-by-one ASR instead (scripts/bench_batching.py):
+``--batch-tasks`` waiting tasks through the service with MAIE_ASR_BATCH_MAX_TASKS=1 and =N, each
+backend's ``process_batch`` against ``process`` per recording, and Whisper's batched pipeline.
+
     uv run python scripts/bench.py --tiny                       # tiny random model, built here
     uv run python scripts/bench.py --model /models/whisper-small-ct2 --audio ../shared/audio/jfk.flac
+    uv run python scripts/bench.py --tiny --batching            # batched vs one-by-one
 """
 
 from __future__ import annotations
@@ -53,6 +58,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--cpu-threads", type=int, default=0)
     ap.add_argument("--vad", choices=["true", "false"], default="true")
     ap.add_argument("--poll-seconds", type=float, default=3.0, help="length of each polling measurement")
+    ap.add_argument("--batching", action="store_true", help="measure batched vs one-by-one ASR instead")
+    ap.add_argument("--batch-tasks", type=int, default=8, help="tasks per batch (default: %(default)s)")
+    ap.add_argument("--residency", choices=["sequential", "resident"], default="sequential")
+    ap.add_argument("--chunkformer-model", help="ChunkFormer model folder (with --tiny: a tiny one is built)")
     return ap.parse_args()
 
 
@@ -174,6 +183,10 @@ def main() -> None:
                 "MAIE_STATUS_RETRY_AFTER_S": "1",
             }
         )
+        if args.batching:
+            redis_server.stop()
+            run_batching(args, env, work, model)
+            return
         try:
             service, api = run_service(args, env, work)
             bare = run_bare(args, env, work / "data")
@@ -195,6 +208,51 @@ def main() -> None:
     print(f"ratio service / bare (medians): {statistics.median(service) / statistics.median(bare):.2f}")
     for name, rate in rates.items():
         print(f"status polling, {name}: {rate:.0f} requests/s")
+
+
+def run_batching(args: argparse.Namespace, env: dict[str, str], work: Path, model: str) -> None:
+    """Measure and print batched vs one-by-one ASR (see scripts/bench_batching.py)."""
+    import bench_batching as bb
+
+    n = args.batch_tasks
+    print(f"audio: {args.audio}  model: {'tiny random' if args.tiny else model}  cpus: {os.cpu_count()}")
+    windows = bb.service_batching(args.audio, n, env, work, key=KEY, residency=args.residency, runs=args.runs)
+    print(f"service, {n} waiting tasks, {args.residency} residency, ASR window (first start to last end):")
+    print(f"  one by one (MAIE_ASR_BATCH_MAX_TASKS=1): {summary(windows[1])}")
+    print(f"  batched    (MAIE_ASR_BATCH_MAX_TASKS={n}): {summary(windows[n])}")
+    print(f"  ratio one-by-one / batched (medians): {bb.ratio(windows[1], windows[n]):.2f}")
+
+    cf_model = args.chunkformer_model
+    if cf_model is None and args.tiny:
+        from maie.pipeline.asr.chunkformer_options import torch_stack
+
+        if torch_stack().problem is None:
+            from tests.fixtures.chunkformer_model import build_tiny_chunkformer
+
+            cf_model = str(build_tiny_chunkformer(work / "tiny-chunkformer"))
+    extra = {"MAIE_CHUNKFORMER_RETURN_TIMESTAMPS": "false"}
+    if cf_model:
+        extra["MAIE_CHUNKFORMER_MODEL"] = cf_model
+    settings = Settings.from_env({**env, **extra, "MAIE_DATA_DIR": str(work / "backend")}, env_file=None)
+    print(f"backends in process, {n} recordings, one loaded model, median of {args.runs}:")
+    for backend_id in ("whisper", "chunkformer"):  # PocketSphinx has no batch path: it would only loop
+        figures = bb.backend_batching(backend_id, settings, args.audio, work, tasks=n, runs=args.runs)
+        if isinstance(figures, str):
+            print(f"  {backend_id}: not measured ({figures})")
+            continue
+        one, batched = figures
+        print(
+            f"  {backend_id}: one by one {statistics.median(one):.3f} s, process_batch "
+            f"{statistics.median(batched):.3f} s, ratio {bb.ratio(one, batched):.2f}"
+        )
+    sequential, pipelined = bb.whisper_pipeline_batching(
+        settings, args.audio, work, batch_size=8, runs=args.runs
+    )
+    print(
+        f"whisper, one recording: sequential {statistics.median(sequential):.3f} s, "
+        f"BatchedInferencePipeline(batch_size=8) {statistics.median(pipelined):.3f} s, "
+        f"ratio {bb.ratio(sequential, pipelined):.2f}"
+    )
 
 
 if __name__ == "__main__":

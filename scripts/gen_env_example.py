@@ -20,6 +20,8 @@ TITLES = {
     "audio": "Audio limits",
     "asr": "ASR",
     "whisper": "Whisper (faster-whisper)",
+    "pocketsphinx": "PocketSphinx (extra: pocketsphinx)",
+    "chunkformer": "ChunkFormer (extra: chunkformer)",
     "llm": "LLM",
     "worker": "Worker",
     "auth": "Auth",

@@ -5,6 +5,7 @@ from __future__ import annotations
 pytest_plugins = [
     "tests.fixtures.paths",
     "tests.fixtures.whisper_model",
+    "tests.fixtures.chunkformer_model",
     "tests.fixtures.services",
     "tests.fixtures.llm_server",
     "tests.fixtures.fake_vllm",

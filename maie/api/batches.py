@@ -56,6 +56,12 @@ class BatchForm:
     word_timestamps: bool | None = None
     #: As for /v1/process: every task of the batch calls it when it finishes.
     callback_url: str | None = None
+    #: As for /v1/process, applied to every recording.
+    hotwords: str | None = None
+    #: As for /v1/process, applied to every recording.
+    initial_prompt: str | None = None
+    #: As for /v1/process, applied to every recording.
+    beam_size: int | None = None
 
 
 async def load_batch(services: Services, batch_id: str, tenant: str) -> BatchRecord:
@@ -106,6 +112,9 @@ class BatchesController(Controller):
             language=data.language,
             word_timestamps=data.word_timestamps,
             callback_url=data.callback_url,
+            hotwords=data.hotwords,
+            initial_prompt=data.initial_prompt,
+            beam_size=data.beam_size,
         )
         task_request = await validate_request(options, services)
         tenant = tenant_of(request)

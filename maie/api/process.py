@@ -15,6 +15,7 @@ from litestar.datastructures import UploadFile  # noqa: TC002 - Litestar reads t
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
+from maie.api.asr_request import check_asr_options
 from maie.api.guards import admission_guard, tenant_of
 from maie.api.idempotency import IdempotencyClaim
 from maie.api.openapi import error_responses
@@ -30,7 +31,7 @@ from maie.errors import (
     StoreUnavailableError,
     UnprocessableError,
 )
-from maie.pipeline.asr.registry import describe
+from maie.pipeline.asr.registry import REGISTRY
 from maie.pipeline.preprocess import PreprocessOptions
 from maie.schemas import (
     Feature,
@@ -77,6 +78,12 @@ class ProcessForm:
     word_timestamps: bool | None = None
     #: Webhook called when the task finishes.
     callback_url: str | None = None
+    #: Words or phrases the ASR should favour (names, jargon); backends with ``custom_vocabulary``.
+    hotwords: str | None = None
+    #: Text that primes the ASR (spelling, style); backends with ``custom_vocabulary``.
+    initial_prompt: str | None = None
+    #: Beam width of the ASR decoder, 1-20; backends with ``beam_size``.
+    beam_size: int | None = None
 
 
 def parse_features(values: list[str] | None) -> list[Feature]:
@@ -136,19 +143,28 @@ async def validate_request(form: ProcessForm, services: Services) -> TaskRequest
         except NotFoundError as exc:
             raise UnprocessableError(exc.detail) from exc
     backend = form.asr_backend or settings.asr.backend
-    models = {m.backend_id: m for m in await anyio.to_thread.run_sync(describe, settings)}
-    if backend not in models:
+    if backend not in REGISTRY.ids():
         raise BackendUnavailableError(
-            f"unknown asr_backend {backend!r}; known backends: {', '.join(sorted(models))}"
+            f"unknown asr_backend {backend!r}; known backends: {', '.join(sorted(REGISTRY.ids()))}"
         )
-    if not models[backend].available:
+    # Only the chosen backend is checked: probing the others (torch imports) would slow every submit.
+    model = await anyio.to_thread.run_sync(REGISTRY.info, backend, settings)
+    if not model.available:
         raise BackendUnavailableError(
-            f"asr_backend {backend!r} is unavailable on this server: {models[backend].unavailable_reason}"
+            f"asr_backend {backend!r} is unavailable on this server: {model.unavailable_reason}"
         )
     language = form.language.strip().lower() if form.language else None
     if language and not LANGUAGE_CODE.match(language):
         raise InvalidRequestError(f"language must be an ISO 639-1 code such as 'en', got {form.language!r}")
     callback_url = await check_callback(form.callback_url, settings) if form.callback_url else None
+    asr_options = check_asr_options(
+        model,
+        language=language,
+        word_timestamps=form.word_timestamps,
+        hotwords=form.hotwords,
+        initial_prompt=form.initial_prompt,
+        beam_size=form.beam_size,
+    )
     return TaskRequest(
         features=features,
         template_id=form.template_id if Feature.SUMMARY in features else None,
@@ -157,6 +173,9 @@ async def validate_request(form: ProcessForm, services: Services) -> TaskRequest
         word_timestamps=form.word_timestamps,
         callback_url=callback_url,
         filename=check_filename(form.file.filename),
+        hotwords=asr_options.hotwords,
+        initial_prompt=asr_options.initial_prompt,
+        beam_size=asr_options.beam_size,
     )
 
 

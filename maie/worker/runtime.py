@@ -18,8 +18,6 @@ from maie import __version__
 from maie.errors import PermanentError
 from maie.hardware import cuda_available
 from maie.metrics import MetricsRecorder
-from maie.pipeline.asr.base import AsrInput
-from maie.pipeline.asr.registry import create
 from maie.pipeline.llm import (
     EnhanceInput,
     EnhanceOptions,
@@ -45,8 +43,10 @@ from maie.schemas import (
     SummaryArtifact,
     Versions,
 )
+from maie.worker.asr_claims import AsrClaims
 from maie.worker.residency import ModelCache
 from maie.worker.tracker import StageTracker
+from maie.worker.transcription import Transcriber
 from maie.worker.webhooks import WebhookNotifier
 
 if TYPE_CHECKING:
@@ -85,6 +85,12 @@ class WorkerRuntime:
         self.sandbox = DecodeSandbox(
             SandboxLimits.from_settings(settings.audio), log=settings.log, process="worker"
         )
+        claims = AsrClaims(
+            store.client,
+            lease_s=settings.worker.worker_heartbeat_timeout_s,
+            ttl_s=settings.storage.result_ttl_s,
+        )
+        self.transcriber = Transcriber(settings, store, self.models, claims)
         self.webhooks = WebhookNotifier(settings, store)
         self.templates = TemplateCatalog(settings.storage.templates_dir or default_templates_dir())
 
@@ -93,6 +99,7 @@ class WorkerRuntime:
         existing = self.store.get_artifact(record.task_id, StageName.PREPROCESS, PreprocessArtifact)
         if existing is not None and Path(existing.wav_path).is_file():
             log.info("stage.reused_artifact")
+            self.transcriber.mark_ready(record)
             return existing
         source = Path(record.audio_path)
         if not source.is_file():
@@ -101,29 +108,12 @@ class WorkerRuntime:
         job = PreprocessInput(source=source, target=source.parent / WAV_NAME)
         artifact = self.sandbox.run(functools.partial(convert, options, job))
         self.store.put_artifact(record.task_id, StageName.PREPROCESS, artifact)
+        self.transcriber.mark_ready(record)
         return artifact
 
     def transcribe(self, record: TaskRecord) -> AsrArtifact:
-        """Run ASR on the normalised audio (once)."""
-        existing = self.store.get_artifact(record.task_id, StageName.TRANSCRIBE, AsrArtifact)
-        if existing is not None:
-            log.info("stage.reused_artifact")
-            return existing
-        audio = self.store.get_artifact(record.task_id, StageName.PREPROCESS, PreprocessArtifact)
-        if audio is None or not Path(audio.wav_path).is_file():
-            raise PermanentError("the preprocessed audio is missing; submit the recording again")
-        backend = create(record.request.asr_backend, self.settings)
-        request = AsrInput(
-            wav_path=Path(audio.wav_path),
-            language=record.request.language,
-            word_timestamps=record.request.word_timestamps,
-            duration_s=audio.duration_s,
-        )
-        with self.models.use(backend) as model:
-            artifact = model.process(request)
-        self.store.put_artifact(record.task_id, StageName.TRANSCRIBE, artifact)
-        log.info("asr.stored", segments=len(artifact.segments), language=artifact.language)
-        return artifact
+        """Run ASR on the normalised audio (once): leases, batching and fallbacks in the transcriber."""
+        return self.transcriber.run(record)
 
     def enhance(self, record: TaskRecord) -> EnhanceArtifact:
         """Clean the transcript with the LLM (once), or skip when the ASR model punctuates itself."""
@@ -248,5 +238,6 @@ class WorkerRuntime:
     def close(self) -> None:
         """Unload resident models and close the store."""
         self.models.clear()
+        self.transcriber.claims.close()
         self.webhooks.close()
         self.store.close()

@@ -208,7 +208,10 @@ class TestRedisRestart:
         status = _settle(api, [task_id])[task_id]
         assert status["status"] == "COMPLETE", status
         transcribe = next(s for s in status["stages"] if s["name"] == "transcribe")
-        assert transcribe["attempts"] == 2, "the attempt that could not store its result, and the retry"
+        # The attempt that could not store its result, its retry, and possibly a redelivery of a
+        # message the outage stranded (handed back after the heartbeat timeout): idempotent runs.
+        assert transcribe["attempts"] >= 2
+        assert status["result_version"] == 1, "one result, however often the stage ran"
 
     def test_restart_while_a_retry_waits(self, stack):
         """A retry waiting out its back-off in the worker's memory survives a Redis restart.
@@ -237,7 +240,8 @@ class TestRedisRestart:
         server.restart()
         status = _settle(api, [task_id], timeout=120)[task_id]
         assert status["status"] == "COMPLETE", status
-        assert next(s for s in status["stages"] if s["name"] == "preprocess")["attempts"] == 2
+        assert next(s for s in status["stages"] if s["name"] == "preprocess")["attempts"] >= 2
+        assert status["result_version"] == 1
 
 
 @pytest.mark.slow

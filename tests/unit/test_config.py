@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,40 @@ class TestOperationsSettings:
         assert Settings.from_env({}, env_file=None).worker.worker_metrics_port == 0
         with pytest.raises(ConfigError, match="MAIE_WORKER_METRICS_PORT"):
             Settings.from_env({"MAIE_WORKER_METRICS_PORT": "70000"}, env_file=None)
+
+
+class TestAsrSettings:
+    """Backends, fallback chain and batching are checked at start."""
+
+    def test_fallback_chain_parsed_in_order_without_repeats(self):
+        s = Settings.from_env({"MAIE_ASR_FALLBACK": " pocketsphinx, whisper,,pocketsphinx "}, env_file=None)
+        assert s.asr.fallback_chain() == ("pocketsphinx", "whisper")
+        assert Settings.from_env({}, env_file=None).asr.fallback_chain() == ()
+
+    @pytest.mark.parametrize(
+        ("env", "message"),
+        [
+            ({"MAIE_ASR_BACKEND": "whisperx"}, "MAIE_ASR_BACKEND='whisperx' is not an ASR backend"),
+            ({"MAIE_ASR_FALLBACK": "pocketsphinx,vosk"}, "MAIE_ASR_FALLBACK names unknown backend(s) vosk"),
+            ({"MAIE_ASR_BATCH_MAX_TASKS": "0"}, "MAIE_ASR_BATCH_MAX_TASKS"),
+            (
+                {"MAIE_WHISPER_BATCH_SIZE": "8", "MAIE_WHISPER_VAD_FILTER": "false"},
+                "MAIE_WHISPER_BATCH_SIZE splits audio with VAD",
+            ),
+            ({"MAIE_WHISPER_LANGUAGE_DETECTION_SEGMENTS": "0"}, "MAIE_WHISPER_LANGUAGE_DETECTION_SEGMENTS"),
+            ({"MAIE_WHISPER_HOTWORDS": "x" * 1001}, "MAIE_WHISPER_HOTWORDS"),
+            ({"MAIE_POCKETSPHINX_VAD_MODE": "4"}, "MAIE_POCKETSPHINX_VAD_MODE"),
+            ({"MAIE_CHUNKFORMER_DEVICE": "tpu"}, "MAIE_CHUNKFORMER_DEVICE"),
+            ({"MAIE_CHUNKFORMER_LANGUAGE": "Vietnamese"}, "MAIE_CHUNKFORMER_LANGUAGE"),
+        ],
+    )
+    def test_invalid_values_fail_at_start(self, env, message):
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            Settings.from_env(env, env_file=None)
+
+    def test_known_backends_are_the_registered_ones(self):
+        """The names the settings accept are exactly the registry's backends."""
+        from maie.config import ASR_BACKENDS
+        from maie.pipeline.asr.registry import REGISTRY
+
+        assert list(ASR_BACKENDS) == REGISTRY.ids()

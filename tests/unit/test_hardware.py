@@ -7,7 +7,7 @@ import sys
 import ctranslate2
 import pytest
 
-from maie.hardware import CudaProbe, cuda_available, probe_cuda, resolve_device
+from maie.hardware import CudaProbe, cpu_compute_type, cuda_available, probe_cuda, resolve_device
 
 
 class TestResolveDevice:
@@ -54,6 +54,30 @@ class TestResolveDevice:
 
         assert choice.device == "cuda"
         assert choice.fallback is None
+
+    def test_auto_fallback_adjusts_a_gpu_compute_type(self):
+        """auto device with float16 on a host without CUDA: float16 is GPU-only, so float32."""
+        choice = resolve_device("auto", "float16", cuda=CudaProbe(0, "no CUDA device"))
+
+        assert (choice.device, choice.compute_type) == ("cpu", "float32")
+        assert choice.fallback == "cuda→cpu: no CUDA device"
+
+    @pytest.mark.parametrize(
+        ("configured", "on_cpu"),
+        [
+            ("auto", "int8"),
+            ("float16", "float32"),
+            ("bfloat16", "float32"),
+            ("int8_float16", "int8"),
+            ("int8_bfloat16", "int8"),
+            ("int8", "int8"),
+            ("float32", "float32"),
+            ("int8_float32", "int8_float32"),
+        ],
+    )
+    def test_cpu_compute_type(self, configured, on_cpu):
+        """GPU-only compute types map to their CPU equivalent; CPU types are kept."""
+        assert cpu_compute_type(configured) == on_cpu
 
     def test_bad_device(self):
         """Anything but auto/cuda/cpu is refused."""

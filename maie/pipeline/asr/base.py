@@ -21,7 +21,7 @@ from maie.pipeline.stage import Stage
 from maie.schemas import AsrArtifact, AsrVersion
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Hashable
+    from collections.abc import Callable, Hashable, Sequence
 
     from maie.config import Settings
 
@@ -47,6 +47,13 @@ class AsrInput(msgspec.Struct, frozen=True, kw_only=True):
     word_timestamps: bool | None = None
     #: Duration measured by preprocessing, in seconds (used when the backend reports none).
     duration_s: float
+    #: Words to favour, asked by the request; ``None`` falls back to config. Backends without the
+    #: ``custom_vocabulary`` capability ignore it.
+    hotwords: str | None = None
+    #: Text priming the decoder, asked by the request; ``None`` falls back to config.
+    initial_prompt: str | None = None
+    #: Beam width asked by the request; ``None`` falls back to config.
+    beam_size: int | None = None
 
 
 class AsrBackend(Stage[OptionsT, AsrInput, AsrArtifact]):
@@ -76,6 +83,21 @@ class AsrBackend(Stage[OptionsT, AsrInput, AsrArtifact]):
     def loaded(self) -> bool:
         """Whether ``load()`` has run and ``unload()`` has not."""
 
+    def process_batch(self, items: Sequence[AsrInput]) -> list[AsrArtifact | Exception]:
+        """Transcribe several recordings with the loaded model, results in input order.
+
+        The default decodes them one after another (the model is loaded once for all of them);
+        backends that decode several files in one pass override it. A recording that fails gives
+        its exception in its place, so one bad file never fails the others.
+        """
+        results: list[AsrArtifact | Exception] = []
+        for item in items:
+            try:
+                results.append(self.process(item))
+            except Exception as exc:  # noqa: BLE001 - handed back per item, raised by the caller
+                results.append(exc)
+        return results
+
 
 class Availability(msgspec.Struct, frozen=True, kw_only=True):
     """What a backend's availability check found for the current settings."""
@@ -88,6 +110,8 @@ class Availability(msgspec.Struct, frozen=True, kw_only=True):
     compute_type: str
     #: Why it cannot run here; ``None`` when it can. Written for the operator: says what to do.
     reason: str | None = None
+    #: Languages of the configured model when they depend on settings; ``None`` keeps the spec's.
+    languages: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -101,7 +125,8 @@ class BackendSpec:
     #: One sentence for ``/v1/models``.
     description: str
     #: Among ``word_timestamps``, ``language_detection``, ``punctuation``, ``long_form``, ``vad``,
-    #: ``streaming``.
+    #: ``streaming``, ``custom_vocabulary`` (hotwords / initial prompt), ``beam_size`` (per request),
+    #: ``batch_decode`` (several recordings in one pass).
     capabilities: tuple[str, ...]
     #: ISO 639-1 codes it transcribes; ``None`` when not restricted.
     languages: tuple[str, ...] | None

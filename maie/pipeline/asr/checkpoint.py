@@ -27,6 +27,7 @@ __all__ = [
     "checkpoint_hash",
     "clear_memory_cache",
     "file_sha256",
+    "files_hash",
     "weight_files",
 ]
 
@@ -84,8 +85,32 @@ def checkpoint_hash(model_dir: Path, *, cache_dir: Path | None = None) -> str:
     Raises:
         FileNotFoundError: if the folder holds no weight file.
     """
+    return files_hash(weight_files(model_dir), cache_dir=cache_dir)
+
+
+def files_hash(files: list[Path], *, cache_dir: Path | None = None) -> str:
+    r"""SHA-256 identifying a set of model files, for models spread over several files.
+
+    One file gives its plain SHA-256; several give the SHA-256 of their ``"<name> <sha256>\n"``
+    lines in the order given, so the same files in the same order always hash the same.
+
+    Args:
+        files: The files, in a stable order.
+        cache_dir: Folder of the on-disk cache (``MAIE_DATA_DIR/cache``); ``None`` keeps the cache
+            in memory only.
+
+    Returns:
+        64 lowercase hex characters.
+
+    Raises:
+        FileNotFoundError: if a file is missing.
+        ValueError: if ``files`` is empty.
+    """
+    if not files:
+        msg = "files_hash() needs at least one file"
+        raise ValueError(msg)
     cache_file = None if cache_dir is None else cache_dir / CACHE_FILE_NAME
-    digests = [(path.name, file_sha256(path, cache_file=cache_file)) for path in weight_files(model_dir)]
+    digests = [(path.name, file_sha256(path, cache_file=cache_file)) for path in files]
     if len(digests) == 1:
         return digests[0][1]
     lines = "".join(f"{name} {digest}\n" for name, digest in digests)

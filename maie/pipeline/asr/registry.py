@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from maie.errors import BackendUnavailableError
-from maie.pipeline.asr import whisper
+from maie.pipeline.asr import chunkformer, pocketsphinx, whisper
 from maie.schemas import ModelInfo
 
 if TYPE_CHECKING:
@@ -162,12 +162,18 @@ def _model_info(spec: BackendSpec, availability: Availability) -> ModelInfo:
         unavailable_reason=availability.reason,
         device=availability.device,
         compute_type=availability.compute_type,
-        languages=None if spec.languages is None else list(spec.languages),
+        languages=_languages(spec, availability),
     )
 
 
+def _languages(spec: BackendSpec, availability: Availability) -> list[str] | None:
+    """The configured model's languages when the probe knows them, else the spec's."""
+    languages = availability.languages if availability.languages is not None else spec.languages
+    return None if languages is None else list(languages)
+
+
 #: The process-wide registry. Register new backends here.
-REGISTRY = BackendRegistry([whisper.SPEC])
+REGISTRY = BackendRegistry([whisper.SPEC, pocketsphinx.SPEC, chunkformer.SPEC])
 
 
 def get_spec(backend_id: str) -> BackendSpec:

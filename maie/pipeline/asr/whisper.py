@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from maie.errors import ModelLoadError, PermanentError
-from maie.hardware import probe_cuda
+from maie.hardware import cpu_compute_type, probe_cuda
 from maie.pipeline.asr.base import AsrBackend, AsrInput, Availability, BackendSpec, missing_library
 from maie.pipeline.asr.checkpoint import checkpoint_hash
+from maie.pipeline.asr.language import whisper_detector
 from maie.pipeline.asr.model_files import locate_model, model_problem
+from maie.pipeline.asr.segments import clamp, unit, weighted_confidence
 from maie.pipeline.asr.whisper_options import WHISPER_LANGUAGES, WhisperOptions
 from maie.schemas import AsrArtifact, AsrVersion, Segment, Word
 
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
 __all__ = ["SPEC", "WhisperBackend", "check_availability", "create_backend"]
 
+#: Sample rate faster-whisper works at (MAIE's preprocessed WAVs already have it).
+SAMPLE_RATE = 16000
 #: What to tell an operator whose faster-whisper install is broken.
 _INSTALL_HINT = "faster-whisper ships with MAIE; reinstall the environment (uv sync)"
 
@@ -49,6 +53,10 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
         self._transcriber: Any = None
         self._model_dir: Path | None = None
         self._checkpoint: str | None = None
+        # Where the model really runs: a GPU that fails at load time moves it to the CPU.
+        self._device = options.device
+        self._compute_type = options.compute_type
+        self._device_fallback = options.device_fallback
 
     @property
     def loaded(self) -> bool:
@@ -67,35 +75,42 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
     def load(self) -> None:
         """Locate (or download) the weights, load them, and hash the checkpoint.
 
+        With ``device=auto`` resolved to CUDA, a GPU that turns out unusable when the model is
+        loaded (driver, memory, missing libraries) moves the model to the CPU with an adjusted
+        compute type; the fallback is logged and recorded in versions.
+
         Raises:
-            ModelLoadError: with what to change, when the weights are absent, the device is not
+            ModelLoadError: with what to change, when the weights are absent, a forced device is not
                 usable, or CTranslate2 rejects the model.
         """
         if self._model is not None:
             return
         opts = self.options
+        self._device, self._compute_type, self._device_fallback = (
+            opts.device,
+            opts.compute_type,
+            opts.device_fallback,
+        )
         if opts.device == "cuda" and not (cuda := probe_cuda()).available:
-            raise ModelLoadError(
-                f"MAIE_WHISPER_DEVICE=cuda but CUDA is not usable here ({cuda.reason}); "
-                "set MAIE_WHISPER_DEVICE=auto or cpu"
-            )
+            if not opts.device_auto:
+                raise ModelLoadError(
+                    f"MAIE_WHISPER_DEVICE=cuda but CUDA is not usable here ({cuda.reason}); "
+                    "set MAIE_WHISPER_DEVICE=auto or cpu"
+                )
+            self._fall_back_to_cpu(cuda.reason or "no CUDA device")
         if problem := missing_library("faster_whisper", "ctranslate2", hint=_INSTALL_HINT):
             raise ModelLoadError(problem)
-        from faster_whisper import BatchedInferencePipeline, WhisperModel  # noqa: PLC0415 - heavy
 
         started = time.perf_counter()
         try:
             model_dir = locate_model(opts.model, opts.download_root)
-            model = WhisperModel(
-                str(model_dir),
-                device=opts.device,
-                compute_type=opts.compute_type,
-                cpu_threads=opts.cpu_threads,
-            )
+            model = self._open(model_dir)
             checkpoint = checkpoint_hash(model_dir, cache_dir=opts.cache_dir)
         except (OSError, RuntimeError, ValueError) as exc:
             # CTranslate2 reports unreadable weights and unsupported devices as RuntimeError/ValueError.
             raise ModelLoadError(f"cannot load Whisper model {opts.model!r}: {exc}") from exc
+        from faster_whisper import BatchedInferencePipeline  # noqa: PLC0415 - heavy
+
         self._model = model
         self._transcriber = model if opts.batch_size is None else BatchedInferencePipeline(model)
         self._model_dir = model_dir
@@ -105,10 +120,42 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
             backend="whisper",
             model=opts.variant,
             model_path=str(model_dir),
-            device=opts.device,
-            compute_type=opts.compute_type,
+            device=self._device,
+            compute_type=self._compute_type,
             multilingual=bool(model.model.is_multilingual),
             load_s=round(time.perf_counter() - started, 3),
+        )
+
+    def _open(self, model_dir: Path) -> Any:  # noqa: ANN401 - faster-whisper is untyped
+        """Open the model on the chosen device; an ``auto`` GPU that fails is retried on the CPU."""
+        from faster_whisper import WhisperModel  # noqa: PLC0415 - heavy
+
+        opts = self.options
+        try:
+            return WhisperModel(
+                str(model_dir),
+                device=self._device,
+                compute_type=self._compute_type,
+                cpu_threads=opts.cpu_threads,
+            )
+        except (RuntimeError, ValueError) as exc:
+            if self._device != "cuda" or not opts.device_auto:
+                raise
+            self._fall_back_to_cpu(str(exc))
+        return WhisperModel(
+            str(model_dir), device=self._device, compute_type=self._compute_type, cpu_threads=opts.cpu_threads
+        )
+
+    def _fall_back_to_cpu(self, reason: str) -> None:
+        opts = self.options
+        self._device = "cpu"
+        self._compute_type = cpu_compute_type("auto" if opts.compute_type_auto else opts.compute_type)
+        self._device_fallback = f"cuda→cpu: {reason}"
+        log.warning(
+            "asr.device_fallback",
+            backend="whisper",
+            reason=self._device_fallback,
+            compute_type=self._compute_type,
         )
 
     def unload(self) -> None:
@@ -117,7 +164,7 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
             return
         self._model = self._transcriber = None
         gc.collect()
-        if self.options.device == "cuda":
+        if self._device == "cuda":
             _empty_torch_cuda_cache()
         log.info("asr.unloaded", backend="whisper", model=self.options.variant)
 
@@ -129,7 +176,10 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
         )
 
     def process(self, data: AsrInput) -> AsrArtifact:
-        """Transcribe ``data.wav_path``; request language/word timestamps override the config.
+        """Transcribe ``data.wav_path``; the request's options override the configured ones.
+
+        Without a language, it is detected over several windows of speech spread across the
+        recording (:mod:`maie.pipeline.asr.language`) and then passed to faster-whisper.
 
         Raises:
             RuntimeError: if called before ``load()``.
@@ -140,13 +190,35 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
             raise RuntimeError(msg)
         if not data.wav_path.is_file():
             raise PermanentError(f"preprocessed audio {data.wav_path} is missing")
+        from faster_whisper import decode_audio  # noqa: PLC0415 - heavy
+
         opts = self.options
         kwargs = opts.transcribe_kwargs(
             language=data.language or opts.language,
             word_timestamps=opts.word_timestamps if data.word_timestamps is None else data.word_timestamps,
+            hotwords=data.hotwords,
+            initial_prompt=data.initial_prompt,
+            beam_size=data.beam_size,
         )
         started = time.perf_counter()
-        segments, info = self._transcriber.transcribe(str(data.wav_path), **copy.deepcopy(kwargs))
+        audio = decode_audio(str(data.wav_path), sampling_rate=SAMPLE_RATE)
+        language, probability = kwargs["language"], 1.0
+        if language is None and self._model.model.is_multilingual and audio.size:
+            detector = whisper_detector(
+                self._model, windows=opts.language_detection_segments, vad_parameters=opts.vad_parameters()
+            )
+            detection = detector.detect(audio)
+            language, probability = detection.language, detection.probability
+            kwargs["language_detection_segments"] = opts.language_detection_segments
+            log.info(
+                "asr.language_detected",
+                language=language,
+                probability=round(probability, 3),
+                windows_s=detection.windows_s,
+            )
+        call = copy.deepcopy({k: v for k, v in kwargs.items() if k != "language_detection_segments"})
+        call["language"] = language
+        segments, info = self._transcriber.transcribe(audio, **call)
         # faster-whisper decodes lazily: the work happens while this generator is consumed,
         # so it is consumed exactly once, here, inside the stage.
         # Sorted because word alignment can move a segment's bounds while an empty neighbour keeps
@@ -158,15 +230,17 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
         converted = [_segment(index, seg, duration) for index, seg in enumerate(raw, start=1)]
         vad_coverage = None
         if opts.vad_filter and duration > 0:
-            vad_coverage = _unit(info.duration_after_vad / duration)
+            vad_coverage = unit(info.duration_after_vad / duration)
         artifact = AsrArtifact(
             text="".join(seg.text for seg in raw).strip(),
             segments=converted,
             language=info.language,
-            language_probability=_unit(info.language_probability),
+            language_probability=unit(
+                probability if kwargs["language"] is None else info.language_probability
+            ),
             duration_s=duration,
             vad_coverage=vad_coverage,
-            confidence_avg=_weighted_confidence(converted),
+            confidence_avg=weighted_confidence(converted),
             processing_time_s=elapsed,
             version=self._version(kwargs),
         )
@@ -191,10 +265,10 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
             model_variant=opts.variant,
             model_path=str(self._model_dir),
             checkpoint_hash=self._checkpoint,
-            compute_type=opts.compute_type,
-            device=opts.device,
+            compute_type=self._compute_type,
+            device=self._device,
             decoding_params=decoding_params,
-            fallback=opts.device_fallback,
+            fallback=self._device_fallback,
             native_punctuation=SPEC.has_native_punctuation(opts.variant, opts.model),
         )
 
@@ -223,7 +297,14 @@ SPEC = BackendSpec(
     backend_id="whisper",
     name="Whisper (faster-whisper / CTranslate2)",
     description="Multilingual Whisper on CTranslate2: Silero VAD, word timestamps, language detection.",
-    capabilities=("word_timestamps", "language_detection", "long_form", "vad"),
+    capabilities=(
+        "word_timestamps",
+        "language_detection",
+        "long_form",
+        "vad",
+        "custom_vocabulary",
+        "beam_size",
+    ),
     languages=WHISPER_LANGUAGES,
     hardware=("cuda", "cpu"),
     factory=create_backend,
@@ -234,47 +315,37 @@ SPEC = BackendSpec(
 
 
 def _segment(index: int, seg: Any, duration: float) -> Segment:  # noqa: ANN401 - faster-whisper is untyped
-    """Convert one faster-whisper segment, clamping times into ``[0, duration]``."""
-    start = _clamp(seg.start, 0.0, duration)
+    """Convert one faster-whisper segment, clamping times into ``[0, duration]``.
+
+    With VAD, faster-whisper maps a segment's bounds and each word's times back to the original
+    timeline separately, chunk by chunk, so a word can end up just outside its segment; the
+    segment is widened to hold its words, so every word lies inside its segment.
+    """
+    start = clamp(seg.start, 0.0, duration)
+    end = clamp(seg.end, start, duration)
     words = None
     if seg.words is not None:
         words = [
             Word(
-                start=(w_start := _clamp(word.start, 0.0, duration)),
-                end=_clamp(word.end, w_start, duration),
+                start=(w_start := clamp(word.start, 0.0, duration)),
+                end=clamp(word.end, w_start, duration),
                 word=word.word,
-                probability=_unit(word.probability),
+                probability=unit(word.probability),
             )
             for word in seg.words
         ]
+        if words:
+            start = min(start, *(w.start for w in words))
+            end = max(end, *(w.end for w in words))
     return Segment(
         id=index,
         start=start,
-        end=_clamp(seg.end, start, duration),
+        end=end,
         text=seg.text.strip(),
         # exp(mean token log-probability) is the per-token likelihood, already a probability.
-        confidence=_unit(math.exp(seg.avg_logprob)),
+        confidence=unit(math.exp(seg.avg_logprob)),
         words=words,
     )
-
-
-def _weighted_confidence(segments: list[Segment]) -> float | None:
-    """Mean segment confidence weighted by duration (plain mean when every segment is empty)."""
-    scored = [(seg.end - seg.start, seg.confidence) for seg in segments if seg.confidence is not None]
-    if not scored:
-        return None
-    total = sum(weight for weight, _ in scored)
-    if total <= 0:
-        return _unit(sum(conf for _, conf in scored) / len(scored))
-    return _unit(sum(weight * conf for weight, conf in scored) / total)
-
-
-def _clamp(value: float, low: float, high: float) -> float:
-    return min(max(float(value), low), max(low, high))
-
-
-def _unit(value: float) -> float:
-    return _clamp(value, 0.0, 1.0)
 
 
 def _empty_torch_cuda_cache() -> None:

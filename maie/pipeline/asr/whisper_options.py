@@ -53,6 +53,11 @@ class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
     compute_type: str
     #: Why ``auto`` did not give the GPU (e.g. ``"cuda→cpu: no CUDA device"``); recorded in versions.
     device_fallback: str | None = None
+    #: Whether ``device`` came from ``auto``: then a GPU that fails at load time falls back to the CPU.
+    device_auto: bool = False
+    #: Whether ``compute_type`` came from ``auto`` (a CPU fallback then uses int8, else the CPU
+    #: equivalent of the configured type).
+    compute_type_auto: bool = False
     beam_size: int = 5
     #: Fallback temperatures, tried in order when a window's output looks like a failure.
     temperatures: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
@@ -76,6 +81,12 @@ class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
     #: Batch size of faster-whisper's ``BatchedInferencePipeline``; ``None`` decodes sequentially.
     #: Batching splits audio by VAD, so it needs ``vad_filter``.
     batch_size: int | None = None
+    #: Words to favour (``hotwords``), unless a request gives its own.
+    hotwords: str | None = None
+    #: Prompt of the first window (``initial_prompt``), unless a request gives its own.
+    initial_prompt: str | None = None
+    #: 30 s windows of speech, spread over the recording, that language detection looks at.
+    language_detection_segments: int = 3
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and not self.vad_filter:
@@ -130,6 +141,8 @@ class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
             device=choice.device,
             compute_type=choice.compute_type,
             device_fallback=choice.fallback,
+            device_auto=whisper.device == "auto",
+            compute_type_auto=whisper.compute_type == "auto",
             beam_size=whisper.beam_size,
             temperatures=whisper.temperatures(),
             condition_on_previous_text=whisper.condition_on_previous_text,
@@ -144,6 +157,10 @@ class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
             cpu_threads=whisper.cpu_threads,
             download_root=data_dir / "models",
             cache_dir=data_dir / "cache",
+            batch_size=whisper.batch_size,
+            hotwords=whisper.hotwords,
+            initial_prompt=whisper.initial_prompt,
+            language_detection_segments=whisper.language_detection_segments,
         )
 
     @property
@@ -152,20 +169,41 @@ class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
         folder = local_model_dir(self.model)
         return self.model if folder is None else folder.resolve().name
 
-    def transcribe_kwargs(self, *, language: str | None, word_timestamps: bool) -> dict[str, Any]:
+    def vad_parameters(self) -> dict[str, Any]:
+        """Silero VAD options for faster-whisper (also used by language detection, VAD on or off)."""
+        return {
+            "threshold": self.vad_threshold,
+            "min_speech_duration_ms": self.vad_min_speech_duration_ms,
+            "min_silence_duration_ms": self.vad_min_silence_duration_ms,
+            "speech_pad_ms": self.vad_speech_pad_ms,
+        }
+
+    def transcribe_kwargs(
+        self,
+        *,
+        language: str | None,
+        word_timestamps: bool,
+        hotwords: str | None = None,
+        initial_prompt: str | None = None,
+        beam_size: int | None = None,
+    ) -> dict[str, Any]:
         """Keyword arguments for faster-whisper's ``transcribe``, also recorded as decoding params.
 
         Args:
             language: The language to force, or ``None`` to detect.
             word_timestamps: Whether to align words.
+            hotwords: Words to favour; ``None`` uses the configured ones.
+            initial_prompt: Prompt of the first window; ``None`` uses the configured one.
+            beam_size: Beam width; ``None`` uses the configured one.
 
         Returns:
             JSON-ready keyword arguments (lists, not tuples, so the record equals what was passed).
+            Prompt keys appear only when a prompt is set.
         """
         kwargs: dict[str, Any] = {
             "task": "transcribe",
             "language": language,
-            "beam_size": self.beam_size,
+            "beam_size": self.beam_size if beam_size is None else beam_size,
             "temperature": list(self.temperatures),
             "condition_on_previous_text": self.condition_on_previous_text,
             "word_timestamps": word_timestamps,
@@ -173,12 +211,11 @@ class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
             "max_new_tokens": self.max_new_tokens,
         }
         if self.vad_filter:
-            kwargs["vad_parameters"] = {
-                "threshold": self.vad_threshold,
-                "min_speech_duration_ms": self.vad_min_speech_duration_ms,
-                "min_silence_duration_ms": self.vad_min_silence_duration_ms,
-                "speech_pad_ms": self.vad_speech_pad_ms,
-            }
+            kwargs["vad_parameters"] = self.vad_parameters()
         if self.batch_size is not None:
             kwargs["batch_size"] = self.batch_size
+        if hotwords := hotwords or self.hotwords:
+            kwargs["hotwords"] = hotwords
+        if initial_prompt := initial_prompt or self.initial_prompt:
+            kwargs["initial_prompt"] = initial_prompt
         return kwargs

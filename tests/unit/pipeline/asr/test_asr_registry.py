@@ -64,7 +64,7 @@ class TestSpecs:
         with pytest.raises(BackendUnavailableError, match="whisper") as caught:
             get_spec("nope")
         assert caught.value.status_code == 422
-        assert caught.value.extra["known_backends"] == ["whisper"]
+        assert caught.value.extra["known_backends"] == ["whisper", "pocketsphinx", "chunkformer"]
 
     def test_duplicate_registration(self):
         """Registering an id twice is a programming error."""

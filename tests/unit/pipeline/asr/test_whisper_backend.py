@@ -306,3 +306,198 @@ class TestLifecycle:
         assert hash(one.cache_key()) == hash(two.cache_key())
         assert one.cache_key() == two.cache_key()
         assert one.cache_key() != other.cache_key()
+
+
+class TestRequestOptions:
+    """Custom vocabulary and beam width, per request and per config, reach faster-whisper."""
+
+    def test_initial_prompt_and_hotwords_change_the_decoding(self, make_backend, jfk_wav):
+        """Each prompt is passed to the decoder (the output changes) and recorded."""
+        backend = make_backend()
+        plain = transcribe(backend, jfk_wav, language="en")
+        prompted = transcribe(backend, jfk_wav, language="en", initial_prompt="ComfyUI and Kubernetes")
+        hot = transcribe(backend, jfk_wav, language="en", hotwords="ComfyUI Kubernetes")
+
+        assert "initial_prompt" not in plain.version.decoding_params
+        assert prompted.version.decoding_params["initial_prompt"] == "ComfyUI and Kubernetes"
+        assert hot.version.decoding_params["hotwords"] == "ComfyUI Kubernetes"
+        assert prompted.text != plain.text
+        assert hot.text != plain.text
+
+    def test_configured_prompt_unless_the_request_has_one(self, make_backend, jfk_wav):
+        backend = make_backend(hotwords="MAIE", initial_prompt="Meeting notes.")
+
+        configured = transcribe(backend, jfk_wav, language="en").version.decoding_params
+        requested = transcribe(backend, jfk_wav, language="en", hotwords="Kubernetes").version.decoding_params
+
+        assert (configured["hotwords"], configured["initial_prompt"]) == ("MAIE", "Meeting notes.")
+        assert (requested["hotwords"], requested["initial_prompt"]) == ("Kubernetes", "Meeting notes.")
+
+    def test_request_beam_size(self, make_backend, jfk_wav):
+        backend = make_backend()
+
+        assert (
+            transcribe(backend, jfk_wav, language="en", beam_size=3).version.decoding_params["beam_size"] == 3
+        )
+        assert transcribe(backend, jfk_wav, language="en").version.decoding_params["beam_size"] == 1
+
+
+class TestLanguageDetection:
+    """Detection looks at speech windows across the recording, not at the first 30 s."""
+
+    @pytest.fixture(params=["silence", "jingle"])
+    def silent_intro_wav(self, request, jfk_wav, tmp_path) -> Path:
+        """40 s of silence (or a music-like jingle), then the JFK clip: the first window holds no speech."""
+        with wave.open(str(jfk_wav)) as source:
+            frames = source.readframes(source.getnframes())
+        intro = np.zeros(40 * 16000, np.int16)
+        if request.param == "jingle":  # a chord with vibrato and a beat
+            t = np.arange(40 * 16000) / 16000
+            chord = sum(
+                0.08 * np.sin(2 * np.pi * f * t * (1 + 0.003 * np.sin(5 * t))) for f in (220.0, 277.2, 329.6)
+            )
+            intro = (chord * (0.6 + 0.4 * (np.sin(2 * np.pi * 2 * t) > 0)) * 32767).astype(np.int16)
+        path = tmp_path / "intro.wav"
+        with wave.open(str(path), "wb") as target:
+            target.setnchannels(1)
+            target.setsampwidth(2)
+            target.setframerate(16000)
+            target.writeframes(intro.tobytes() + frames)
+        return path
+
+    def test_silent_intro_does_not_decide_the_language(self, make_backend, jfk_wav, silent_intro_wav):
+        """With VAD off for decoding, the intro still does not decide: same language as the speech alone.
+
+        faster-whisper's own detection hears the silent first window (premise checked below), so
+        this fails if the backend falls back to it.
+        """
+        from faster_whisper import WhisperModel, decode_audio
+
+        backend = make_backend(vad_filter=False, language_detection_segments=3)
+
+        alone = transcribe(backend, jfk_wav)
+        padded = backend.process(AsrInput(wav_path=silent_intro_wav, duration_s=51.0))
+
+        assert padded.language == alone.language
+        assert padded.version.decoding_params["language"] is None
+        assert padded.version.decoding_params["language_detection_segments"] == 3
+        library = WhisperModel(str(backend.options.model), device="cpu", compute_type="int8", cpu_threads=1)
+        for segments in (1, 3):
+            naive, _, _ = library.detect_language(
+                audio=decode_audio(str(silent_intro_wav)), language_detection_segments=segments
+            )
+            assert naive != alone.language, "premise: the library alone is fooled by the intro"
+
+    def test_detection_is_logged_with_its_windows(self, make_backend, silent_intro_wav):
+        backend = make_backend(vad_filter=False)
+        with capture_logs() as logs:
+            backend.process(AsrInput(wav_path=silent_intro_wav, duration_s=51.0))
+
+        (entry,) = [e for e in logs if e["event"] == "asr.language_detected"]
+        assert entry["windows_s"] == (0.0,)  # 11 s of speech: one window, taken after the intro
+        assert 0 <= entry["probability"] <= 1
+
+
+class TestDeviceFallback:
+    """CUDA unusable at load time: the model moves to the CPU with an adjusted compute type."""
+
+    def test_gpu_that_fails_at_load_falls_back_to_cpu(self, tiny_whisper_dir, tmp_path, monkeypatch, jfk_wav):
+        """The probe sees a GPU (a double, as a broken driver would report), CTranslate2 cannot use it."""
+        from maie.hardware import CudaProbe
+        from maie.pipeline.asr import whisper
+
+        if cuda_available():
+            pytest.skip("this host has a usable GPU; the fallback needs one that fails")
+        monkeypatch.setattr(whisper, "probe_cuda", lambda: CudaProbe(1))
+        backend = WhisperBackend(
+            fast_options(
+                tiny_whisper_dir,
+                tmp_path,
+                device="cuda",
+                compute_type="float16",
+                device_auto=True,
+                compute_type_auto=True,
+            )
+        )
+
+        with capture_logs() as logs:
+            backend.load()
+        try:
+            artifact = transcribe(backend, jfk_wav, language="en")
+        finally:
+            backend.unload()
+
+        assert (artifact.version.device, artifact.version.compute_type) == ("cpu", "int8")
+        assert artifact.version.fallback is not None
+        assert artifact.version.fallback.startswith("cuda→cpu: ")
+        assert [e["compute_type"] for e in logs if e["event"] == "asr.device_fallback"] == ["int8"]
+
+    def test_explicit_gpu_compute_type_is_adjusted(self, tiny_whisper_dir, tmp_path, monkeypatch):
+        """A configured float16 becomes float32 on the CPU fallback (float16 is GPU-only)."""
+        from maie.hardware import CudaProbe
+        from maie.pipeline.asr import whisper
+
+        monkeypatch.setattr(whisper, "probe_cuda", lambda: CudaProbe(0, "driver too old"))
+        backend = WhisperBackend(
+            fast_options(tiny_whisper_dir, tmp_path, device="cuda", compute_type="float16", device_auto=True)
+        )
+        backend.load()
+        try:
+            version = backend.version_info()
+        finally:
+            backend.unload()
+
+        assert (version.device, version.compute_type) == ("cpu", "float32")
+        assert version.fallback == "cuda→cpu: driver too old"
+
+    def test_forced_gpu_is_not_moved(self, tiny_whisper_dir, tmp_path, monkeypatch):
+        """device=cuda set explicitly: a failing GPU is an error, never a silent CPU run."""
+        from maie.hardware import CudaProbe
+        from maie.pipeline.asr import whisper
+
+        monkeypatch.setattr(whisper, "probe_cuda", lambda: CudaProbe(0, "driver too old"))
+        backend = WhisperBackend(
+            fast_options(tiny_whisper_dir, tmp_path, device="cuda", compute_type="float16")
+        )
+
+        with pytest.raises(ModelLoadError, match="MAIE_WHISPER_DEVICE=cuda"):
+            backend.load()
+
+
+class TestWordTimestamps:
+    """Words always lie inside their segment and the recording."""
+
+    def test_words_outside_their_segment_widen_it(self):
+        """VAD maps segment bounds and word times separately; the segment is widened to its words."""
+        from types import SimpleNamespace
+
+        from maie.pipeline.asr.whisper import _segment
+
+        def word(start, end):
+            return SimpleNamespace(start=start, end=end, word=" w", probability=0.9)
+
+        library_segment = SimpleNamespace(  # the shape of faster_whisper.transcribe.Segment
+            start=2.0,
+            end=3.0,
+            text=" a b c",
+            avg_logprob=-0.1,
+            words=[word(1.8, 2.2), word(2.3, 2.9), word(2.9, 3.4)],
+        )
+
+        segment = _segment(1, library_segment, duration=3.3)
+
+        assert (segment.start, segment.end) == (1.8, 3.3)
+        assert segment.words is not None
+        assert all(segment.start <= w.start <= w.end <= segment.end for w in segment.words)
+        assert segment.words[-1].end == 3.3  # clamped to the recording
+
+    def test_batched_pipeline_with_words(self, make_backend, jfk_wav):
+        artifact = transcribe(
+            make_backend(vad_filter=True, batch_size=4), jfk_wav, language="en", word_timestamps=True
+        )
+
+        words = [w for s in artifact.segments for w in s.words or []]
+        assert words
+        for segment in artifact.segments:
+            for w in segment.words or []:
+                assert segment.start <= w.start <= w.end <= segment.end <= artifact.duration_s

@@ -1,0 +1,295 @@
+"""The ``pocketsphinx`` ASR backend: CMU PocketSphinx, a small offline recognizer (extra ``pocketsphinx``).
+
+Its wheel ships a US English acoustic model, language model and dictionary, so it runs anywhere
+with no download and no GPU. Accuracy is far below Whisper; MAIE uses it as a CPU fallback and as
+the real recognizer of its test suite, where a word error rate against reference transcripts
+catches preprocessing that damages audio (see docs/asr.md).
+
+Decoding follows the library's recipe for long audio: its voice activity ``Segmenter`` splits the
+WAV into utterances, and the ``Decoder`` transcribes each one; an utterance becomes a segment, its
+words (with times and posterior probabilities) come from the decoder's word alignment.
+"""
+
+from __future__ import annotations
+
+import time
+import wave
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from maie.errors import ModelLoadError, PermanentError
+from maie.pipeline.asr.base import AsrBackend, AsrInput, Availability, BackendSpec, missing_library
+from maie.pipeline.asr.checkpoint import files_hash
+from maie.pipeline.asr.pocketsphinx_options import COMPUTE_TYPE, INSTALL_HINT, PocketsphinxOptions
+from maie.pipeline.asr.segments import clamp, weighted_confidence
+from maie.schemas import AsrArtifact, AsrVersion, Segment, Word
+
+if TYPE_CHECKING:
+    from collections.abc import Hashable
+    from pathlib import Path
+
+    from maie.config import Settings
+
+__all__ = ["SPEC", "PocketsphinxBackend", "PocketsphinxOptions", "check_availability", "create_backend"]
+
+#: Sample rate the shipped acoustic model was trained on, and the rate MAIE's WAVs have.
+SAMPLE_RATE = 16000
+#: Decoder frames per second (PocketSphinx's default ``-frate``): word times are in these frames.
+FRAMES_PER_SECOND = 100
+
+log = structlog.get_logger(__name__)
+
+
+class PocketsphinxBackend(AsrBackend[PocketsphinxOptions]):
+    """PocketSphinx as a stage: ``load()`` the decoder, ``process()`` WAVs, ``unload()``."""
+
+    backend_id = "pocketsphinx"
+
+    def __init__(self, options: PocketsphinxOptions) -> None:
+        super().__init__(options)
+        self._decoder: Any = None
+        self._checkpoint: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the decoder is in memory."""
+        return self._decoder is not None
+
+    def cache_key(self) -> Hashable:
+        """The backend id and the full options (all of them shape the output)."""
+        return (self.backend_id, self.options)
+
+    def load(self) -> None:
+        """Load the acoustic model, language model and dictionary, and hash them.
+
+        Raises:
+            ModelLoadError: when the library is missing or a model file is absent or unreadable.
+        """
+        if self._decoder is not None:
+            return
+        if problem := missing_library("pocketsphinx", hint=INSTALL_HINT):
+            raise ModelLoadError(problem)
+        if problem := self.options.problem():
+            raise ModelLoadError(problem)
+        from pocketsphinx import Decoder  # noqa: PLC0415 - optional extra, loaded on demand
+
+        opts = self.options
+        started = time.perf_counter()
+        try:
+            decoder = Decoder(
+                hmm=str(opts.model),
+                lm=str(opts.lm),
+                dict=str(opts.dictionary),
+                samprate=SAMPLE_RATE,
+                loglevel="FATAL",
+            )
+            checkpoint = files_hash(opts.model_files(), cache_dir=opts.cache_dir)
+        except (OSError, RuntimeError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load the PocketSphinx model {str(opts.model)!r}: {exc}") from exc
+        self._decoder, self._checkpoint = decoder, checkpoint
+        log.info(
+            "asr.loaded",
+            backend="pocketsphinx",
+            model=opts.model.name,
+            model_path=str(opts.model),
+            load_s=round(time.perf_counter() - started, 3),
+        )
+
+    def unload(self) -> None:
+        """Drop the decoder. Safe to call when nothing is loaded."""
+        if self._decoder is None:
+            return
+        self._decoder = None
+        log.info("asr.unloaded", backend="pocketsphinx", model=self.options.model.name)
+
+    def version_info(self) -> AsrVersion:
+        """The loaded model with the configured decoding."""
+        return self._version(word_timestamps=False)
+
+    def process(self, data: AsrInput) -> AsrArtifact:
+        """Transcribe ``data.wav_path`` utterance by utterance.
+
+        Raises:
+            RuntimeError: if called before ``load()``.
+            PermanentError: if the WAV is missing or not 16 kHz mono 16-bit.
+        """
+        if self._decoder is None:
+            msg = "PocketsphinxBackend.process() called before load()"
+            raise RuntimeError(msg)
+        from pocketsphinx import Segmenter  # noqa: PLC0415 - optional extra, loaded on demand
+
+        opts = self.options
+        want_words = bool(data.word_timestamps)
+        started = time.perf_counter()
+        segmenter = Segmenter(
+            window=opts.vad_window_s, ratio=opts.vad_ratio, vad_mode=opts.vad_mode, sample_rate=SAMPLE_RATE
+        )
+        segments: list[Segment] = []
+        speech_s = 0.0
+        with _OpenWav(data.wav_path) as (reader, duration):
+            for utterance in segmenter.segment(reader):
+                speech_s += utterance.end_time - utterance.start_time
+                segment = self._decode(utterance, len(segments) + 1, duration, want_words=want_words)
+                if segment is not None:
+                    segments.append(segment)
+        elapsed = time.perf_counter() - started
+        artifact = AsrArtifact(
+            text=" ".join(seg.text for seg in segments),
+            segments=segments,
+            language=opts.language,
+            language_probability=None,
+            duration_s=duration,
+            vad_coverage=min(speech_s / duration, 1.0) if duration > 0 else None,
+            confidence_avg=weighted_confidence(segments),
+            processing_time_s=elapsed,
+            version=self._version(word_timestamps=want_words),
+        )
+        log.info(
+            "asr.finished",
+            backend="pocketsphinx",
+            duration_s=round(duration, 3),
+            processing_time_s=round(elapsed, 3),
+            rtf=round(elapsed / duration, 4) if duration > 0 else None,
+            segments=len(segments),
+        )
+        return artifact
+
+    def _decode(self, utterance: Any, index: int, duration: float, *, want_words: bool) -> Segment | None:  # noqa: ANN401 - pocketsphinx is untyped
+        """One utterance of the segmenter as a segment, or ``None`` when nothing was recognised."""
+        decoder = self._decoder
+        decoder.start_utt()
+        decoder.process_raw(utterance.pcm, full_utt=True)
+        decoder.end_utt()
+        hypothesis = decoder.hyp()
+        if hypothesis is None or not hypothesis.hypstr.strip():
+            return None
+        offset = float(utterance.start_time)
+        words = [
+            Word(
+                start=(start := clamp(offset + item.start_frame / FRAMES_PER_SECOND, 0.0, duration)),
+                end=clamp(offset + (item.end_frame + 1) / FRAMES_PER_SECOND, start, duration),
+                word=_spelling(item.word),
+                probability=clamp(item.prob, 0.0, 1.0),
+            )
+            for item in decoder.seg()
+            if not _is_filler(item.word)
+        ]
+        start = clamp(offset, 0.0, duration)
+        return Segment(
+            id=index,
+            start=start,
+            end=clamp(float(utterance.end_time), start, duration),
+            text=hypothesis.hypstr.strip(),
+            confidence=sum(w.probability for w in words) / len(words) if words else None,
+            words=words if want_words else None,
+        )
+
+    def _version(self, *, word_timestamps: bool) -> AsrVersion:
+        if self._checkpoint is None:
+            msg = "the checkpoint is known only after load()"
+            raise RuntimeError(msg)
+        opts = self.options
+        return AsrVersion(
+            name="pocketsphinx",
+            model_variant=opts.model.name,
+            model_path=str(opts.model),
+            checkpoint_hash=self._checkpoint,
+            compute_type=COMPUTE_TYPE,
+            device="cpu",
+            decoding_params={
+                "lm": str(opts.lm),
+                "dictionary": str(opts.dictionary),
+                "vad_mode": opts.vad_mode,
+                "vad_window_s": opts.vad_window_s,
+                "vad_ratio": opts.vad_ratio,
+                "word_timestamps": word_timestamps,
+            },
+        )
+
+
+class _PcmReader:
+    """``read(n_bytes)`` over a WAV's samples, the stream interface PocketSphinx's Segmenter wants."""
+
+    def __init__(self, wav: wave.Wave_read) -> None:
+        self._wav = wav
+
+    def read(self, n_bytes: int) -> bytes:
+        return self._wav.readframes(n_bytes // 2)
+
+
+class _OpenWav:
+    """Context manager yielding a PCM reader and the duration of a 16 kHz mono 16-bit WAV."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._wav: wave.Wave_read | None = None
+
+    def __enter__(self) -> tuple[_PcmReader, float]:
+        if not self.path.is_file():
+            raise PermanentError(f"preprocessed audio {self.path} is missing")
+        try:
+            self._wav = wave.open(str(self.path), "rb")
+        except (wave.Error, EOFError) as exc:
+            raise PermanentError(f"preprocessed audio {self.path} is not a readable WAV ({exc})") from exc
+        shape = (self._wav.getframerate(), self._wav.getnchannels(), self._wav.getsampwidth())
+        if shape != (SAMPLE_RATE, 1, 2):
+            self._wav.close()
+            raise PermanentError(
+                f"preprocessed audio must be 16 kHz mono 16-bit, got {shape} (rate, channels, bytes)"
+            )
+        return _PcmReader(self._wav), self._wav.getnframes() / SAMPLE_RATE
+
+    def __exit__(self, *exc: object) -> None:
+        if self._wav is not None:
+            self._wav.close()
+
+
+def _is_filler(word: str) -> bool:
+    """Sentence markers (``<s>``), silence (``<sil>``) and noise words (``[NOISE]``, ``++UH++``)."""
+    return word.startswith(("<", "[", "+"))
+
+
+def _spelling(word: str) -> str:
+    """``read(2)`` → ``read``: the dictionary marks alternative pronunciations with ``(n)``."""
+    base, sep, rest = word.partition("(")
+    return base if sep and rest.endswith(")") else word
+
+
+def create_backend(settings: Settings) -> PocketsphinxBackend:
+    """Build an unloaded PocketSphinx backend from settings (no model I/O).
+
+    Raises:
+        ModelLoadError: if the extra is not installed and no model files are configured.
+    """
+    return PocketsphinxBackend(PocketsphinxOptions.from_settings(settings))
+
+
+def check_availability(settings: Settings) -> Availability:
+    """Whether PocketSphinx can run: library importable and model files present."""
+    ps = settings.pocketsphinx
+    variant = str(ps.model or "en-us")
+    reason = missing_library("pocketsphinx", hint=INSTALL_HINT)
+    if reason is None:
+        opts = PocketsphinxOptions.from_settings(settings)
+        variant = opts.model.name
+        reason = opts.problem()
+    return Availability(
+        variant=variant, device="cpu", compute_type=COMPUTE_TYPE, reason=reason, languages=(ps.language,)
+    )
+
+
+#: Registry entry of this backend.
+SPEC = BackendSpec(
+    backend_id="pocketsphinx",
+    name="PocketSphinx (CMU Sphinx)",
+    description=(
+        "Small offline recognizer with a shipped US English model: CPU only, no punctuation, "
+        "far less accurate than Whisper. A fallback and the test suite's real recognizer."
+    ),
+    capabilities=("word_timestamps", "long_form", "vad"),
+    languages=("en",),
+    hardware=("cpu",),
+    factory=create_backend,
+    probe=check_availability,
+)
