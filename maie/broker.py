@@ -145,7 +145,7 @@ def build_broker(settings: Settings, redis_url: str) -> RedisBroker:
 
 
 def stage_message(
-    actor_name: str, queue_name: str, task_id: str, *, request_id: str | None = None
+    actor_name: str, queue_name: str, task_id: str, *more: str, request_id: str | None = None
 ) -> dramatiq.Message[None]:
     """A message for the actor ``actor_name`` about ``task_id``, built without importing the actor.
 
@@ -156,7 +156,7 @@ def stage_message(
     return dramatiq.Message(
         queue_name=queue_name,
         actor_name=actor_name,
-        args=(task_id,),
+        args=(task_id, *more),
         kwargs={},
         options={REQUEST_ID_OPTION: request_id} if request_id else {},
     )

@@ -43,7 +43,9 @@ __all__ = [
     "StageRecord",
     "StageState",
     "StatusResponse",
+    "SummaryAccepted",
     "SummaryArtifact",
+    "SummaryRequest",
     "TaskPage",
     "TaskRecord",
     "TaskRequest",
@@ -136,6 +138,12 @@ class StageRecord(Base, kw_only=True):
     duration_s: Seconds | None = None
     attempts: int = 0
     error: str | None = None
+    #: Set on the stages of a re-summarization job (POST /v1/tasks/{id}/summaries).
+    job_id: str | None = None
+    #: Template of a re-summarization job.
+    template_id: str | None = None
+    #: The result version a re-summarization job produced.
+    result_version: int | None = None
 
 
 class Word(Frozen, frozen=True, kw_only=True):
@@ -394,9 +402,37 @@ class TaskRecord(Base, kw_only=True):
             KeyError: if the task does not run that stage.
         """
         for record in self.stages:
-            if record.name == name:
+            if record.name == name and record.job_id is None:
                 return record
         raise KeyError(name)
+
+    def job(self, job_id: str) -> StageRecord:
+        """Return the stage of re-summarization job ``job_id``.
+
+        Raises:
+            KeyError: if the task has no such job.
+        """
+        for record in self.stages:
+            if record.job_id == job_id:
+                return record
+        raise KeyError(job_id)
+
+
+class SummaryRequest(Frozen, frozen=True, kw_only=True):
+    """Body of POST /v1/tasks/{id}/summaries."""
+
+    #: Template to summarize the stored transcript with (see GET /v1/templates).
+    template_id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class SummaryAccepted(Frozen, frozen=True, kw_only=True):
+    """Answer to POST /v1/tasks/{id}/summaries: the job is queued."""
+
+    task_id: str
+    job_id: str
+    template_id: str
+    status_url: str
+    results_url: str
 
 
 class ProcessAccepted(Frozen, frozen=True, kw_only=True):

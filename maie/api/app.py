@@ -27,6 +27,7 @@ from maie.api.request_id import RequestIdMiddleware, add_request_id_header
 from maie.api.results import ResultsController
 from maie.api.services import Services
 from maie.api.status import StatusController
+from maie.api.summaries import SummariesController
 from maie.api.tasks import TasksController
 from maie.broker import build_broker
 
@@ -80,6 +81,7 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
             EventsController,
             TasksController,
             ResultsController,
+            SummariesController,
             ExportsController,
             batches,
         ],

@@ -46,7 +46,8 @@ class Actors(NamedTuple):
     finalize: dramatiq.Actor[[str], None]
     enhance: dramatiq.Actor[[str], None]
     summarize: dramatiq.Actor[[str], None]
-    deliver_webhook: dramatiq.Actor[[str], None]
+    resummarize: dramatiq.Actor[[str, str], None]
+    deliver_webhook: dramatiq.Actor[[str, int | None], None]
 
     def after(self, record: TaskRecord, stage: StageName) -> dramatiq.Actor[[str], None]:
         """The actor of the stage planned after ``stage`` for this task, or finalize."""
@@ -72,6 +73,20 @@ def _model_stage(
 
     body.__name__ = body.__qualname__ = stage.value
     return body
+
+
+def _summary_job(runtime: WorkerRuntime, registered: Callable[[], Actors]) -> Callable[[str, str], None]:
+    """The body of the re-summarization actor: run the job once, then announce its version."""
+
+    def resummarize(task_id: str, job_id: str) -> None:
+        jobs = runtime.summary_jobs
+        with jobs.job(task_id, job_id) as record:
+            if record is None:
+                return
+            result = jobs.run(record, job_id)
+        runtime.webhooks.announce_version(task_id, result.version, registered().deliver_webhook.send)
+
+    return resummarize
 
 
 def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
@@ -114,10 +129,12 @@ def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
 
     webhook = runtime.settings.webhook
 
-    def deliver_webhook(task_id: str) -> None:
+    def deliver_webhook(task_id: str, version: int | None = None) -> None:
         message = CurrentMessage.get_current_message()
         retries = message.options.get("retries", 0) if message is not None else 0
-        runtime.webhooks.deliver(task_id, final=retries >= webhook.max_retries)
+        runtime.webhooks.deliver(task_id, final=retries >= webhook.max_retries, version=version)
+
+    resummarize = _summary_job(runtime, lambda: actors)
 
     actors = Actors(
         preprocess=declare(preprocess, QUEUE_CPU, limits.preprocess_time_limit_s),
@@ -125,6 +142,14 @@ def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
         finalize=declare(finalize, QUEUE_CPU, FINALIZE_TIME_LIMIT_S),
         enhance=declare(enhance, QUEUE_GPU, limits.model_stage_time_limit_s),
         summarize=declare(summarize, QUEUE_GPU, limits.model_stage_time_limit_s),
+        resummarize=dramatiq.actor(
+            actor_name="resummarize",
+            queue_name=QUEUE_GPU,
+            broker=broker,
+            max_retries=limits.max_retries,
+            time_limit=limits.model_stage_time_limit_s * 1000,
+            throws=PERMANENT,
+        )(resummarize),
         deliver_webhook=dramatiq.actor(
             actor_name="deliver_webhook",
             queue_name=QUEUE_CPU,
@@ -136,5 +161,7 @@ def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
             throws=PERMANENT,
         )(deliver_webhook),
     )
-    tracker.before_finish(lambda task_id: runtime.webhooks.announce(task_id, actors.deliver_webhook.send))
+    tracker.before_finish(
+        lambda task_id: runtime.webhooks.announce(task_id, lambda tid: actors.deliver_webhook.send(tid, None))
+    )
     return actors

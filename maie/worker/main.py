@@ -49,7 +49,10 @@ def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | No
     # bound first and cleared last; TaskFailure and the metrics' outcome come after Retries has
     # decided whether the message failed; AwaitRedis holds a failure until Retries can enqueue.
     broker.add_middleware(LogContext(), before=AgeLimit)
-    broker.add_middleware(TaskFailure(runtime.tracker, STAGE_OF_ACTOR), before=Retries)
+    job_failures = {"resummarize": runtime.summary_jobs.fail}
+    broker.add_middleware(
+        TaskFailure(runtime.tracker, STAGE_OF_ACTOR, job_failures=job_failures), before=Retries
+    )
     broker.add_middleware(
         WorkerMetrics(
             runtime.metrics,

@@ -14,7 +14,7 @@ from maie.errors import StoreUnavailableError
 from maie.store import REDIS_DOWN
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     import dramatiq
 
@@ -68,9 +68,18 @@ class Heartbeat(Middleware):
 class TaskFailure(Middleware):
     """Fails the task of a message the broker gave up on (permanent error, or retries used up)."""
 
-    def __init__(self, tracker: StageTracker, stage_of_actor: dict[str, StageName | None]) -> None:
+    def __init__(
+        self,
+        tracker: StageTracker,
+        stage_of_actor: dict[str, StageName | None],
+        *,
+        job_failures: Mapping[str, Callable[[str, str, BaseException], None]] | None = None,
+    ) -> None:
         self.tracker = tracker
         self.stage_of_actor = stage_of_actor
+        #: Actors whose messages are jobs on a finished task (task id, job id): their failure
+        #: fails the job, never the task.
+        self.job_failures = job_failures or {}
 
     def after_process_message(
         self,
@@ -86,9 +95,13 @@ class TaskFailure(Middleware):
         """
         if exception is None or not message.failed or not message.args:
             return
+        task_id = str(message.args[0])
+        if message.actor_name in self.job_failures and len(message.args) > 1:
+            with structlog.contextvars.bound_contextvars(task_id=task_id):
+                self.job_failures[message.actor_name](task_id, str(message.args[1]), exception)
+            return
         if message.actor_name not in self.stage_of_actor:
             return  # not a pipeline step (a webhook delivery): its failure does not fail the task
-        task_id = str(message.args[0])
         with structlog.contextvars.bound_contextvars(task_id=task_id):
             self.tracker.fail(task_id, self.stage_of_actor.get(message.actor_name), exception)
 

@@ -45,6 +45,7 @@ from maie.schemas import (
 )
 from maie.worker.asr_claims import AsrClaims
 from maie.worker.residency import ModelCache
+from maie.worker.summary_jobs import SummaryJobs
 from maie.worker.tracker import StageTracker
 from maie.worker.transcription import Transcriber
 from maie.worker.webhooks import WebhookNotifier
@@ -93,6 +94,7 @@ class WorkerRuntime:
         self.transcriber = Transcriber(settings, store, self.models, claims)
         self.webhooks = WebhookNotifier(settings, store)
         self.templates = TemplateCatalog(settings.storage.templates_dir or default_templates_dir())
+        self.summary_jobs = SummaryJobs(store, self.templates, self._summarize, metrics=self.metrics)
 
     def preprocess(self, record: TaskRecord) -> PreprocessArtifact:
         """Decode the upload to 16 kHz mono WAV (once)."""
@@ -154,10 +156,13 @@ class WorkerRuntime:
         data = SummarizeInput(
             segments=enhanced.segments if enhanced else asr.segments, template=template, language=asr.language
         )
-        options = SummarizeOptions.from_settings(self.settings.llm)
-        artifact = self._with_llm("summary", lambda llm: Summarizer(options, llm).process(data))
+        artifact = self._summarize(data)
         self.store.put_artifact(record.task_id, StageName.SUMMARIZE, artifact)
         return artifact
+
+    def _summarize(self, data: SummarizeInput) -> SummaryArtifact:
+        options = SummarizeOptions.from_settings(self.settings.llm)
+        return self._with_llm("summary", lambda llm: Summarizer(options, llm).process(data))
 
     def _asr(self, record: TaskRecord) -> AsrArtifact:
         asr = self.store.get_artifact(record.task_id, StageName.TRANSCRIBE, AsrArtifact)

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from maie.metrics import MetricsRecorder
     from maie.store import TaskStore
 
-__all__ = ["STATUS_OF_STAGE", "StageTracker", "is_permanent"]
+__all__ = ["STATUS_OF_STAGE", "StageTracker", "describe_error", "is_permanent"]
 
 log = structlog.get_logger(__name__)
 
@@ -45,7 +45,8 @@ def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, MemoryError)
 
 
-def _describe(exc: BaseException) -> tuple[str, str]:
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """The detail and error code stored for ``exc``."""
     if isinstance(exc, MaieError):
         return exc.detail, exc.code
     return f"{type(exc).__name__}: {exc}", "internal_error"
@@ -165,7 +166,7 @@ class StageTracker:
             self.metrics.observe(STAGE_SECONDS, duration_s, name.value)
 
     def _note_error(self, task_id: str, name: StageName, exc: BaseException) -> None:
-        detail, _ = _describe(exc)
+        detail, _ = describe_error(exc)
         log.warning("stage.error", error=detail, retryable=True)
 
         def change(record: TaskRecord) -> None:
@@ -178,7 +179,7 @@ class StageTracker:
 
     def fail(self, task_id: str, name: StageName | None, exc: BaseException) -> None:
         """Fail the task now with ``exc`` (no-op if it already finished)."""
-        detail, code = _describe(exc)
+        detail, code = describe_error(exc)
         failed_now: list[bool] = []
         try:
             self._run_finish_hooks(task_id)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import dramatiq
+import msgspec
 import structlog
 
 from maie.errors import CallbackRefusedError, NotFoundError, StoreUnavailableError
@@ -69,20 +70,38 @@ class WebhookNotifier:
                 raise StoreUnavailableError(f"the queue (Redis) cannot be reached: {exc}") from exc
             log.info("webhook.queued")
 
-    def deliver(self, task_id: str, *, final: bool) -> None:
+    def announce_version(self, task_id: str, version: int, send: Callable[[str, int], object]) -> None:
+        """Send the delivery message of result version ``version`` added to a finished task."""
+        try:
+            record = self.store.get(task_id)
+        except NotFoundError:
+            return
+        if record.request.callback_url:
+            try:
+                send(task_id, version)
+            except REDIS_DOWN as exc:
+                raise StoreUnavailableError(f"the queue (Redis) cannot be reached: {exc}") from exc
+            log.info("webhook.queued", result_version=version)
+
+    def deliver(self, task_id: str, *, final: bool, version: int | None = None) -> None:
         """Make one delivery attempt for the task's finishing event.
 
         Args:
             task_id: The task.
             final: Whether this is the last attempt Dramatiq will make; a failure then marks
                 the event failed instead of asking for a retry.
+            version: The result version the event announces (a re-summarization's); None means
+                the task's own finish.
 
         Raises:
             dramatiq.Retry: when the attempt failed and another one should follow.
         """
         record = self._finished(task_id)
-        if record is None or not record.request.callback_url:
+        callback_url = record.request.callback_url if record is not None else None
+        if record is None or not callback_url:
             return
+        if version is not None:
+            record = msgspec.structs.replace(record, result_version=version)
         event = signing.event_of(record, public_url=self.settings.server.public_url)
         done = next((d for d in record.webhooks if d.event_id == event.event_id), None)
         if done is not None and done.state != WebhookState.PENDING:
@@ -94,9 +113,7 @@ class WebhookNotifier:
             return
         body = signing.encode(event)
         try:
-            attempt = self.poster.post(
-                record.request.callback_url, body, signing.headers_for(event, body, secret)
-            )
+            attempt = self.poster.post(callback_url, body, signing.headers_for(event, body, secret))
         except CallbackRefusedError as exc:
             self._record(task_id, event, Attempt(None, exc.detail, 0.0), give_up=True)
             return

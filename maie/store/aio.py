@@ -1,0 +1,238 @@
+"""The async task store used by the API."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, TypeVar
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from maie import task_index
+from maie.errors import ConflictError, NotFoundError
+from maie.schemas import BatchRecord, ResultVersion, ResultVersionInfo, StageRecord, TaskRecord, TaskStatus
+from maie.store.keys import (
+    ACTIVE_KEY,
+    REDIS_DOWN,
+    RELEASE_LUA,
+    WORKERS_KEY,
+    async_reconnect,
+    batch_key,
+    decode,
+    decode_optional,
+    encoder,
+    result_key,
+    task_key,
+    unavailable,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Collection
+
+__all__ = ["AsyncTaskStore"]
+
+T = TypeVar("T")
+
+
+class AsyncTaskStore:
+    """Non-blocking store used by the API."""
+
+    def __init__(self, client: aioredis.Redis, *, ttl_s: int) -> None:
+        self.client = client
+        self.ttl_s = ttl_s
+        self._release_script = client.register_script(RELEASE_LUA)
+
+    @classmethod
+    def from_url(cls, url: str, *, ttl_s: int) -> AsyncTaskStore:
+        """Open a pooled client on the results database URL (no I/O until first use)."""
+        client = aioredis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5, **async_reconnect())
+        return cls(client, ttl_s=ttl_s)
+
+    async def _call(self, awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except REDIS_DOWN as exc:
+            raise unavailable(exc) from exc
+
+    async def ping(self) -> bool:
+        """Whether Redis answers."""
+        try:
+            return bool(await self.client.ping())
+        except REDIS_DOWN:
+            return False
+
+    async def create(self, record: TaskRecord) -> None:
+        """Store a new task and count it as active, in one transaction."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(task_key(record.task_id), encoder.encode(record), ex=self.ttl_s, nx=True)
+            pipe.zadd(ACTIVE_KEY, {record.task_id: record.submitted_at.timestamp()})
+            task_index.add(pipe, record, ttl_s=self.ttl_s)
+            await self._call(pipe.execute())
+
+    async def add_job(self, task_id: str, job: StageRecord, *, tenant: str) -> TaskRecord:
+        """Append a re-summarization job's stage to a COMPLETE task of ``tenant``, atomically.
+
+        Raises:
+            NotFoundError: if the task does not exist or belongs to another tenant.
+            ConflictError: if the task is not COMPLETE.
+        """
+        key = task_key(task_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await self._call(pipe.watch(key))
+                    record = decode(await self._call(pipe.get(key)), TaskRecord, "task")
+                    if record.tenant != tenant:
+                        raise NotFoundError(f"task {task_id} not found")
+                    if record.status != TaskStatus.COMPLETE:
+                        raise ConflictError(
+                            f"task {task_id} is {record.status.value}; only a COMPLETE task can be "
+                            "summarized again"
+                        )
+                    record.stages.append(job)
+                    pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis.asyncio
+                    pipe.set(key, encoder.encode(record), ex=self.ttl_s)
+                    await self._call(pipe.execute())
+                except redis.exceptions.WatchError:
+                    continue
+                return record
+
+    async def remove_job(self, task_id: str, job_id: str) -> None:
+        """Take back a job whose message could not be queued, so no stage waits for ever."""
+        key = task_key(task_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await self._call(pipe.watch(key))
+                    record = decode(await self._call(pipe.get(key)), TaskRecord, "task")
+                    record.stages = [s for s in record.stages if s.job_id != job_id]
+                    pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis.asyncio
+                    pipe.set(key, encoder.encode(record), ex=self.ttl_s)
+                    await self._call(pipe.execute())
+                except redis.exceptions.WatchError:
+                    continue
+                return
+
+    async def discard(self, task_id: str) -> None:
+        """Remove a task that could not be queued, so nothing half-made stays behind."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(task_key(task_id))
+            pipe.zrem(ACTIVE_KEY, task_id)
+            await self._call(pipe.execute())
+
+    async def get(self, task_id: str) -> TaskRecord:
+        """Return the task record.
+
+        Raises:
+            NotFoundError: if there is no such task (or it expired).
+            StoreUnavailableError: if Redis cannot be reached.
+        """
+        return decode(await self._call(self.client.get(task_key(task_id))), TaskRecord, "task")
+
+    async def get_result(self, task_id: str, version: int) -> ResultVersion | None:
+        """Return result version ``version``, or None."""
+        data = await self._call(self.client.get(result_key(task_id, version)))
+        return decode_optional(data, ResultVersion)
+
+    async def get_many(self, task_ids: Collection[str]) -> list[TaskRecord | None]:
+        """The records of ``task_ids`` in order; None where a task is gone."""
+        if not task_ids:
+            return []
+        data = await self._call(self.client.mget([task_key(t) for t in task_ids]))
+        return [decode_optional(item, TaskRecord) for item in data]
+
+    async def get_results(self, keys: Collection[tuple[str, int]]) -> list[ResultVersion | None]:
+        """Result versions by ``(task_id, version)``, in order; None where one is missing."""
+        if not keys:
+            return []
+        data = await self._call(self.client.mget([result_key(t, v) for t, v in keys]))
+        return [decode_optional(item, ResultVersion) for item in data]
+
+    async def list_results(self, task_id: str, latest: int) -> list[ResultVersionInfo]:
+        """What versions 1..``latest`` of a task are, without decoding their transcripts."""
+        if latest < 1:
+            return []
+        data = await self._call(self.client.mget([result_key(task_id, n) for n in range(1, latest + 1)]))
+        return [info for item in data if (info := decode_optional(item, ResultVersionInfo)) is not None]
+
+    async def task_page(
+        self, tenant: str, *, statuses: Collection[str], limit: int, cursor: str | None
+    ) -> tuple[list[TaskRecord], str | None]:
+        """One page of the tenant's tasks, newest first; see :func:`maie.task_index.page`."""
+        try:
+            return await task_index.page(
+                self.client,
+                tenant,
+                load=self.get_many,
+                statuses=statuses,
+                limit=limit,
+                cursor=cursor,
+                ttl_s=self.ttl_s,
+            )
+        except REDIS_DOWN as exc:
+            raise unavailable(exc) from exc
+
+    async def create_batch(self, batch: BatchRecord, records: Collection[TaskRecord]) -> None:
+        """Store a batch and all its tasks, counted as active, in one transaction."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(batch_key(batch.batch_id), encoder.encode(batch), ex=self.ttl_s, nx=True)
+            for record in records:
+                pipe.set(task_key(record.task_id), encoder.encode(record), ex=self.ttl_s, nx=True)
+                pipe.zadd(ACTIVE_KEY, {record.task_id: record.submitted_at.timestamp()})
+                task_index.add(pipe, record, ttl_s=self.ttl_s)
+            await self._call(pipe.execute())
+
+    async def discard_batch(self, batch: BatchRecord) -> None:
+        """Remove a batch that could not be queued, and its tasks."""
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(batch_key(batch.batch_id), *(task_key(t) for t in batch.task_ids))
+            if batch.task_ids:
+                pipe.zrem(ACTIVE_KEY, *batch.task_ids)
+            await self._call(pipe.execute())
+
+    async def get_batch(self, batch_id: str) -> BatchRecord:
+        """Return the batch record.
+
+        Raises:
+            NotFoundError: if there is no such batch (or it expired).
+        """
+        return decode(await self._call(self.client.get(batch_key(batch_id))), BatchRecord, "batch")
+
+    async def claim(self, key: str, value: bytes, ttl_s: int) -> bytes | None:
+        """Set ``key`` to ``value`` if it is free; return None if claimed, else what holds it."""
+        while True:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.set(key, value, ex=ttl_s, nx=True)
+                pipe.get(key)
+                created, current = await self._call(pipe.execute())
+            if created:
+                return None
+            if isinstance(current, bytes):
+                return current
+            # The holder expired between SET and GET: try again.
+
+    async def replace_claim(self, key: str, value: bytes, ttl_s: int) -> None:
+        """Overwrite a claimed ``key`` (it was ours) with its final ``value``."""
+        await self._call(self.client.set(key, value, ex=ttl_s))
+
+    async def release_claim(self, key: str, value: bytes) -> None:
+        """Delete ``key`` if it still holds ``value`` (so another request's claim is never removed)."""
+        await self._call(self._release_script(keys=[key], args=[value]))
+
+    async def queue_depth(self) -> int:
+        """Unfinished tasks; entries older than the record TTL are dropped first."""
+        now = time.time()
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.zremrangebyscore(ACTIVE_KEY, 0, now - self.ttl_s)
+            pipe.zcard(ACTIVE_KEY)
+            _, depth = await self._call(pipe.execute())
+        return int(depth)
+
+    async def workers_active(self, window_s: float = 60.0) -> bool:
+        """Whether any worker sent a heartbeat within ``window_s`` seconds."""
+        count = await self._call(self.client.zcount(WORKERS_KEY, time.time() - window_s, "+inf"))
+        return int(count) > 0
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.client.aclose()
