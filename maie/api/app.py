@@ -7,9 +7,10 @@ from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from litestar import Litestar, Router
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.params import FromPath
 
 from maie import __version__
 from maie.api.batches import BatchesController
@@ -97,7 +98,7 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
         lifespan=[lifespan],
         dependencies={"services": Provide(_provide_services, sync_to_thread=False)},
         # Handlers import Services for type checking only; Litestar resolves their hints here.
-        signature_namespace={"Services": Services},
+        signature_namespace={"Services": Services, "NamedDependency": NamedDependency, "FromPath": FromPath},
         exception_handlers=exception_handlers,
         debug=settings.server.debug,
         # Logging is configured once by maie.logging for API and worker alike.

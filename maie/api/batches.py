@@ -31,6 +31,9 @@ from maie.schemas import BatchAccepted, BatchRecord, BatchStatus
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from litestar.di import NamedDependency
+    from litestar.params import FromPath
+
     from maie.api.services import Services
 
 __all__ = ["BatchForm", "BatchesController", "load_batch"]
@@ -101,7 +104,7 @@ class BatchesController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: Annotated[BatchForm, Body(media_type=RequestEncodingType.MULTI_PART)],
-        services: Services,
+        services: NamedDependency[Services],
     ) -> Response[BatchAccepted]:
         """Accept a batch: every usable recording becomes a queued task."""
         options = ProcessForm(
@@ -151,7 +154,9 @@ class BatchesController(Controller):
         return Response(accepted, status_code=202, headers={"Location": accepted.status_url})
 
     @get("/{batch_id:str}", summary="A batch: counts by status and every task")
-    async def status(self, request: Request[Any, Any, Any], batch_id: str, services: Services) -> BatchStatus:
+    async def status(
+        self, request: Request[Any, Any, Any], batch_id: FromPath[str], services: NamedDependency[Services]
+    ) -> BatchStatus:
         """Return the batch's tasks and how many are in each status."""
         batch = await load_batch(services, batch_id, tenant_of(request))
         records = await services.store.get_many(batch.task_ids)
@@ -173,8 +178,8 @@ class BatchesController(Controller):
     async def export(
         self,
         request: Request[Any, Any, Any],
-        batch_id: str,
-        services: Services,
+        batch_id: FromPath[str],
+        services: NamedDependency[Services],
         format: Annotated[  # noqa: A002 - the query parameter is called format
             ExportFormat, Parameter(description="jsonl (one JSON object per line) or csv")
         ] = ExportFormat.JSONL,

@@ -12,6 +12,9 @@ from maie.pipeline.asr.registry import describe
 from maie.schemas import ModelsResponse, TemplateInfo, TemplatesResponse
 
 if TYPE_CHECKING:
+    from litestar.di import NamedDependency
+    from litestar.params import FromPath
+
     from maie.api.services import Services
 
 __all__ = ["DiscoveryController"]
@@ -23,12 +26,12 @@ class DiscoveryController(Controller):
     tags = ("discovery",)
 
     @get("/models", summary="ASR backends with capabilities and real availability")
-    async def models(self, services: Services) -> ModelsResponse:
+    async def models(self, services: NamedDependency[Services]) -> ModelsResponse:
         """List ASR backends; ``available`` comes from a check of library, weights and device."""
         return ModelsResponse(models=await anyio.to_thread.run_sync(describe, services.settings))
 
     @get("/templates", summary="Summary templates")
-    async def templates(self, services: Services) -> TemplatesResponse:
+    async def templates(self, services: NamedDependency[Services]) -> TemplatesResponse:
         """List the summary templates."""
         return TemplatesResponse(
             templates=[
@@ -43,7 +46,9 @@ class DiscoveryController(Controller):
         )
 
     @get("/templates/{template_id:str}", summary="One template with its JSON Schema")
-    async def template(self, template_id: str, services: Services) -> dict[str, Any]:
+    async def template(
+        self, template_id: FromPath[str], services: NamedDependency[Services]
+    ) -> dict[str, Any]:
         """Return a template and its JSON Schema."""
         try:
             template = services.templates.get(template_id)

@@ -27,6 +27,9 @@ from maie.errors import NotFoundError, StoreUnavailableError
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from litestar.di import NamedDependency
+    from litestar.params import FromPath
+
     from maie.api.services import Services
 
 __all__ = ["KEEPALIVE_S", "EventsController", "status_events"]
@@ -82,7 +85,7 @@ class EventsController(Controller):
         media_type="text/event-stream",
     )
     async def events(
-        self, request: Request[Any, Any, Any], task_id: str, services: Services
+        self, request: Request[Any, Any, Any], task_id: FromPath[str], services: NamedDependency[Services]
     ) -> ServerSentEvent:
         """Send ``status`` events whenever the task changes; the stream ends when it finishes."""
         tenant = tenant_of(request)

@@ -20,6 +20,9 @@ from maie.schemas import TaskStatus
 from maie.transcripts import MEDIA_TYPES, ExportFormat, render
 
 if TYPE_CHECKING:
+    from litestar.di import NamedDependency
+    from litestar.params import FromPath
+
     from maie.api.services import Services
 
 __all__ = ["ExportsController"]
@@ -59,7 +62,11 @@ class ExportsController(Controller):
         responses=error_responses(409),
     )
     async def txt(
-        self, request: Request[Any, Any, Any], task_id: str, services: Services, version: Version = None
+        self,
+        request: Request[Any, Any, Any],
+        task_id: FromPath[str],
+        services: NamedDependency[Services],
+        version: Version = None,
     ) -> Response[bytes]:
         """Plain text."""
         return await _export(request, services, task_id, version, ExportFormat.TXT)
@@ -71,7 +78,11 @@ class ExportsController(Controller):
         responses=error_responses(409),
     )
     async def srt(
-        self, request: Request[Any, Any, Any], task_id: str, services: Services, version: Version = None
+        self,
+        request: Request[Any, Any, Any],
+        task_id: FromPath[str],
+        services: NamedDependency[Services],
+        version: Version = None,
     ) -> Response[bytes]:
         """SubRip."""
         return await _export(request, services, task_id, version, ExportFormat.SRT)
@@ -83,7 +94,11 @@ class ExportsController(Controller):
         responses=error_responses(409),
     )
     async def vtt(
-        self, request: Request[Any, Any, Any], task_id: str, services: Services, version: Version = None
+        self,
+        request: Request[Any, Any, Any],
+        task_id: FromPath[str],
+        services: NamedDependency[Services],
+        version: Version = None,
     ) -> Response[bytes]:
         """WebVTT."""
         return await _export(request, services, task_id, version, ExportFormat.VTT)
@@ -94,7 +109,11 @@ class ExportsController(Controller):
         responses=error_responses(409),
     )
     async def json(
-        self, request: Request[Any, Any, Any], task_id: str, services: Services, version: Version = None
+        self,
+        request: Request[Any, Any, Any],
+        task_id: FromPath[str],
+        services: NamedDependency[Services],
+        version: Version = None,
     ) -> Response[bytes]:
         """JSON."""
         return await _export(request, services, task_id, version, ExportFormat.JSON)

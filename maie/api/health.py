@@ -12,6 +12,8 @@ from maie.errors import StoreUnavailableError
 from maie.schemas import HealthResponse
 
 if TYPE_CHECKING:
+    from litestar.di import NamedDependency
+
     from maie.api.services import Services
 
 __all__ = ["WORKER_HEARTBEAT_WINDOW_S", "HealthController"]
@@ -26,7 +28,7 @@ class HealthController(Controller):
     tags = ("health",)
 
     @get("/health", summary="Service health")
-    async def health(self, services: Services) -> HealthResponse:
+    async def health(self, services: NamedDependency[Services]) -> HealthResponse:
         """Report Redis, queue depth and whether a worker sent a heartbeat in the last minute."""
         connected = await services.store.ping()
         depth = None
@@ -51,7 +53,7 @@ class HealthController(Controller):
         summary="Readiness: 200 when submissions can be accepted, else 503",
         responses={503: ResponseSpec(data_container=dict[str, str], description="Redis cannot be reached")},
     )
-    async def ready(self, services: Services) -> Response[dict[str, str]]:
+    async def ready(self, services: NamedDependency[Services]) -> Response[dict[str, str]]:
         """Answer 200 when Redis answers, 503 otherwise."""
         if await services.store.ping():
             return Response({"status": "ready"}, status_code=200)

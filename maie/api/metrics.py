@@ -22,6 +22,8 @@ from maie.metrics import AsyncMetricsRecorder, ClusterCollector, ClusterSnapshot
 from maie.store import async_reconnect
 
 if TYPE_CHECKING:
+    from litestar.di import NamedDependency
+
     from maie.api.services import Services
     from maie.config import Settings
 
@@ -82,7 +84,7 @@ class MetricsController(Controller):
         media_type=CONTENT_TYPE_LATEST,
         cache=False,
     )
-    async def metrics(self, services: Services) -> Response[bytes]:
+    async def metrics(self, services: NamedDependency[Services]) -> Response[bytes]:
         """This process's HTTP series, then the deployment's MAIE series read from Redis."""
         cluster = CollectorRegistry(auto_describe=False)
         cluster.register(ClusterCollector(await services.metrics.snapshot()))

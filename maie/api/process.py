@@ -45,6 +45,8 @@ from maie.schemas import (
 from maie.webhooks.targets import check_callback
 
 if TYPE_CHECKING:
+    from litestar.di import NamedDependency
+
     from maie.api.services import Services
     from maie.config import Settings
 
@@ -227,7 +229,7 @@ class ProcessController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: Annotated[ProcessForm, Body(media_type=RequestEncodingType.MULTI_PART)],
-        services: Services,
+        services: NamedDependency[Services],
     ) -> Response[ProcessAccepted]:
         """Accept a recording and start its pipeline."""
         task_request = await validate_request(data, services)

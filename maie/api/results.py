@@ -21,6 +21,9 @@ from maie.errors import NotFoundError
 from maie.schemas import ErrorBody, ResultVersion, ResultVersionList
 
 if TYPE_CHECKING:
+    from litestar.di import NamedDependency
+    from litestar.params import FromPath
+
     from maie.api.services import Services
     from maie.schemas import TaskRecord
 
@@ -54,7 +57,7 @@ class ResultsController(Controller):
 
     @get("/", summary="List a task's result versions, oldest first")
     async def list_results(
-        self, request: Request[Any, Any, Any], task_id: str, services: Services
+        self, request: Request[Any, Any, Any], task_id: FromPath[str], services: NamedDependency[Services]
     ) -> ResultVersionList:
         """Return ``{version, created_at, kind, template_id}`` for every version."""
         record = await load_task(services, task_id, tenant_of(request))
@@ -71,7 +74,11 @@ class ResultsController(Controller):
         },
     )
     async def get_result(
-        self, request: Request[Any, Any, Any], task_id: str, version: int, services: Services
+        self,
+        request: Request[Any, Any, Any],
+        task_id: FromPath[str],
+        version: FromPath[int],
+        services: NamedDependency[Services],
     ) -> Response[Any]:
         """Return result version ``version`` with its own ``versions`` block and metrics."""
         record = await load_task(services, task_id, tenant_of(request))

@@ -16,6 +16,9 @@ from maie.errors import NotFoundError
 from maie.schemas import ErrorBody, StatusResponse, TaskRecord
 
 if TYPE_CHECKING:
+    from litestar.di import NamedDependency
+    from litestar.params import FromPath
+
     from maie.api.services import Services
     from maie.schemas import ResultVersion
 
@@ -95,7 +98,7 @@ class StatusController(Controller):
         },
     )
     async def status(
-        self, request: Request[Any, Any, Any], task_id: str, services: Services
+        self, request: Request[Any, Any, Any], task_id: FromPath[str], services: NamedDependency[Services]
     ) -> Response[Any]:
         """Return the task's status; ``If-None-Match`` with the last ``ETag`` answers 304."""
         record = await load_task(services, task_id, tenant_of(request))

@@ -22,6 +22,9 @@ from maie.errors import NotFoundError, StoreUnavailableError, UnprocessableError
 from maie.schemas import ErrorBody, StageName, StageRecord, SummaryAccepted, SummaryRequest
 
 if TYPE_CHECKING:
+    from litestar.di import NamedDependency
+    from litestar.params import FromPath
+
     from maie.api.services import Services
 
 __all__ = ["RESUMMARIZE_ACTOR", "SummariesController"]
@@ -50,7 +53,11 @@ class SummariesController(Controller):
         },
     )
     async def summarize_again(
-        self, request: Request[Any, Any, Any], task_id: str, data: SummaryRequest, services: Services
+        self,
+        request: Request[Any, Any, Any],
+        task_id: FromPath[str],
+        data: SummaryRequest,
+        services: NamedDependency[Services],
     ) -> Response[SummaryAccepted]:
         """Queue a summary of the stored transcript into a new result version."""
         tenant = tenant_of(request)

@@ -12,6 +12,8 @@ from maie.errors import InvalidRequestError
 from maie.schemas import TaskPage, TaskStatus, TaskSummary
 
 if TYPE_CHECKING:
+    from litestar.di import NamedDependency
+
     from maie.api.services import Services
     from maie.schemas import TaskRecord
 
@@ -73,7 +75,7 @@ class TasksController(Controller):
     async def list_tasks(
         self,
         request: Request[Any, Any, Any],
-        services: Services,
+        services: NamedDependency[Services],
         status: Annotated[
             list[str] | None, Parameter(description="Only tasks in these statuses (repeat or comma-separate)")
         ] = None,
