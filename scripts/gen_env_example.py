@@ -1,6 +1,6 @@
 """Write .env.example from the settings Structs: every variable, its default and its `#:` comment.
 
-Run after changing maie/config.py:  uv run python scripts/gen_env_example.py
+Run after changing maie/config/:  uv run python scripts/gen_env_example.py
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import msgspec
 
-from maie.config import _GROUPS
+from maie.config.settings import _GROUPS
 
 ROOT = Path(__file__).resolve().parents[1]
 TITLES = {
@@ -52,7 +52,9 @@ def field_docs(source: str) -> dict[tuple[str, str], str]:
 
 def render() -> str:
     """The text of .env.example."""
-    docs = field_docs((ROOT / "maie" / "config.py").read_text(encoding="utf-8"))
+    docs: dict[tuple[str, str], str] = {}
+    for module in sorted((ROOT / "maie" / "config").glob("*.py")):
+        docs.update(field_docs(module.read_text(encoding="utf-8")))
     out = [
         "# MAIE configuration: every variable MAIE reads, with its default.",
         "# Copy to .env and uncomment what you change; the environment wins over .env.",
