@@ -10,7 +10,7 @@ from litestar import Litestar, Router
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.params import FromPath
+from litestar.params import FromPath, JSONBody
 
 from maie import __version__
 from maie.api.batches import BatchesController
@@ -98,7 +98,12 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
         lifespan=[lifespan],
         dependencies={"services": Provide(_provide_services, sync_to_thread=False)},
         # Handlers import Services for type checking only; Litestar resolves their hints here.
-        signature_namespace={"Services": Services, "NamedDependency": NamedDependency, "FromPath": FromPath},
+        signature_namespace={
+            "Services": Services,
+            "NamedDependency": NamedDependency,
+            "FromPath": FromPath,
+            "JSONBody": JSONBody,
+        },
         exception_handlers=exception_handlers,
         debug=settings.server.debug,
         # Logging is configured once by maie.logging for API and worker alike.

@@ -23,7 +23,7 @@ from maie.schemas import ErrorBody, StageName, StageRecord, SummaryAccepted, Sum
 
 if TYPE_CHECKING:
     from litestar.di import NamedDependency
-    from litestar.params import FromPath
+    from litestar.params import FromPath, JSONBody
 
     from maie.api.services import Services
 
@@ -56,7 +56,7 @@ class SummariesController(Controller):
         self,
         request: Request[Any, Any, Any],
         task_id: FromPath[str],
-        data: SummaryRequest,
+        data: JSONBody[SummaryRequest],
         services: NamedDependency[Services],
     ) -> Response[SummaryAccepted]:
         """Queue a summary of the stored transcript into a new result version."""
