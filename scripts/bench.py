@@ -181,6 +181,9 @@ def main() -> None:
                 "MAIE_MODEL_RESIDENCY": "resident",
                 "MAIE_LOG_LEVEL": "warning",
                 "MAIE_STATUS_RETRY_AFTER_S": "1",
+                # Measure the service's capacity, not the per-key rate limit.
+                "MAIE_RATE_LIMIT": "off",
+                "MAIE_RATE_LIMIT_SUBMIT": "off",
             }
         )
         if args.batching:

@@ -213,8 +213,9 @@ class LogSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("L
 class RateLimitSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("")):
     """Requests each API key may send, counted in Redis so every API process shares the count."""
 
-    #: Every ``/v1`` request of one key, e.g. ``1200/minute`` or ``20/second;1200/minute``; ``off``.
-    rate_limit: str = "1200/minute"
+    #: Every ``/v1`` request of one key, e.g. ``6000/minute`` or ``100/second;6000/minute``; ``off``.
+    #: The default lets an integration poll a few hundred tasks every 2 s.
+    rate_limit: str = "6000/minute"
     #: Submissions (``POST /v1/process``) of one key, on top of ``MAIE_RATE_LIMIT``; ``off``.
     rate_limit_submit: str = "120/minute"
 
