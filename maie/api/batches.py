@@ -23,7 +23,7 @@ from maie.api.batch_intake import accept_batch
 from maie.api.guards import admission_guard, tenant_of
 from maie.api.idempotency import IdempotencyClaim
 from maie.api.openapi import error_responses
-from maie.api.process import ProcessForm, planned_stages, validate_request
+from maie.api.process import TaskOptions, planned_stages, validate_request
 from maie.api.tasks import summary_of
 from maie.errors import NotFoundError
 from maie.schemas import BatchAccepted, BatchRecord, BatchStatus
@@ -41,30 +41,15 @@ __all__ = ["BatchForm", "BatchesController", "load_batch"]
 log = structlog.get_logger(__name__)
 
 
-@dataclass
-class BatchForm:
-    """Fields of POST /v1/batches (multipart/form-data): the parts plus the options of /v1/process."""
+@dataclass(kw_only=True)
+class BatchForm(TaskOptions):
+    """Fields of POST /v1/batches (multipart/form-data): the parts plus the options of /v1/process.
+
+    The options apply to every recording of the batch (a ``callback_url`` is called by each task).
+    """
 
     #: One archive (zip, tar, tar.gz/bz2/xz), or several recordings; archives and recordings may mix.
     file: Annotated[list[UploadFile], Parameter(min_items=1)]
-    #: As for /v1/process, applied to every recording.
-    features: list[str] | None = None
-    #: As for /v1/process.
-    template_id: str | None = None
-    #: As for /v1/process.
-    asr_backend: str | None = None
-    #: As for /v1/process.
-    language: str | None = None
-    #: As for /v1/process.
-    word_timestamps: bool | None = None
-    #: As for /v1/process: every task of the batch calls it when it finishes.
-    callback_url: str | None = None
-    #: As for /v1/process, applied to every recording.
-    hotwords: str | None = None
-    #: As for /v1/process, applied to every recording.
-    initial_prompt: str | None = None
-    #: As for /v1/process, applied to every recording.
-    beam_size: int | None = None
 
 
 async def load_batch(services: Services, batch_id: str, tenant: str) -> BatchRecord:
@@ -107,19 +92,7 @@ class BatchesController(Controller):
         services: NamedDependency[Services],
     ) -> Response[BatchAccepted]:
         """Accept a batch: every usable recording becomes a queued task."""
-        options = ProcessForm(
-            file=data.file[0],
-            features=data.features,
-            template_id=data.template_id,
-            asr_backend=data.asr_backend,
-            language=data.language,
-            word_timestamps=data.word_timestamps,
-            callback_url=data.callback_url,
-            hotwords=data.hotwords,
-            initial_prompt=data.initial_prompt,
-            beam_size=data.beam_size,
-        )
-        task_request = await validate_request(options, services)
+        task_request = await validate_request(data, services, filename=data.file[0].filename)
         tenant = tenant_of(request)
         batch_id = str(uuid.uuid4())
         structlog.contextvars.bind_contextvars(batch_id=batch_id)

@@ -50,7 +50,15 @@ if TYPE_CHECKING:
     from maie.api.services import Services
     from maie.config import Settings
 
-__all__ = ["DEFAULT_FEATURES", "ProcessController", "ProcessForm", "parse_features", "planned_stages"]
+__all__ = [
+    "DEFAULT_FEATURES",
+    "ProcessController",
+    "ProcessForm",
+    "TaskOptions",
+    "parse_features",
+    "planned_stages",
+    "validate_request",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -62,12 +70,10 @@ LLM_FEATURES = frozenset({Feature.CLEAN_TRANSCRIPT, Feature.SUMMARY, Feature.ENH
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 
 
-@dataclass
-class ProcessForm:
-    """Fields of POST /v1/process (multipart/form-data)."""
+@dataclass(kw_only=True)
+class TaskOptions:
+    """The options of a submission, shared by POST /v1/process and POST /v1/batches."""
 
-    #: The recording: any container PyAV can demux with at least one audio stream.
-    file: UploadFile
     #: Repeated field or comma-separated: raw_transcript, clean_transcript, summary, enhancement_metrics.
     features: list[str] | None = None
     #: Summary template; required when ``summary`` is asked for.
@@ -88,6 +94,14 @@ class ProcessForm:
     beam_size: int | None = None
 
 
+@dataclass(kw_only=True)
+class ProcessForm(TaskOptions):
+    """Fields of POST /v1/process (multipart/form-data)."""
+
+    #: The recording: any container PyAV can demux with at least one audio stream.
+    file: UploadFile
+
+
 def parse_features(values: list[str] | None) -> list[Feature]:
     """Flatten repeated and comma-separated feature fields, in order, without duplicates.
 
@@ -106,7 +120,8 @@ def parse_features(values: list[str] | None) -> list[Feature]:
     return list(dict.fromkeys(Feature(n) for n in names))
 
 
-def _planned_stages(features: list[Feature]) -> list[StageRecord]:
+def planned_stages(features: list[Feature]) -> list[StageRecord]:
+    """The stages a task asking for ``features`` runs, all pending."""
     stages = [StageRecord(name=StageName.PREPROCESS), StageRecord(name=StageName.TRANSCRIBE)]
     if {Feature.CLEAN_TRANSCRIPT, Feature.ENHANCEMENT_METRICS} & set(features):
         stages.append(StageRecord(name=StageName.ENHANCE))
@@ -115,13 +130,8 @@ def _planned_stages(features: list[Feature]) -> list[StageRecord]:
     return stages
 
 
-def planned_stages(features: list[Feature]) -> list[StageRecord]:
-    """The stages a task asking for ``features`` runs, all pending."""
-    return _planned_stages(features)
-
-
-async def validate_request(form: ProcessForm, services: Services) -> TaskRequest:
-    """Check every field before any file is written.
+async def validate_request(form: TaskOptions, services: Services, *, filename: str | None) -> TaskRequest:
+    """Check every field (and the upload's ``filename``) before any file is written.
 
     Raises:
         InvalidRequestError: a malformed value (400).
@@ -174,7 +184,7 @@ async def validate_request(form: ProcessForm, services: Services) -> TaskRequest
         language=language,
         word_timestamps=form.word_timestamps,
         callback_url=callback_url,
-        filename=check_filename(form.file.filename),
+        filename=check_filename(filename),
         hotwords=asr_options.hotwords,
         initial_prompt=asr_options.initial_prompt,
         beam_size=asr_options.beam_size,
@@ -232,7 +242,7 @@ class ProcessController(Controller):
         services: NamedDependency[Services],
     ) -> Response[ProcessAccepted]:
         """Accept a recording and start its pipeline."""
-        task_request = await validate_request(data, services)
+        task_request = await validate_request(data, services, filename=data.file.filename)
         settings = services.settings
         task_id = str(uuid.uuid4())
         tenant = tenant_of(request)
@@ -254,7 +264,7 @@ class ProcessController(Controller):
                 request=task_request,
                 audio_path=str(raw),
                 source=info,
-                stages=_planned_stages(task_request.features),
+                stages=planned_stages(task_request.features),
                 request_id=request_id_of(request),
             )
             await services.store.create(record)
