@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
 import httpx
 import msgspec
@@ -25,7 +25,7 @@ from maie.errors import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Iterable, Sequence
     from contextlib import ExitStack
 
 __all__ = [
@@ -61,6 +61,20 @@ MAX_BACKOFF_S = 60.0
 _SERVER_ERRORS = 500
 
 
+class SubmitFields(TypedDict, total=False):
+    """Keyword options of ``submit`` and ``submit_batch`` (the fields of :class:`SubmitOptions`)."""
+
+    features: Sequence[str] | None
+    template_id: str | None
+    asr_backend: str | None
+    language: str | None
+    word_timestamps: bool | None
+    callback_url: str | None
+    hotwords: str | None
+    initial_prompt: str | None
+    beam_size: int | None
+
+
 class SubmitOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The options of POST /v1/process and /v1/batches (see docs/api.md); None means the default."""
 
@@ -70,6 +84,15 @@ class SubmitOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
     language: str | None = None
     word_timestamps: bool | None = None
     callback_url: str | None = None
+    hotwords: str | None = None
+    initial_prompt: str | None = None
+    beam_size: int | None = None
+
+    @classmethod
+    def of(cls, **fields: Unpack[SubmitFields]) -> SubmitOptions:
+        """The options from keyword arguments, as the clients' ``submit`` methods take them."""
+        features = fields.get("features")
+        return msgspec.convert({**fields, "features": tuple(features) if features else None}, cls)
 
     def form(self) -> dict[str, Any]:
         """The multipart form fields."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, Unpack
 
 import httpx
 import msgspec
@@ -13,6 +13,7 @@ from httpx_sse import aconnect_sse
 from maie.client._http import (
     RETRY_STATUS,
     Submission,
+    SubmitFields,
     SubmitOptions,
     decode,
     error_of,
@@ -118,23 +119,11 @@ class AsyncMaieClient:
         self,
         path: Path,
         *,
-        features: Sequence[str] | None = None,
-        template_id: str | None = None,
-        asr_backend: str | None = None,
-        language: str | None = None,
-        word_timestamps: bool | None = None,
-        callback_url: str | None = None,
         idempotency_key: str | None = None,
+        **fields: Unpack[SubmitFields],
     ) -> ProcessAccepted:
         """Upload one recording (``POST /v1/process``); the options are those of docs/api.md."""
-        options = SubmitOptions(
-            features=tuple(features) if features else None,
-            template_id=template_id,
-            asr_backend=asr_backend,
-            language=language,
-            word_timestamps=word_timestamps,
-            callback_url=callback_url,
-        )
+        options = SubmitOptions.of(**fields)
         return await self.submit_with(path, options, idempotency_key=idempotency_key)
 
     async def submit_with(
@@ -149,23 +138,11 @@ class AsyncMaieClient:
         self,
         paths: Sequence[Path],
         *,
-        features: Sequence[str] | None = None,
-        template_id: str | None = None,
-        asr_backend: str | None = None,
-        language: str | None = None,
-        word_timestamps: bool | None = None,
-        callback_url: str | None = None,
         idempotency_key: str | None = None,
+        **fields: Unpack[SubmitFields],
     ) -> BatchAccepted:
         """Upload archives and/or recordings as one batch (``POST /v1/batches``)."""
-        options = SubmitOptions(
-            features=tuple(features) if features else None,
-            template_id=template_id,
-            asr_backend=asr_backend,
-            language=language,
-            word_timestamps=word_timestamps,
-            callback_url=callback_url,
-        )
+        options = SubmitOptions.of(**fields)
         return await self.submit_batch_with(paths, options, idempotency_key=idempotency_key)
 
     async def submit_batch_with(
