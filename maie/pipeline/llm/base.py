@@ -25,6 +25,7 @@ from maie.pipeline.llm.generation import GenerationParams
 if TYPE_CHECKING:
     from collections.abc import Hashable, Sequence
 
+    from maie.pipeline.llm.tokens import TokenCounter
     from maie.schemas import LlmVersion
 
 __all__ = [
@@ -80,6 +81,12 @@ class LlmBackend(ABC):
     #: ``vllm`` or ``openai``.
     backend_id: ClassVar[str]
 
+    def __init__(self) -> None:
+        # Set by load(): the context window, the token counter, the model's generation defaults.
+        self._context: int | None = None
+        self._counter: TokenCounter | None = None
+        self._model_config = GenerationParams()
+
     @abstractmethod
     def load(self) -> None:
         """Load the model (or connect to the server and check it serves the model).
@@ -118,17 +125,23 @@ class LlmBackend(ABC):
         """Whether ``load()`` has run and ``unload()`` has not."""
 
     @property
-    @abstractmethod
     def context_window(self) -> int:
         """Tokens a request (prompt and answer) may hold. Known once loaded."""
+        if self._context is None:
+            msg = "the context window is known only after load()"
+            raise RuntimeError(msg)
+        return self._context
 
-    @abstractmethod
     def count_tokens(self, text: str) -> int:
         """Tokens of ``text`` as this model counts them, or a safe over-estimate."""
+        if self._counter is None:
+            msg = "count_tokens() called before load()"
+            raise RuntimeError(msg)
+        return self._counter.count(text)
 
-    @abstractmethod
     def model_generation_config(self) -> GenerationParams:
         """The model's own defaults from its ``generation_config.json`` (empty when unknown)."""
+        return self._model_config
 
     def pause(self) -> None:  # noqa: B027 - an optional hook: a no-op unless a backend can do better
         """Give accelerator memory back while staying loaded, where the library can (vLLM sleep).

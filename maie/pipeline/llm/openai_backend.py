@@ -22,10 +22,10 @@ import structlog
 
 from maie.errors import LlmRequestError, ModelLoadError
 from maie.pipeline.llm.base import LlmBackend, LlmReply, LlmRequest
-from maie.pipeline.llm.generation import GenerationParams, read_generation_config
+from maie.pipeline.llm.generation import read_generation_config
 from maie.pipeline.llm.model_files import find_model_dir
 from maie.pipeline.llm.openai_http import EXCERPT, RetryableError, call_json, with_retries
-from maie.pipeline.llm.tokens import TokenCounter, counter_for
+from maie.pipeline.llm.tokens import counter_for
 from maie.schemas import LlmVersion
 
 if TYPE_CHECKING:
@@ -92,24 +92,14 @@ class OpenAiBackend(LlmBackend):
     backend_id = "openai"
 
     def __init__(self, options: OpenAiOptions) -> None:
+        super().__init__()
         self.options = options
         self._client: httpx.Client | None = None
-        self._context: int | None = None
-        self._counter: TokenCounter | None = None
-        self._model_config = GenerationParams()
 
     @property
     def loaded(self) -> bool:
         """Whether a client is open."""
         return self._client is not None
-
-    @property
-    def context_window(self) -> int:
-        """The context window, known once loaded."""
-        if self._context is None:
-            msg = "the context window is known only after load()"
-            raise RuntimeError(msg)
-        return self._context
 
     def cache_key(self) -> Hashable:
         """Server and model (never the API key: keys are logged)."""
@@ -177,17 +167,6 @@ class OpenAiBackend(LlmBackend):
         self._client.close()
         self._client = None
         log.info("llm.unloaded", backend=self.backend_id, model=self.options.model)
-
-    def count_tokens(self, text: str) -> int:
-        """Tokens by the configured tokenizer, or the estimate."""
-        if self._counter is None:
-            msg = "count_tokens() called before load()"
-            raise RuntimeError(msg)
-        return self._counter.count(text)
-
-    def model_generation_config(self) -> GenerationParams:
-        """Defaults from a local copy of the model's generation_config.json, if there is one."""
-        return self._model_config
 
     def version_info(self, task: str) -> LlmVersion:
         """The served model; its weights are out of MAIE's reach, so no checkpoint hash."""

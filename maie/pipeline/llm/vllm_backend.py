@@ -28,7 +28,7 @@ import structlog
 from maie.errors import LlmRequestError, LlmUnavailableError, ModelLoadError, PermanentError
 from maie.pipeline.llm.base import LlmBackend, LlmReply, LlmRequest
 from maie.pipeline.llm.chat_templates import ChatTemplate, resolve_chat_template
-from maie.pipeline.llm.generation import GenerationParams, read_generation_config
+from maie.pipeline.llm.generation import read_generation_config
 from maie.pipeline.llm.model_files import find_model_dir, hub_cache_dir, weights_sha256
 from maie.pipeline.llm.tokens import EncodeCounter
 from maie.schemas import LlmVersion
@@ -86,31 +86,21 @@ class VllmBackend(LlmBackend):
     backend_id = "vllm"
 
     def __init__(self, options: VllmOptions) -> None:
+        super().__init__()
         self.options = options
         self._llm: Any = None
         self._sampling: Any = None
         self._structured: Any = None
         self._errors: Any = None
         self._template: ChatTemplate | None = None
-        self._counter: EncodeCounter | None = None
-        self._context: int | None = None
         self._checkpoint: str | None = None
         self._quantization: str | None = None
-        self._model_config = GenerationParams()
         self._sleeping = False
 
     @property
     def loaded(self) -> bool:
         """Whether an engine exists (awake or asleep)."""
         return self._llm is not None
-
-    @property
-    def context_window(self) -> int:
-        """``max_model_len`` of the engine."""
-        if self._context is None:
-            msg = "the context window is known only after load()"
-            raise RuntimeError(msg)
-        return self._context
 
     def cache_key(self) -> Hashable:
         """The backend id and the full load options."""
@@ -202,17 +192,6 @@ class VllmBackend(LlmBackend):
         )
         parallel_state.cleanup_dist_env_and_memory()
         log.info("llm.unloaded", backend=self.backend_id, model=self.options.model)
-
-    def count_tokens(self, text: str) -> int:
-        """Exact count with the engine's tokenizer."""
-        if self._counter is None:
-            msg = "count_tokens() called before load()"
-            raise RuntimeError(msg)
-        return self._counter.count(text)
-
-    def model_generation_config(self) -> GenerationParams:
-        """Defaults from the model folder's generation_config.json."""
-        return self._model_config
 
     def version_info(self, task: str) -> LlmVersion:
         """The loaded model, its weights' sha256 and chat template."""
