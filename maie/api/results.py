@@ -13,10 +13,9 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.openapi import ResponseSpec
-from litestar.status_codes import HTTP_304_NOT_MODIFIED
 
 from maie.api.guards import tenant_of
-from maie.api.status import etag_of, load_task
+from maie.api.status import json_with_etag, load_task
 from maie.errors import NotFoundError
 from maie.schemas import ErrorBody, ResultVersion, ResultVersionList
 
@@ -83,8 +82,4 @@ class ResultsController(Controller):
         """Return result version ``version`` with its own ``versions`` block and metrics."""
         record = await load_task(services, task_id, tenant_of(request))
         body = msgspec.json.encode(await load_result(services, record, version))
-        etag = etag_of(body)
-        headers = {"ETag": etag, "Cache-Control": "private, max-age=3600"}
-        if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
-            return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
-        return Response(content=body, media_type="application/json", headers=headers)
+        return json_with_etag(request, body, {"Cache-Control": "private, max-age=3600"})

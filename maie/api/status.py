@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from maie.api.services import Services
     from maie.schemas import ResultVersion
 
-__all__ = ["StatusController", "etag_of", "load_task", "status_body", "status_of"]
+__all__ = ["StatusController", "etag_of", "json_with_etag", "load_task", "status_body", "status_of"]
 
 
 async def load_task(services: Services, task_id: str, tenant: str) -> TaskRecord:
@@ -74,6 +74,17 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
+def json_with_etag(
+    request: Request[Any, Any, Any], body: bytes, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    """``body`` as JSON with its ETag, or an empty 304 when ``If-None-Match`` names that ETag."""
+    etag = etag_of(body)
+    headers = {"ETag": etag, **(headers or {})}
+    if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
+        return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
+    return Response(content=body, media_type="application/json", headers=headers)
+
+
 async def status_body(services: Services, record: TaskRecord) -> bytes:
     """The JSON of GET /v1/status for ``record``, with its latest result."""
     result = None
@@ -102,11 +113,7 @@ class StatusController(Controller):
     ) -> Response[Any]:
         """Return the task's status; ``If-None-Match`` with the last ``ETag`` answers 304."""
         record = await load_task(services, task_id, tenant_of(request))
-        body = await status_body(services, record)
-        etag = etag_of(body)
-        headers = {"ETag": etag, "Cache-Control": "no-cache"}
+        headers = {"Cache-Control": "no-cache"}
         if not record.status.terminal:
             headers["Retry-After"] = str(services.settings.server.status_retry_after_s)
-        if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
-            return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
-        return Response(content=body, media_type="application/json", headers=headers)
+        return json_with_etag(request, await status_body(services, record), headers)
