@@ -27,7 +27,7 @@ from maie.store.keys import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Collection
+    from collections.abc import Awaitable, Callable, Collection
 
 __all__ = ["AsyncTaskStore"]
 
@@ -69,12 +69,11 @@ class AsyncTaskStore:
             task_index.add(pipe, record, ttl_s=self.ttl_s)
             await self._call(pipe.execute())
 
-    async def add_job(self, task_id: str, job: StageRecord, *, tenant: str) -> TaskRecord:
-        """Append a re-summarization job's stage to a COMPLETE task of ``tenant``, atomically.
+    async def update(self, task_id: str, change: Callable[[TaskRecord], None]) -> TaskRecord:
+        """Apply ``change`` to the stored record atomically (optimistic WATCH/MULTI) and return it.
 
-        Raises:
-            NotFoundError: if the task does not exist or belongs to another tenant.
-            ConflictError: if the task is not COMPLETE.
+        ``change`` may run more than once if another writer got there first; an exception it raises
+        leaves the record as it was.
         """
         key = task_key(task_id)
         async with self.client.pipeline(transaction=True) as pipe:
@@ -82,14 +81,7 @@ class AsyncTaskStore:
                 try:
                     await self._call(pipe.watch(key))
                     record = decode(await self._call(pipe.get(key)), TaskRecord, "task")
-                    if record.tenant != tenant:
-                        raise NotFoundError(f"task {task_id} not found")
-                    if record.status != TaskStatus.COMPLETE:
-                        raise ConflictError(
-                            f"task {task_id} is {record.status.value}; only a COMPLETE task can be "
-                            "summarized again"
-                        )
-                    record.stages.append(job)
+                    change(record)
                     pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis.asyncio
                     pipe.set(key, encoder.encode(record), ex=self.ttl_s)
                     await self._call(pipe.execute())
@@ -97,21 +89,32 @@ class AsyncTaskStore:
                     continue
                 return record
 
+    async def add_job(self, task_id: str, job: StageRecord, *, tenant: str) -> TaskRecord:
+        """Append a re-summarization job's stage to a COMPLETE task of ``tenant``, atomically.
+
+        Raises:
+            NotFoundError: if the task does not exist or belongs to another tenant.
+            ConflictError: if the task is not COMPLETE.
+        """
+
+        def append(record: TaskRecord) -> None:
+            if record.tenant != tenant:
+                raise NotFoundError(f"task {task_id} not found")
+            if record.status != TaskStatus.COMPLETE:
+                raise ConflictError(
+                    f"task {task_id} is {record.status.value}; only a COMPLETE task can be summarized again"
+                )
+            record.stages.append(job)
+
+        return await self.update(task_id, append)
+
     async def remove_job(self, task_id: str, job_id: str) -> None:
         """Take back a job whose message could not be queued, so no stage waits for ever."""
-        key = task_key(task_id)
-        async with self.client.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await self._call(pipe.watch(key))
-                    record = decode(await self._call(pipe.get(key)), TaskRecord, "task")
-                    record.stages = [s for s in record.stages if s.job_id != job_id]
-                    pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis.asyncio
-                    pipe.set(key, encoder.encode(record), ex=self.ttl_s)
-                    await self._call(pipe.execute())
-                except redis.exceptions.WatchError:
-                    continue
-                return
+
+        def drop(record: TaskRecord) -> None:
+            record.stages = [s for s in record.stages if s.job_id != job_id]
+
+        await self.update(task_id, drop)
 
     async def discard(self, task_id: str) -> None:
         """Remove a task that could not be queued, so nothing half-made stays behind."""
