@@ -16,8 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 from jsonschema import Draft202012Validator
 
-from maie.redis_server import EmbeddedRedis
-from tests.fixtures.llm_server import MODEL
+from tests.fixtures.llm_server import llm_stack
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.services import HEADERS_A
 
@@ -29,25 +28,9 @@ TEMPLATE = "meeting_notes_v1"
 
 @pytest.fixture(scope="module")
 def summary_api(service_env, start_process, tmp_path_factory, start_llm_server) -> Iterator:
-    folder = tmp_path_factory.mktemp("batch-summaries")
-    redis = EmbeddedRedis(folder / "redis")
-    redis.start()
-    llm = start_llm_server()
-    env = {
-        **service_env,
-        "MAIE_REDIS_URL": redis.url,
-        "MAIE_DATA_DIR": str(folder / "data"),
-        "MAIE_LLM_BACKEND": "openai",
-        "MAIE_LLM_BASE_URL": llm.url,
-        "MAIE_LLM_SUMMARY_MODEL": MODEL,
-        "MAIE_LLM_TIMEOUT_S": "5",
-    }
-    api = start_process("api", env)
-    worker = start_process("worker", env)
-    yield api
-    worker.stop()
-    api.stop()
-    redis.stop()
+    stack = llm_stack(service_env, start_process, tmp_path_factory, start_llm_server())
+    yield next(stack)[0]
+    next(stack, None)
 
 
 @pytest.mark.slow

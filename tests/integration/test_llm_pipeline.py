@@ -8,52 +8,18 @@ running in this process; the worker reaches it over HTTP like any vLLM server.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING
 
 import pytest
 from jsonschema import Draft202012Validator
 
 from maie.pipeline.llm.answers import unknown_segment_ids
-from maie.redis_server import EmbeddedRedis
 from tests.fixtures.llm_answers import enhance_text
-from tests.fixtures.llm_server import MODEL, Fault
+from tests.fixtures.llm_server import MODEL, Fault, llm_stack
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.services import HEADERS_A
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 TEMPLATE = "meeting_notes_v1"
-
-
-def llm_stack(service_env, start_process, tmp_path_factory, llm, **extra) -> Iterator[tuple]:
-    """A private Redis, API and worker whose LLM is ``llm``; stopped at the end."""
-    folder = tmp_path_factory.mktemp("llm-stack")
-    redis = EmbeddedRedis(folder / "redis")
-    redis.start()
-    env = {
-        **service_env,
-        "MAIE_REDIS_URL": redis.url,
-        "MAIE_DATA_DIR": str(folder / "data"),
-        "MAIE_LLM_BACKEND": "openai",
-        "MAIE_LLM_BASE_URL": llm.url,
-        "MAIE_LLM_SUMMARY_MODEL": MODEL,
-        "MAIE_LLM_TIMEOUT_S": "2",
-        "MAIE_LLM_RETRIES": "1",
-        "MAIE_LLM_RETRY_BACKOFF_S": "0",
-        "MAIE_LLM_SCHEMA_RETRIES": "2",
-        "MAIE_MAX_RETRIES": "1",
-        "MAIE_RETRY_MIN_BACKOFF_MS": "100",
-        "MAIE_RETRY_MAX_BACKOFF_MS": "200",
-        **extra,
-    }
-    api = start_process("api", env)
-    worker = start_process("worker", env)
-    yield api, worker, llm
-    api.stop()
-    worker.stop()
-    redis.stop()
 
 
 def template_schema(api) -> dict:

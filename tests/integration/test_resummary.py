@@ -13,9 +13,9 @@ import redis
 from jsonschema import Draft202012Validator
 
 from maie.store import result_key, results_url
-from tests.fixtures.llm_server import Fault
+from tests.fixtures.llm_server import Fault, llm_stack
 from tests.fixtures.services import HEADERS_A, HEADERS_B
-from tests.integration.test_llm_pipeline import llm_stack, run
+from tests.integration.test_llm_pipeline import run
 
 TEMPLATE = "meeting_notes_v1"
 OTHER = "interview_notes_v1"
