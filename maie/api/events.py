@@ -21,7 +21,7 @@ from litestar import Controller, Request, get
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from maie.api.guards import tenant_of
-from maie.api.status import etag_of, load_task, status_body
+from maie.api.status import load_task, status_body, status_etag
 from maie.errors import NotFoundError, StoreUnavailableError
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ async def status_events(
     while True:
         try:
             record = await load_task(services, task_id, tenant)
-            body = await status_body(services, record)
+            etag = status_etag(record)
+            body = await status_body(services, record) if etag != seen else b""
         except NotFoundError:
             yield ServerSentEventMessage(event="gone", data=f'{{"task_id":"{task_id}"}}')
             return
@@ -60,7 +61,6 @@ async def status_events(
             # Redis is briefly away: keep the stream, look again on the next tick.
             log.warning("events.store_unavailable")
         else:
-            etag = etag_of(body)
             if etag != seen:
                 seen = etag
                 last_sent = time.monotonic()

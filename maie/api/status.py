@@ -22,7 +22,16 @@ if TYPE_CHECKING:
     from maie.api.services import Services
     from maie.schemas import ResultVersion
 
-__all__ = ["StatusController", "etag_of", "json_with_etag", "load_task", "status_body", "status_of"]
+__all__ = [
+    "StatusController",
+    "etag_of",
+    "json_with_etag",
+    "load_task",
+    "not_modified",
+    "status_body",
+    "status_etag",
+    "status_of",
+]
 
 
 async def load_task(services: Services, task_id: str, tenant: str) -> TaskRecord:
@@ -74,13 +83,28 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
+def status_etag(record: TaskRecord) -> str:
+    """The ETag of a task's status, from its record alone.
+
+    The status body is a function of the record and of the result version it names, and result
+    versions never change, so the record decides the ETag: an unchanged task answers 304 (or sends
+    no server-sent event) without reading its result, however long the transcript.
+    """
+    return etag_of(msgspec.json.encode(record))
+
+
+def not_modified(request: Request[Any, Any, Any], etag: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag``."""
+    return etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}
+
+
 def json_with_etag(
     request: Request[Any, Any, Any], body: bytes, headers: dict[str, str] | None = None
 ) -> Response[Any]:
     """``body`` as JSON with its ETag, or an empty 304 when ``If-None-Match`` names that ETag."""
     etag = etag_of(body)
     headers = {"ETag": etag, **(headers or {})}
-    if etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}:
+    if not_modified(request, etag):
         return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
     return Response(content=body, media_type="application/json", headers=headers)
 
@@ -113,7 +137,11 @@ class StatusController(Controller):
     ) -> Response[Any]:
         """Return the task's status; ``If-None-Match`` with the last ``ETag`` answers 304."""
         record = await load_task(services, task_id, tenant_of(request))
-        headers = {"Cache-Control": "no-cache"}
+        etag = status_etag(record)
+        headers = {"ETag": etag, "Cache-Control": "no-cache"}
         if not record.status.terminal:
             headers["Retry-After"] = str(services.settings.server.status_retry_after_s)
-        return json_with_etag(request, await status_body(services, record), headers)
+        if not_modified(request, etag):
+            return Response(content=b"", status_code=HTTP_304_NOT_MODIFIED, headers=headers)
+        body = await status_body(services, record)
+        return Response(content=body, media_type="application/json", headers=headers)
