@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from maie.config import Settings  # noqa: E402
 from maie.pipeline.asr.whisper_options import WhisperOptions  # noqa: E402
-from maie.redis_server import EmbeddedRedis  # noqa: E402
+from maie.up.redis import EmbeddedRedis  # noqa: E402
 from tests.fixtures.services import Api, Process  # noqa: E402
 
 KEY = "bench-key"

@@ -24,7 +24,7 @@ from maie.config import Settings
 from maie.pipeline.asr import AsrInput
 from maie.pipeline.asr.registry import REGISTRY
 from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, Preprocessor
-from maie.redis_server import EmbeddedRedis
+from maie.up.redis import EmbeddedRedis
 from tests.fixtures.services import Api, Process
 
 if TYPE_CHECKING:

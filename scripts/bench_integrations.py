@@ -32,9 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from maie.redis_server import EmbeddedRedis  # noqa: E402
 from maie.schemas import Feature, StageName, StageRecord, TaskRecord, TaskRequest, TaskStatus  # noqa: E402
 from maie.store import AsyncTaskStore, results_url  # noqa: E402
+from maie.up.redis import EmbeddedRedis  # noqa: E402
 from tests.fixtures.paths import AUDIO_DIR, TOKENIZER_DIR  # noqa: E402
 from tests.fixtures.receiver import Receiver, serve  # noqa: E402
 from tests.fixtures.services import Api, Process  # noqa: E402

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from maie.schemas import BatchRecord, ResultVersion, TaskRecord
     from maie.store import AsyncTaskStore
 
-__all__ = ["BASE_COLUMNS", "ExportFormat", "export_rows", "render_rows", "row_of"]
+__all__ = ["BASE_COLUMNS", "BatchExportFormat", "export_rows", "render_rows", "row_of"]
 
 #: Columns every row has, in order.
 BASE_COLUMNS = (
@@ -41,7 +41,7 @@ BASE_COLUMNS = (
 CHUNK = 50
 
 
-class ExportFormat(enum.StrEnum):
+class BatchExportFormat(enum.StrEnum):
     """Formats of a batch export."""
 
     JSONL = "jsonl"
@@ -101,10 +101,10 @@ def _cell(value: object) -> str:
 
 
 def render_rows(
-    rows: Sequence[dict[str, Any]], fmt: ExportFormat, summary_fields: Sequence[str], *, header: bool
+    rows: Sequence[dict[str, Any]], fmt: BatchExportFormat, summary_fields: Sequence[str], *, header: bool
 ) -> bytes:
     """Some rows as JSON Lines, or as CSV lines (after the header line when ``header``)."""
-    if fmt == ExportFormat.JSONL:
+    if fmt == BatchExportFormat.JSONL:
         return b"".join(msgspec.json.encode(row) + b"\n" for row in rows)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")

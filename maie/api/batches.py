@@ -18,7 +18,7 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import Stream
 
-from maie.api.batch_export import ExportFormat, export_rows, render_rows
+from maie.api.batch_export import BatchExportFormat, export_rows, render_rows
 from maie.api.batch_intake import accept_batch
 from maie.api.guards import admission_guard, tenant_of
 from maie.api.idempotency import IdempotencyClaim
@@ -154,8 +154,8 @@ class BatchesController(Controller):
         batch_id: FromPath[str],
         services: NamedDependency[Services],
         format: Annotated[  # noqa: A002 - the query parameter is called format
-            ExportFormat, Parameter(description="jsonl (one JSON object per line) or csv")
-        ] = ExportFormat.JSONL,
+            BatchExportFormat, Parameter(description="jsonl (one JSON object per line) or csv")
+        ] = BatchExportFormat.JSONL,
     ) -> Stream:
         """Stream the rows of every task of the batch, in upload order."""
         batch = await load_batch(services, batch_id, tenant_of(request))
@@ -173,7 +173,9 @@ class BatchesController(Controller):
                 yield render_rows([row], format, fields, header=header)
                 header = False
 
-        media_type = "application/x-ndjson" if format == ExportFormat.JSONL else "text/csv; charset=utf-8"
+        media_type = (
+            "application/x-ndjson" if format == BatchExportFormat.JSONL else "text/csv; charset=utf-8"
+        )
         return Stream(
             rows(),
             media_type=media_type,

@@ -9,7 +9,7 @@ is encoded as JSON with the contract Structs of :mod:`maie.schemas`:
 - ``maie:active`` — sorted set of unfinished task ids by submit time (the queue depth);
 - ``maie:workers`` — sorted set of worker ids by last heartbeat;
 - ``maie:tenant:<tenant>:tasks`` — the tenant's tasks, newest last, for cursor paging
-  (:mod:`maie.task_index`);
+  (:mod:`maie.store.task_index`);
 - ``maie:batch:<id>`` — a :class:`~maie.schemas.BatchRecord`;
 - ``maie:idempotency:<tenant>:<sha256 of key>`` — the task or batch an ``Idempotency-Key`` created.
 
@@ -18,6 +18,7 @@ optimistic transactions for read-modify-write); the API uses :class:`AsyncTaskSt
 """
 
 from maie.store.aio import AsyncTaskStore
+from maie.store.blocking import TaskStore
 from maie.store.keys import (
     ACTIVE_KEY,
     PREFIX,
@@ -30,7 +31,6 @@ from maie.store.keys import (
     results_url,
     task_key,
 )
-from maie.store.tasks import TaskStore
 
 __all__ = [
     "ACTIVE_KEY",

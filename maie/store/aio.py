@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, TypeVar
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from maie import task_index
 from maie.errors import ConflictError, NotFoundError
 from maie.schemas import BatchRecord, ResultVersion, ResultVersionInfo, StageRecord, TaskRecord, TaskStatus
+from maie.store import task_index
 from maie.store.keys import (
     ACTIVE_KEY,
     REDIS_DOWN,
@@ -161,7 +161,7 @@ class AsyncTaskStore:
     async def task_page(
         self, tenant: str, *, statuses: Collection[str], limit: int, cursor: str | None
     ) -> tuple[list[TaskRecord], str | None]:
-        """One page of the tenant's tasks, newest first; see :func:`maie.task_index.page`."""
+        """One page of the tenant's tasks, newest first; see :func:`maie.store.task_index.page`."""
         try:
             return await task_index.page(
                 self.client,

@@ -25,7 +25,7 @@ from maie.pipeline.llm import (
     SummarizeInput,
     SummarizeOptions,
     Summarizer,
-    create_backend,
+    create_llm_backend,
 )
 from maie.pipeline.llm.enhance import skipped
 from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, convert
@@ -177,7 +177,7 @@ class WorkerRuntime:
         with ``pause``, lets it give the GPU back until the next request (vLLM sleep).
         """
         resident = self.models.mode == "resident"
-        backend = create_backend(self.settings, task, resident=resident)
+        backend = create_llm_backend(self.settings, task, resident=resident)
         with self.models.use(backend) as llm:
             try:
                 return work(llm)

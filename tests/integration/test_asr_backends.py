@@ -107,7 +107,7 @@ def broken_whisper_env(service_env, tiny_whisper_dir, tmp_path):
     The folder passes the availability check (model.bin is there), so submissions are accepted
     and the failure happens where it does in production: when the worker loads the model.
     """
-    from maie.redis_server import EmbeddedRedis
+    from maie.up.redis import EmbeddedRedis
 
     broken = tmp_path / "broken-whisper"
     shutil.copytree(tiny_whisper_dir, broken)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from maie.redis_server import EmbeddedRedis
+from maie.up.redis import EmbeddedRedis
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.services import HEADERS_A, Process
 

@@ -186,7 +186,7 @@ class TestBackPressure:
     @pytest.fixture
     def isolated(self, service_env, tmp_path):
         """A private Redis and data folder, with no worker: submissions stay queued."""
-        from maie.redis_server import EmbeddedRedis
+        from maie.up.redis import EmbeddedRedis
 
         server = EmbeddedRedis(tmp_path / "redis")
         server.start()

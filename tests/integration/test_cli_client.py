@@ -173,7 +173,7 @@ class _Counting(httpx.HTTPTransport):
 def test_backs_off_on_429_until_the_queue_drains(service_env, start_process, tmp_path):
     """With the queue full the client waits Retry-After and tries again; once a worker drains
     the queue the same submission is accepted."""
-    from maie.redis_server import EmbeddedRedis
+    from maie.up.redis import EmbeddedRedis
 
     server = EmbeddedRedis(tmp_path / "redis")
     server.start()

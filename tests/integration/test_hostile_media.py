@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 import redis
 
-from maie.redis_server import EmbeddedRedis
 from maie.store import results_url
+from maie.up.redis import EmbeddedRedis
 from tests.fixtures import bad_media
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.services import HEADERS_A

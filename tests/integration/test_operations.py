@@ -12,8 +12,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from maie.redis_server import EmbeddedRedis
 from maie.store import results_url, task_key
+from maie.up.redis import EmbeddedRedis
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.services import HEADERS_A, HEADERS_B, free_port
 

@@ -15,7 +15,7 @@ from tests.fixtures.services import HEADERS_A
 @pytest.fixture
 def isolated_env(service_env, tmp_path):
     """A private Redis and data folder, so only this test's workers see its messages."""
-    from maie.redis_server import EmbeddedRedis
+    from maie.up.redis import EmbeddedRedis
 
     server = EmbeddedRedis(tmp_path / "redis")
     server.start()

@@ -22,7 +22,7 @@ SECRET = "test-webhook-secret"  # noqa: S105 - a test key, not a credential
 def hook_env(service_env, tmp_path_factory) -> Iterator[dict[str, str]]:
     """A private Redis and data folder (only this module's worker sees its messages), signed
     webhooks allowed to reach 127.0.0.1, fast back-off, and a 5 s duration limit."""
-    from maie.redis_server import EmbeddedRedis
+    from maie.up.redis import EmbeddedRedis
 
     folder = tmp_path_factory.mktemp("webhooks")
     server = EmbeddedRedis(folder / "redis")

@@ -10,7 +10,7 @@ import pytest
 from maie.errors import InvalidRequestError
 from maie.schemas import TaskStatus
 from maie.store import AsyncTaskStore, TaskStore, results_url, task_key
-from maie.task_index import decode_cursor, encode_cursor, index_key
+from maie.store.task_index import decode_cursor, encode_cursor, index_key
 from tests.fixtures.records import make_record
 
 

@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
     from maie.config import Settings
 
-__all__ = ["SPEC", "ChunkformerBackend", "check_availability", "create_backend", "parse_clock"]
+__all__ = ["SPEC", "ChunkformerBackend", "check_availability", "create_chunkformer_backend", "parse_clock"]
 
 log = structlog.get_logger(__name__)
 
@@ -274,7 +274,7 @@ def _model_files(model_dir: Path) -> list[Path]:
     return [weights, *extra]
 
 
-def create_backend(settings: Settings) -> ChunkformerBackend:
+def create_chunkformer_backend(settings: Settings) -> ChunkformerBackend:
     """Build an unloaded ChunkFormer backend (no model I/O; ``auto`` asks torch once per process)."""
     return ChunkformerBackend(ChunkformerOptions.from_settings(settings))
 
@@ -311,6 +311,6 @@ SPEC = BackendSpec(
     capabilities=("long_form", "batch_decode"),
     languages=None,
     hardware=("cuda", "cpu"),
-    factory=create_backend,
+    factory=create_chunkformer_backend,
     probe=check_availability,
 )

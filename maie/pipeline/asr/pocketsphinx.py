@@ -31,7 +31,13 @@ if TYPE_CHECKING:
 
     from maie.config import Settings
 
-__all__ = ["SPEC", "PocketsphinxBackend", "PocketsphinxOptions", "check_availability", "create_backend"]
+__all__ = [
+    "SPEC",
+    "PocketsphinxBackend",
+    "PocketsphinxOptions",
+    "check_availability",
+    "create_pocketsphinx_backend",
+]
 
 #: Sample rate the shipped acoustic model was trained on, and the rate MAIE's WAVs have.
 SAMPLE_RATE = 16000
@@ -256,7 +262,7 @@ def _spelling(word: str) -> str:
     return base if sep and rest.endswith(")") else word
 
 
-def create_backend(settings: Settings) -> PocketsphinxBackend:
+def create_pocketsphinx_backend(settings: Settings) -> PocketsphinxBackend:
     """Build an unloaded PocketSphinx backend from settings (no model I/O).
 
     Raises:
@@ -290,6 +296,6 @@ SPEC = BackendSpec(
     capabilities=("word_timestamps", "long_form", "vad"),
     languages=("en",),
     hardware=("cpu",),
-    factory=create_backend,
+    factory=create_pocketsphinx_backend,
     probe=check_availability,
 )

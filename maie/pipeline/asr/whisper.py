@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from maie.config import Settings
 
-__all__ = ["SPEC", "WhisperBackend", "check_availability", "create_backend"]
+__all__ = ["SPEC", "WhisperBackend", "check_availability", "create_whisper_backend"]
 
 #: Sample rate faster-whisper works at (MAIE's preprocessed WAVs already have it).
 SAMPLE_RATE = 16000
@@ -273,7 +273,7 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
         )
 
 
-def create_backend(settings: Settings) -> WhisperBackend:
+def create_whisper_backend(settings: Settings) -> WhisperBackend:
     """Build an unloaded Whisper backend from settings (no I/O besides the CUDA probe)."""
     return WhisperBackend(WhisperOptions.from_settings(settings.whisper, settings.storage.data_dir))
 
@@ -307,7 +307,7 @@ SPEC = BackendSpec(
     ),
     languages=WHISPER_LANGUAGES,
     hardware=("cuda", "cpu"),
-    factory=create_backend,
+    factory=create_whisper_backend,
     probe=check_availability,
     # Punctuation is a property of the fine-tune, not of faster-whisper: these write it themselves.
     punctuated_variants=("*erax-wow-turbo*",),

@@ -2,9 +2,9 @@
 
 Typical use from a worker::
 
-    from maie.pipeline.llm import Enhancer, EnhanceInput, EnhanceOptions, create_backend
+    from maie.pipeline.llm import Enhancer, EnhanceInput, EnhanceOptions, create_llm_backend
 
-    backend = create_backend(settings, "enhancement")
+    backend = create_llm_backend(settings, "enhancement")
     with Enhancer(EnhanceOptions.from_settings(settings.llm), backend) as stage:
         artifact = stage.process(EnhanceInput(segments=asr.segments, language=asr.language))
 
@@ -13,7 +13,7 @@ Backends import their heavy libraries (vLLM) in ``load()``, so importing this pa
 
 from __future__ import annotations
 
-from maie.pipeline.llm.backends import BACKENDS, create_backend
+from maie.pipeline.llm.backends import BACKENDS, create_llm_backend
 from maie.pipeline.llm.base import ChatMessage, LlmBackend, LlmReply, LlmRequest
 from maie.pipeline.llm.enhance import EnhanceInput, EnhanceOptions, Enhancer
 from maie.pipeline.llm.generation import GenerationParams, ResolvedGeneration, resolve_generation
@@ -39,6 +39,6 @@ __all__ = [
     "Summarizer",
     "VllmBackend",
     "VllmOptions",
-    "create_backend",
+    "create_llm_backend",
     "resolve_generation",
 ]

@@ -1,7 +1,7 @@
 """The LLM backends MAIE knows, built from settings.
 
 Adding a backend is one module defining an :class:`~maie.pipeline.llm.base.LlmBackend` (and its
-options) plus one branch in :func:`create_backend`; docs/llm.md walks through it.
+options) plus one branch in :func:`create_llm_backend`; docs/llm.md walks through it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from maie.config import Settings
     from maie.pipeline.llm.base import LlmBackend
 
-__all__ = ["BACKENDS", "Task", "create_backend"]
+__all__ = ["BACKENDS", "Task", "create_llm_backend"]
 
 #: Backend ids accepted in MAIE_LLM_BACKEND besides ``none``.
 BACKENDS = ("vllm", "openai")
@@ -24,7 +24,7 @@ BACKENDS = ("vllm", "openai")
 Task = Literal["enhancement", "summary"]
 
 
-def create_backend(settings: Settings, task: Task, *, resident: bool = False) -> LlmBackend:
+def create_llm_backend(settings: Settings, task: Task, *, resident: bool = False) -> LlmBackend:
     """An unloaded backend for ``task`` (no I/O: call ``load()`` or hand it to the model cache).
 
     Args:

@@ -13,18 +13,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
+import msgspec
 import structlog
 
 from maie import __version__
-from maie.pipeline.asr.base import AsrInput
-from maie.pipeline.asr.registry import create, ensure_available
-from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, Preprocessor
+from maie.cli.output import FORMATS, emit, fail
+from maie.cli.settings import load_settings
+from maie.errors import MaieError
 from maie.schemas import Metrics, Results, ResultVersion, Versions
 
 if TYPE_CHECKING:
     from maie.config import Settings
 
-__all__ = ["transcribe_file"]
+__all__ = ["transcribe", "transcribe_file"]
 
 log = structlog.get_logger(__name__)
 
@@ -39,6 +41,11 @@ def transcribe_file(
         AudioTooShortError, AudioTooLongError: outside MAIE_MIN_DURATION_S / MAIE_MAX_DURATION_S.
         BackendUnavailableError: if the ASR backend cannot run here (the reason says why).
     """
+    # The pipeline (PyAV, the ASR libraries) is imported here only: it keeps `maie --help` fast.
+    from maie.pipeline.asr.base import AsrInput  # noqa: PLC0415
+    from maie.pipeline.asr.registry import create, ensure_available  # noqa: PLC0415
+    from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, Preprocessor  # noqa: PLC0415
+
     started = time.perf_counter()
     ensure_available(settings.asr.backend, settings)
     with tempfile.TemporaryDirectory(prefix="maie-transcribe-") as work:
@@ -69,3 +76,39 @@ def transcribe_file(
             asr_confidence_avg=asr.confidence_avg,
         ),
     )
+
+
+@click.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="txt",
+    show_default=True,
+    help="json is the whole result.",
+)
+@click.option("--language", help="ISO 639-1 code of the spoken language (default: detect).")
+@click.option("--word-timestamps/--no-word-timestamps", default=None, help="Word-level timestamps.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+def transcribe(
+    file: Path, fmt: str, language: str | None, word_timestamps: bool | None, output: Path | None
+) -> None:
+    """Transcribe FILE in this process (no server): the configured ASR backend, MAIE_* settings."""
+    from maie.transcripts import ExportFormat, render  # noqa: PLC0415 - keeps `maie --help` fast
+
+    settings = load_settings("transcribe")
+    try:
+        done = transcribe_file(file, settings, language=language, word_timestamps=word_timestamps)
+    except MaieError as exc:
+        raise fail(exc) from exc
+    if fmt == "json":
+        text = msgspec.json.format(msgspec.json.encode(done), indent=2).decode()
+    else:
+        text = render(done, ExportFormat(fmt), task_id=file.name).decode()
+    emit(text, output)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from maie.redis_server import EmbeddedRedis, die_with_parent
+from maie.up.redis import EmbeddedRedis, die_with_parent
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

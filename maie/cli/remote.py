@@ -1,0 +1,209 @@
+"""``maie submit``, ``maie status`` and ``maie result``: the commands that talk to a running server."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+import msgspec
+
+from maie.cli.output import FORMATS, emit, fail
+from maie.cli.settings import dev_key, load_settings
+from maie.errors import MaieError
+
+if TYPE_CHECKING:
+    from maie.client import MaieClient
+    from maie.client.bulk import Report
+    from maie.config import Settings
+
+__all__ = ["result", "status", "submit"]
+
+
+def _server(settings: Settings, url: str | None, api_key: str | None) -> tuple[str, str]:
+    """Where the server is and which key to send: options, then MAIE_URL/MAIE_API_KEY, then local."""
+    host = settings.server.host if settings.server.host not in {"0.0.0.0", "::"} else "127.0.0.1"  # noqa: S104
+    base = url or settings.client.url or f"http://{host}:{settings.server.port}"
+    key = api_key or settings.client.api_key or next(iter(settings.auth.tenants_by_key()), None)
+    key = key or dev_key(settings.storage.data_dir, create=False)
+    if not key:
+        msg = "no API key: pass --api-key, set MAIE_API_KEY, or run where `maie up` wrote data/dev-api-key"
+        raise click.ClickException(msg)
+    return base, key
+
+
+def _client_settings() -> Settings:
+    settings = load_settings("client")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise here
+    return settings
+
+
+def _client(url: str | None, api_key: str | None) -> MaieClient:
+    from maie.client import MaieClient  # noqa: PLC0415 - keeps `maie --help` fast
+
+    base, key = _server(_client_settings(), url, api_key)
+    return MaieClient(base, key)
+
+
+def _default_ledger(out_dir: Path | None) -> Path:
+    if out_dir is not None:
+        return out_dir / ".maie-submissions.jsonl"
+    return Path(click.get_app_dir("maie")) / "submissions.jsonl"
+
+
+_url_option = click.option("--url", help="API base URL (MAIE_URL; default http://MAIE_HOST:MAIE_PORT).")
+_key_option = click.option("--api-key", help="API key (MAIE_API_KEY; default the local development key).")
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--features", help="Comma-separated features (default: the server's, clean_transcript,summary)."
+)
+@click.option("--template-id", help="Summary template (with the summary feature).")
+@click.option("--asr-backend", help="ASR backend (see GET /v1/models).")
+@click.option("--language", help="ISO 639-1 code of the spoken language (default: detect).")
+@click.option("--word-timestamps/--no-word-timestamps", default=None, help="Word-level timestamps.")
+@click.option("--callback-url", help="Webhook each task calls when it finishes.")
+@click.option(
+    "--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Uploads at once."
+)
+@click.option("--wait", is_flag=True, help="Wait until every task has finished.")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Write results here (implies --wait).",
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Ledger of submissions (default: OUT/.maie-submissions.jsonl, else the user config folder).",
+)
+@_url_option
+@_key_option
+def submit(  # noqa: PLR0917 - one parameter per option
+    paths: tuple[Path, ...],
+    features: str | None,
+    template_id: str | None,
+    asr_backend: str | None,
+    language: str | None,
+    word_timestamps: bool | None,
+    callback_url: str | None,
+    concurrency: int,
+    wait: bool,
+    out_dir: Path | None,
+    state: Path | None,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """Submit recordings, folders of recordings and archives; resumable (run it again after a stop)."""
+    from maie.client import AsyncMaieClient  # noqa: PLC0415 - keeps `maie --help` fast
+    from maie.client._http import SubmitOptions  # noqa: PLC0415
+    from maie.client.bulk import Ledger, collect  # noqa: PLC0415
+
+    base, key = _server(_client_settings(), url, api_key)
+    items = collect(list(paths))
+    if not items:
+        raise click.ClickException("no recordings or archives found in the given paths")
+    options = SubmitOptions(
+        features=tuple(f.strip() for f in features.split(",") if f.strip()) if features else None,
+        template_id=template_id,
+        asr_backend=asr_backend,
+        language=language,
+        word_timestamps=word_timestamps,
+        callback_url=callback_url,
+    )
+    ledger = Ledger(state or _default_ledger(out_dir))
+
+    async def run() -> Report:
+        from rich.progress import Progress  # noqa: PLC0415 - keeps `maie --help` fast
+
+        from maie.client.bulk import submit_all  # noqa: PLC0415
+
+        async with AsyncMaieClient(base, key) as client:
+            with Progress(transient=True, disable=not sys.stderr.isatty()) as progress:
+                bar = progress.add_task("processing" if wait or out_dir else "submitting", total=len(items))
+                return await submit_all(
+                    client,
+                    items,
+                    options,
+                    server=base,
+                    ledger=ledger,
+                    concurrency=concurrency,
+                    out_dir=out_dir,
+                    wait=wait,
+                    advance=lambda: progress.advance(bar),
+                )
+
+    try:
+        report = asyncio.run(run())
+    except MaieError as exc:
+        raise fail(exc) from exc
+    click.echo(
+        f"{report.submitted} submitted, {report.already_submitted} already submitted, "
+        f"{report.complete} complete, {report.written} written, {len(report.failed)} failed"
+    )
+    for label, reason in report.failed:
+        click.echo(f"  {label}: {reason}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("task_id")
+@click.option("--watch", is_flag=True, help="Print each change until the task finishes (server-sent events).")
+@_url_option
+@_key_option
+def status(task_id: str, watch: bool, url: str | None, api_key: str | None) -> None:
+    """Print a task's status as JSON."""
+    with _client(url, api_key) as client:
+        try:
+            if not watch:
+                click.echo(msgspec.json.format(msgspec.json.encode(client.status(task_id)), indent=2))
+                return
+            for change in client.events(task_id):
+                click.echo(msgspec.json.encode(change))
+        except MaieError as exc:
+            raise fail(exc) from exc
+
+
+@click.command()
+@click.argument("task_id")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="txt",
+    show_default=True,
+    help="json is the whole result version.",
+)
+@click.option(
+    "--version", "version", type=click.IntRange(min=1), help="Result version (default: the latest)."
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+@_url_option
+@_key_option
+def result(  # noqa: PLR0917 - one parameter per option
+    task_id: str, fmt: str, version: int | None, output: Path | None, url: str | None, api_key: str | None
+) -> None:
+    """Print a task's result: transcript as txt, srt or vtt, or the whole result version as json."""
+    with _client(url, api_key) as client:
+        try:
+            if fmt == "json":
+                text = msgspec.json.format(
+                    msgspec.json.encode(client.result(task_id, version)), indent=2
+                ).decode()
+            else:
+                text = client.transcript(task_id, fmt, version=version)
+        except MaieError as exc:
+            raise fail(exc) from exc
+    emit(text, output)

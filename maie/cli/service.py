@@ -1,0 +1,63 @@
+"""``maie up``, ``maie api`` and ``maie worker``: the commands that run the service."""
+
+from __future__ import annotations
+
+import click
+
+from maie import __version__
+from maie.cli.settings import DEV_KEY_FILE, load_settings, redis_url, with_keys
+
+__all__ = ["api", "up", "worker"]
+
+
+@click.command()
+@click.option("--host", help="API bind address (MAIE_HOST).")
+@click.option("--port", type=int, help="API port (MAIE_PORT).")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
+def up(host: str | None, port: int | None, workers: int) -> None:
+    """Run everything: embedded Redis (unless MAIE_REDIS_URL is set), the API and workers."""
+    from maie.up.supervisor import Supervisor  # noqa: PLC0415 - keeps `maie --help` fast
+
+    settings = load_settings("up", host=host, port=port)
+    generated = not settings.auth.tenants_by_key()
+    settings = with_keys(settings, create=True)
+    server = settings.server
+    click.echo(f"MAIE {__version__}: API on http://{server.host}:{server.port} (OpenAPI docs at /schema)")
+    if generated:
+        where = settings.storage.data_dir / DEV_KEY_FILE
+        click.echo(
+            f"Development API key: {settings.auth.api_keys} (in {where}; set MAIE_API_KEYS in production)"
+        )
+    Supervisor(settings, api_keys=settings.auth.api_keys, workers=workers).run()
+
+
+@click.command()
+@click.option("--host", help="Bind address (MAIE_HOST).")
+@click.option("--port", type=int, help="Port (MAIE_PORT).")
+def api(host: str | None, port: int | None) -> None:
+    """Run the HTTP API."""
+    import uvicorn  # noqa: PLC0415 - keeps `maie --help` fast
+
+    from maie.api import create_app  # noqa: PLC0415
+
+    settings = with_keys(load_settings("api", host=host, port=port), create=False)
+    app = create_app(settings, redis_url=redis_url(settings))
+    uvicorn.run(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@click.command()
+@click.option(
+    "--queues", default="maie.cpu,maie.gpu", show_default=True, help="Comma-separated queues to consume."
+)
+def worker(queues: str) -> None:
+    """Run a worker process."""
+    from maie.worker.main import run_worker  # noqa: PLC0415 - keeps `maie --help` fast
+
+    settings = load_settings("worker")
+    run_worker(settings, redis_url(settings), queues=[q.strip() for q in queues.split(",") if q.strip()])
