@@ -4,13 +4,18 @@ Every error MAIE raises on purpose is a :class:`MaieError`. It carries the HTTP 
 answers with, a stable machine-readable ``code`` (stored on failed tasks as ``error_code``), and
 whether the worker should retry the message (``retryable``). The API maps the tree to JSON errors
 in one handler; the worker maps it to "retry" or "fail the task now".
+
+What is permanent is defined once, by :data:`PERMANENT_ERRORS`: Dramatiq's ``throws=`` takes the
+tuple itself, and :func:`is_permanent` and ``retryable`` are derived from it, so the broker and
+the stage bookkeeping cannot disagree about a new error class.
 """
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 __all__ = [
+    "PERMANENT_ERRORS",
     "ArchiveLimitError",
     "AudioTooLongError",
     "AudioTooShortError",
@@ -35,6 +40,7 @@ __all__ = [
     "UnauthorizedError",
     "UnprocessableError",
     "UnsupportedMediaError",
+    "is_permanent",
 ]
 
 
@@ -43,12 +49,16 @@ class MaieError(Exception):
 
     status_code: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
-    retryable: ClassVar[bool] = False
 
     def __init__(self, detail: str, *, extra: dict[str, Any] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.extra = extra or {}
+
+    @property
+    def retryable(self) -> bool:
+        """Whether the worker retries a message that raised this (see :func:`is_permanent`)."""
+        return not is_permanent(self)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickle with every attribute, so an error raised in a child process arrives whole."""
@@ -66,7 +76,6 @@ class TransientError(MaieError):
 
     status_code = 503
     code = "transient_error"
-    retryable = True
 
 
 class ConfigError(PermanentError):
@@ -218,3 +227,13 @@ class LlmOutputError(PermanentError):
     """Raised when an LLM answer stays unusable (invalid JSON, off-schema, truncated) after retries."""
 
     code = "llm_output_invalid"
+
+
+#: What fails a task at once instead of being retried: MAIE's permanent errors, and running out of
+#: memory (a retry on the same worker would run out again). The actors' ``throws=``.
+PERMANENT_ERRORS: Final[tuple[type[BaseException], ...]] = (PermanentError, MemoryError)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether retrying ``exc`` cannot help: it is one of :data:`PERMANENT_ERRORS`."""
+    return isinstance(exc, PERMANENT_ERRORS)

@@ -8,7 +8,7 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 
 from maie.broker import QUEUE_CPU, QUEUE_GPU
-from maie.errors import PermanentError
+from maie.errors import PERMANENT_ERRORS
 from maie.schemas import StageName
 
 if TYPE_CHECKING:
@@ -32,8 +32,6 @@ STAGE_OF_ACTOR: dict[str, StageName | None] = {
 }
 #: Seconds finalize may take: it only reads and writes small records.
 FINALIZE_TIME_LIMIT_S = 60
-#: Errors that fail the task at once instead of being retried.
-PERMANENT = (PermanentError, MemoryError)
 #: Seconds a webhook delivery may take beyond its HTTP timeout (waiting for the task, recording).
 WEBHOOK_SLACK_S = 30
 
@@ -101,7 +99,7 @@ def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
             broker=broker,
             max_retries=limits.max_retries,
             time_limit=time_limit_s * 1000,
-            throws=PERMANENT,
+            throws=PERMANENT_ERRORS,
         )
         return decorate(fn)
 
@@ -148,7 +146,7 @@ def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
             broker=broker,
             max_retries=limits.max_retries,
             time_limit=limits.model_stage_time_limit_s * 1000,
-            throws=PERMANENT,
+            throws=PERMANENT_ERRORS,
         )(resummarize),
         deliver_webhook=dramatiq.actor(
             actor_name="deliver_webhook",
@@ -158,7 +156,7 @@ def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
             min_backoff=webhook.min_backoff_ms,
             max_backoff=webhook.max_backoff_ms,
             time_limit=int((webhook.timeout_s + WEBHOOK_SLACK_S) * 1000),
-            throws=PERMANENT,
+            throws=PERMANENT_ERRORS,
         )(deliver_webhook),
     )
     tracker.before_finish(

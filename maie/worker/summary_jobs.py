@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import msgspec
 import structlog
 
-from maie.errors import NotFoundError, PermanentError, StoreUnavailableError
+from maie.errors import NotFoundError, PermanentError, StoreUnavailableError, is_permanent
 from maie.metrics import STAGE_SECONDS
 from maie.pipeline.llm import SummarizeInput
 from maie.schemas import (
@@ -33,7 +33,7 @@ from maie.schemas import (
     SummaryArtifact,
     TaskRecord,
 )
-from maie.worker.tracker import describe_error, is_permanent
+from maie.worker.tracker import describe_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

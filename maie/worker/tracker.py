@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from maie.errors import MaieError, NotFoundError, StoreUnavailableError
+from maie.errors import MaieError, NotFoundError, StoreUnavailableError, is_permanent
 from maie.metrics import RTF, STAGE_SECONDS, TaskOutcome
 from maie.schemas import StageName, StageState, TaskRecord, TaskStatus
 
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from maie.metrics import MetricsRecorder
     from maie.store import TaskStore
 
-__all__ = ["STATUS_OF_STAGE", "StageTracker", "describe_error", "is_permanent"]
+__all__ = ["STATUS_OF_STAGE", "StageTracker", "describe_error"]
 
 log = structlog.get_logger(__name__)
 
@@ -36,13 +36,6 @@ STATUS_OF_STAGE = {
     StageName.ENHANCE: TaskStatus.PROCESSING_LLM,
     StageName.SUMMARIZE: TaskStatus.PROCESSING_LLM,
 }
-
-
-def is_permanent(exc: BaseException) -> bool:
-    """Whether retrying ``exc`` cannot help: MAIE's permanent errors, and running out of memory."""
-    if isinstance(exc, MaieError):
-        return not exc.retryable
-    return isinstance(exc, MemoryError)
 
 
 def describe_error(exc: BaseException) -> tuple[str, str]:

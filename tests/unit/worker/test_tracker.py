@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from maie.errors import AudioTooLongError, TransientError
+from maie.errors import AudioTooLongError, TransientError, is_permanent
 from maie.schemas import StageName, StageState, TaskStatus
 from maie.store import TaskStore, results_url, task_key
-from maie.worker.tracker import StageTracker, is_permanent
+from maie.worker.tracker import StageTracker
 from tests.fixtures.records import make_record
 
 
