@@ -24,11 +24,12 @@ from dramatiq.middleware import (
     TimeLimit,
 )
 
+from maie.store.keys import BROKER_NAMESPACE
+
 if TYPE_CHECKING:
     from maie.config import Settings
 
 __all__ = [
-    "NAMESPACE",
     "QUEUE_CPU",
     "QUEUE_GPU",
     "REQUEST_ID_OPTION",
@@ -43,8 +44,6 @@ log = structlog.get_logger(__name__)
 QUEUE_CPU = "maie.cpu"
 #: Queue of model stages (ASR, LLM); GPU workers consume it.
 QUEUE_GPU = "maie.gpu"
-#: Prefix of the broker's Redis keys, apart from other Dramatiq users of the same server.
-NAMESPACE = "maie-dramatiq"
 #: Message option carrying the id of the HTTP request that created the task, for the worker's logs.
 REQUEST_ID_OPTION = "request_id"
 
@@ -137,7 +136,7 @@ def build_broker(settings: Settings, redis_url: str) -> RedisBroker:
     ]
     return RecoveringRedisBroker(
         url=redis_url,
-        namespace=NAMESPACE,
+        namespace=BROKER_NAMESPACE,
         middleware=middleware,
         heartbeat_timeout=worker.worker_heartbeat_timeout_s * 1000,
         maintenance_chance=worker.worker_requeue_check_per_million,

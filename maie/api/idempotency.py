@@ -20,6 +20,7 @@ import msgspec
 import structlog
 
 from maie.errors import ConflictError, InvalidRequestError, StoreUnavailableError, UnprocessableError
+from maie.store.keys import idempotency_key
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -49,10 +50,6 @@ class _Entry(msgspec.Struct, frozen=True, kw_only=True):
     done: bool = False
 
 
-def _redis_key(tenant: str, key: str) -> str:
-    return f"maie:idempotency:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
-
-
 def _fingerprint(request: msgspec.Struct) -> str:
     return hashlib.sha256(msgspec.json.encode(request)).hexdigest()
 
@@ -66,7 +63,7 @@ class IdempotencyClaim:
         self.store = store
         self.key = key
         self.kind = kind
-        self._redis_key = _redis_key(tenant, key) if key else ""
+        self._redis_key = idempotency_key(tenant, key) if key else ""
         self._fingerprint = _fingerprint(request)
         self._pending: bytes | None = None
 

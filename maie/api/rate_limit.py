@@ -30,6 +30,7 @@ from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from maie.api.guards import API_KEY_HEADER
 from maie.config import RATE_LIMIT_OFF
 from maie.errors import RateLimitedError
+from maie.store.keys import RATE_LIMIT_PREFIX
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -43,8 +44,6 @@ __all__ = ["RateLimiter", "rate_limit_guard", "submission_rate_limit_guard"]
 
 log = structlog.get_logger(__name__)
 
-#: Prefix of the counters in Redis.
-KEY_PREFIX: Final = "maie:ratelimit"
 #: What each limit counts, and the variable that sets it.
 Scope = Literal["requests", "submissions"]
 _VARIABLES: Final[dict[str, str]] = {"requests": "MAIE_RATE_LIMIT", "submissions": "MAIE_RATE_LIMIT_SUBMIT"}
@@ -81,7 +80,7 @@ class RateLimiter:
         storage = RedisStorage(
             "async+redis://",
             implementation="redispy",
-            key_prefix=KEY_PREFIX,
+            key_prefix=RATE_LIMIT_PREFIX,
             connection_pool=client.connection_pool,  # type: ignore[arg-type]  # documented option, typed too narrowly
         )
         self.strategy = SlidingWindowCounterRateLimiter(storage)

@@ -16,9 +16,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from maie.broker import NAMESPACE, QUEUE_CPU, QUEUE_GPU
-from maie.metrics.series import FAILURES_KEY, HISTOGRAMS, TASKS_KEY, HistogramSeries, TaskOutcome
-from maie.store import ACTIVE_KEY, REDIS_DOWN, WORKERS_KEY
+from maie.broker import QUEUE_CPU, QUEUE_GPU
+from maie.metrics.series import HISTOGRAMS, HistogramSeries, TaskOutcome
+from maie.store.keys import (
+    ACTIVE_KEY,
+    METRICS_FAILURES_KEY,
+    METRICS_TASKS_KEY,
+    REDIS_DOWN,
+    WORKERS_KEY,
+    queue_key,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
@@ -68,8 +75,8 @@ async def read_cluster(
     now = time.time()
     try:
         async with results.pipeline(transaction=False) as pipe:
-            pipe.hgetall(TASKS_KEY)
-            pipe.hgetall(FAILURES_KEY)
+            pipe.hgetall(METRICS_TASKS_KEY)
+            pipe.hgetall(METRICS_FAILURES_KEY)
             for series in HISTOGRAMS:
                 pipe.hgetall(series.key)
             pipe.zcount(ACTIVE_KEY, now - ttl_s, "+inf")
@@ -77,7 +84,7 @@ async def read_cluster(
             replies = await pipe.execute()
         async with broker.pipeline(transaction=False) as pipe:
             for queue in QUEUES:
-                pipe.llen(f"{NAMESPACE}:{queue}")
+                pipe.llen(queue_key(queue))
             lengths = await pipe.execute()
     except REDIS_DOWN:
         return ClusterSnapshot(up=False)

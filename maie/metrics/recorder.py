@@ -11,7 +11,8 @@ import redis
 import redis.exceptions
 import structlog
 
-from maie.metrics.series import FAILURES_KEY, TASKS_KEY, HistogramSeries, TaskOutcome
+from maie.metrics.series import HistogramSeries, TaskOutcome
+from maie.store.keys import METRICS_FAILURES_KEY, METRICS_TASKS_KEY
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -51,9 +52,11 @@ class MetricsRecorder:
         """Count a task that reached ``outcome``; a failure is counted by stage and error code too."""
         try:
             with self.client.pipeline(transaction=True) as pipe:
-                pipe.hincrby(TASKS_KEY, outcome, 1)
+                pipe.hincrby(METRICS_TASKS_KEY, outcome, 1)
                 if outcome == TaskOutcome.FAILED:
-                    pipe.hincrby(FAILURES_KEY, f"{stage or 'none'}|{error_code or 'internal_error'}", 1)
+                    pipe.hincrby(
+                        METRICS_FAILURES_KEY, f"{stage or 'none'}|{error_code or 'internal_error'}", 1
+                    )
                 pipe.execute()
         except _DROPPED as exc:
             log.warning("metrics.dropped", series="maie_tasks_total", reason=str(exc))
@@ -68,6 +71,6 @@ class AsyncMetricsRecorder:
     async def task_accepted(self, count: int = 1) -> None:
         """Count ``count`` tasks the API accepted and queued."""
         try:
-            await self.client.hincrby(TASKS_KEY, TaskOutcome.ACCEPTED, count)
+            await self.client.hincrby(METRICS_TASKS_KEY, TaskOutcome.ACCEPTED, count)
         except _DROPPED as exc:
             log.warning("metrics.dropped", series="maie_tasks_total", reason=str(exc))

@@ -11,21 +11,16 @@ from __future__ import annotations
 
 from typing import Final, NamedTuple
 
+from maie.store.keys import histogram_key
+
 __all__ = [
-    "FAILURES_KEY",
     "HISTOGRAMS",
     "QUEUE_WAIT_SECONDS",
     "RTF",
     "STAGE_SECONDS",
-    "TASKS_KEY",
     "HistogramSeries",
     "TaskOutcome",
 ]
-
-#: Hash of task counts by outcome (``accepted``, ``complete``, ``failed``).
-TASKS_KEY: Final = "maie:metrics:tasks"
-#: Hash of failed tasks by ``<stage>|<error_code>``.
-FAILURES_KEY: Final = "maie:metrics:failures"
 
 
 class TaskOutcome:
@@ -54,7 +49,7 @@ class HistogramSeries(NamedTuple):
     @property
     def key(self) -> str:
         """The Redis hash that holds it."""
-        return f"maie:metrics:hist:{self.name}"
+        return histogram_key(self.name)
 
     def bucket_index(self, value: float) -> int:
         """Index of the first bucket whose bound is at least ``value`` (``len(buckets)`` for +Inf)."""

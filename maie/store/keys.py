@@ -1,8 +1,16 @@
-"""Keys, encoding and connection options shared by the blocking and the async store."""
+"""Every Redis key MAIE uses, and the encoding and connection options of both stores.
+
+Keys are built here and nowhere else (a test looks for key strings in other modules), so a new key
+cannot collide with an old one unnoticed and the storage table of docs/architecture.md has one
+module to follow. Everything lives under
+the ``maie:`` prefix in the results database, except the broker's queues (``maie-dramatiq:*``, in
+the broker's database, named by Dramatiq from :data:`BROKER_NAMESPACE`).
+"""
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+import hashlib
+from typing import Any, Final, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
@@ -15,28 +23,49 @@ from maie.errors import NotFoundError, StoreUnavailableError
 
 __all__ = [
     "ACTIVE_KEY",
+    "BROKER_NAMESPACE",
+    "METRICS_FAILURES_KEY",
+    "METRICS_TASKS_KEY",
     "PREFIX",
+    "RATE_LIMIT_PREFIX",
     "REDIS_DOWN",
     "RELEASE_LUA",
     "WORKERS_KEY",
     "artifact_key",
+    "asr_claim_key",
+    "asr_ready_key",
     "async_reconnect",
     "batch_key",
     "decode",
     "decode_optional",
     "encoder",
+    "histogram_key",
+    "idempotency_key",
+    "queue_key",
     "result_key",
     "results_url",
     "task_key",
+    "tenant_tasks_key",
     "unavailable",
 ]
 
 T = TypeVar("T")
 StructT = TypeVar("StructT", bound=msgspec.Struct)
 
-PREFIX = "maie"
-ACTIVE_KEY = f"{PREFIX}:active"
-WORKERS_KEY = f"{PREFIX}:workers"
+#: Prefix of every key in the results database.
+PREFIX: Final = "maie"
+#: Sorted set of unfinished task ids by submit time (the queue depth).
+ACTIVE_KEY: Final = f"{PREFIX}:active"
+#: Sorted set of worker ids by last heartbeat.
+WORKERS_KEY: Final = f"{PREFIX}:workers"
+#: Hash of task counts by outcome (``accepted``, ``complete``, ``failed``), no expiry.
+METRICS_TASKS_KEY: Final = f"{PREFIX}:metrics:tasks"
+#: Hash of failed tasks by ``<stage>|<error_code>``, no expiry.
+METRICS_FAILURES_KEY: Final = f"{PREFIX}:metrics:failures"
+#: Prefix of the rate-limit counters; the ``limits`` library appends the limit and a hash of the key.
+RATE_LIMIT_PREFIX: Final = f"{PREFIX}:ratelimit"
+#: Prefix of the broker's keys (Dramatiq's namespace), apart from other Dramatiq users of a server.
+BROKER_NAMESPACE: Final = "maie-dramatiq"
 #: Errors that mean "Redis cannot be reached right now".
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
@@ -60,9 +89,39 @@ def result_key(task_id: str, version: int) -> str:
     return f"{PREFIX}:task:{task_id}:result:{version}"
 
 
+def asr_claim_key(task_id: str) -> str:
+    """Key of a task's ASR lease: the token of the worker transcribing it."""
+    return f"{PREFIX}:task:{task_id}:asr-claim"
+
+
+def asr_ready_key(backend: str) -> str:
+    """Key of the sorted set of tasks waiting for ASR backend ``backend``."""
+    return f"{PREFIX}:asr:ready:{backend}"
+
+
 def batch_key(batch_id: str) -> str:
     """Key of a batch record."""
     return f"{PREFIX}:batch:{batch_id}"
+
+
+def tenant_tasks_key(tenant: str) -> str:
+    """Key of the tenant's task index (see :mod:`maie.store.task_index`)."""
+    return f"{PREFIX}:tenant:{tenant}:tasks"
+
+
+def idempotency_key(tenant: str, key: str) -> str:
+    """Key of the task or batch a tenant's ``Idempotency-Key`` made (the client's key is hashed)."""
+    return f"{PREFIX}:idempotency:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def histogram_key(series: str) -> str:
+    """Key of the hash holding the cluster-wide histogram ``series``."""
+    return f"{PREFIX}:metrics:hist:{series}"
+
+
+def queue_key(queue_name: str) -> str:
+    """Key of the broker's list of messages waiting in queue ``queue_name`` (in the broker's database)."""
+    return f"{BROKER_NAMESPACE}:{queue_name}"
 
 
 def results_url(url: str, db: int) -> str:

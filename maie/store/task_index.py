@@ -22,13 +22,14 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from maie.errors import InvalidRequestError
+from maie.store.keys import tenant_tasks_key
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Collection
 
     from maie.schemas import TaskRecord
 
-__all__ = ["MAX_SCAN", "add", "decode_cursor", "encode_cursor", "index_key", "member", "page"]
+__all__ = ["MAX_SCAN", "add", "decode_cursor", "encode_cursor", "member", "page"]
 
 #: Most index entries one page looks at when a status filter skips tasks; a page may then hold
 #: fewer than ``limit`` tasks and still have a ``next_cursor``.
@@ -40,11 +41,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MEMBER = re.compile(r"^\d{17}:[0-9a-f-]{36}$")
 
 
-def index_key(tenant: str) -> str:
-    """Key of the tenant's index."""
-    return f"maie:tenant:{tenant}:tasks"
-
-
 def member(record: TaskRecord) -> str:
     """The index entry of ``record``."""
     micros = (record.submitted_at - _EPOCH) // timedelta(microseconds=1)  # exact, unlike a float
@@ -53,7 +49,7 @@ def member(record: TaskRecord) -> str:
 
 def add(pipe: Any, record: TaskRecord, *, ttl_s: int) -> None:  # noqa: ANN401 - sync or async pipeline
     """Queue the commands that index ``record`` on ``pipe`` (the index lives as long as its newest task)."""
-    key = index_key(record.tenant)
+    key = tenant_tasks_key(record.tenant)
     pipe.zadd(key, {member(record): 0})
     pipe.expire(key, ttl_s)
 
@@ -105,7 +101,7 @@ async def page(
     Raises:
         InvalidRequestError: for a cursor this server did not hand out.
     """
-    key = index_key(tenant)
+    key = tenant_tasks_key(tenant)
     oldest = f"{int((time.time() - ttl_s) * 1_000_000):017d}"
     await client.zremrangebylex(key, "-", f"({oldest}")
     upper = f"({decode_cursor(cursor)}" if cursor else "+"

@@ -27,35 +27,24 @@ from typing import TYPE_CHECKING, TypeVar
 import structlog
 
 from maie.errors import StoreUnavailableError
-from maie.store import PREFIX, REDIS_DOWN
+from maie.store.keys import REDIS_DOWN, RELEASE_LUA, asr_claim_key, asr_ready_key
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     import redis
 
-__all__ = ["AsrClaims", "claim_key", "ready_key"]
+__all__ = ["AsrClaims"]
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
 
-#: Deletes or extends a lease only if its value is still the caller's token.
-_RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+#: Extends a lease only if its value is still the caller's token (RELEASE_LUA deletes it so).
 _RENEW = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then "
     "return redis.call('pexpire', KEYS[1], ARGV[2]) end return 0"
 )
-
-
-def claim_key(task_id: str) -> str:
-    """Key of a task's ASR lease."""
-    return f"{PREFIX}:task:{task_id}:asr-claim"
-
-
-def ready_key(backend: str) -> str:
-    """Key of the tasks waiting for ``backend``."""
-    return f"{PREFIX}:asr:ready:{backend}"
 
 
 class AsrClaims:
@@ -76,7 +65,7 @@ class AsrClaims:
         self.ttl_s = ttl_s
         self.poll_s = poll_s
         self.owner = owner or uuid.uuid4().hex
-        self._release = client.register_script(_RELEASE)
+        self._release = client.register_script(RELEASE_LUA)
         self._renew = client.register_script(_RENEW)
         self._held: dict[str, str] = {}  # task id → token, renewed by the keeper thread
         self._lock = threading.Lock()
@@ -91,7 +80,7 @@ class AsrClaims:
 
     def mark_ready(self, task_id: str, backend: str) -> None:
         """List ``task_id`` as waiting for ``backend`` (idempotent)."""
-        key = ready_key(backend)
+        key = asr_ready_key(backend)
         with self.client.pipeline() as pipe:
             pipe.zadd(key, {task_id: time.time()}, nx=True)
             pipe.expire(key, self.ttl_s)
@@ -99,11 +88,11 @@ class AsrClaims:
 
     def mark_done(self, task_id: str, backend: str) -> None:
         """Remove ``task_id`` from the waiting list."""
-        self._call(lambda: self.client.zrem(ready_key(backend), task_id))
+        self._call(lambda: self.client.zrem(asr_ready_key(backend), task_id))
 
     def waiting(self, backend: str, limit: int) -> list[str]:
         """Up to ``limit`` waiting task ids, oldest first (entries older than the TTL are dropped)."""
-        key = ready_key(backend)
+        key = asr_ready_key(backend)
         self._call(lambda: self.client.zremrangebyscore(key, 0, time.time() - self.ttl_s))
         ids = self._call(lambda: self.client.zrange(key, 0, limit - 1))
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
@@ -112,7 +101,7 @@ class AsrClaims:
         """Take the lease of ``task_id`` if nobody holds it; renewed until :meth:`release`."""
         token = f"{self.owner}:{uuid.uuid4().hex[:8]}"
         taken = self._call(
-            lambda: self.client.set(claim_key(task_id), token, nx=True, px=int(self.lease_s * 1000))
+            lambda: self.client.set(asr_claim_key(task_id), token, nx=True, px=int(self.lease_s * 1000))
         )
         if not taken:
             return False
@@ -123,7 +112,7 @@ class AsrClaims:
 
     def holder(self, task_id: str) -> str | None:
         """The token of whoever holds the lease of ``task_id``, or ``None``."""
-        value = self._call(lambda: self.client.get(claim_key(task_id)))
+        value = self._call(lambda: self.client.get(asr_claim_key(task_id)))
         return value.decode() if isinstance(value, bytes) else value
 
     def release(self, task_id: str) -> None:
@@ -132,7 +121,7 @@ class AsrClaims:
             token = self._held.pop(task_id, None)
         if token is not None:
             try:
-                self._call(lambda: self._release(keys=[claim_key(task_id)], args=[token]))
+                self._call(lambda: self._release(keys=[asr_claim_key(task_id)], args=[token]))
             except StoreUnavailableError:
                 log.warning("asr.claim_release_failed", claimed_task=task_id)  # it lapses on its own
 
@@ -192,7 +181,9 @@ class AsrClaims:
                     return
             for task_id, token in held.items():
                 try:
-                    renewed = self._renew(keys=[claim_key(task_id)], args=[token, int(self.lease_s * 1000)])
+                    renewed = self._renew(
+                        keys=[asr_claim_key(task_id)], args=[token, int(self.lease_s * 1000)]
+                    )
                 except REDIS_DOWN:
                     log.warning("asr.claim_renew_failed", claimed_task=task_id)
                     continue

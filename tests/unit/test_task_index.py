@@ -10,7 +10,8 @@ import pytest
 from maie.errors import InvalidRequestError
 from maie.schemas import TaskStatus
 from maie.store import AsyncTaskStore, TaskStore, results_url, task_key
-from maie.store.task_index import decode_cursor, encode_cursor, index_key
+from maie.store.keys import tenant_tasks_key
+from maie.store.task_index import decode_cursor, encode_cursor
 from tests.fixtures.records import make_record
 
 
@@ -88,7 +89,7 @@ class TestPaging:
         await store.client.delete(task_key(gone.task_id))
         records, _ = await store.task_page("acme", statuses=(), limit=10, cursor=None)
         assert [r.task_id for r in records] == [kept.task_id]
-        assert await store.client.zcard(index_key("acme")) == 1
+        assert await store.client.zcard(tenant_tasks_key("acme")) == 1
 
     async def test_entries_older_than_the_ttl_are_trimmed(self, store):
         await _add(store, at=datetime.now(UTC) - timedelta(hours=2))  # the TTL is one hour

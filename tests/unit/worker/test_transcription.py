@@ -16,7 +16,8 @@ from maie.config import Settings
 from maie.errors import ModelLoadError, PermanentError
 from maie.schemas import AsrArtifact, AsrVersion, AudioInfo, PreprocessArtifact, StageName, TaskRequest
 from maie.store import TaskStore, results_url, task_key
-from maie.worker.asr_claims import AsrClaims, claim_key, ready_key
+from maie.store.keys import asr_claim_key, asr_ready_key
+from maie.worker.asr_claims import AsrClaims
 from maie.worker.residency import ModelCache
 from maie.worker.transcription import Transcriber
 from tests.fixtures.paths import shared_audio
@@ -94,7 +95,7 @@ def make_task(store, tmp_path):
             PreprocessArtifact(source=info, wav_path=str(wav), duration_s=CLIP_SECONDS),
         )
         if ready:
-            store.client.zadd(ready_key(backend), {task_id: time.time()})
+            store.client.zadd(asr_ready_key(backend), {task_id: time.time()})
         return record
 
     return make
@@ -124,7 +125,7 @@ class TestBatching:
         assert stored(store, "t0") == artifact
         assert all(stored(store, r.task_id) is not None for r in others)
         assert not store.client.keys("maie:task:*:asr-claim"), "every lease is released"
-        assert store.client.zcard(ready_key("pocketsphinx")) == 0
+        assert store.client.zcard(asr_ready_key("pocketsphinx")) == 0
 
         with capture_logs() as later:
             again = transcriber.run(others[0])  # its own message arrives afterwards
@@ -184,7 +185,7 @@ class TestBatching:
 
         assert stored(store, "t0") is not None
         assert stored(store, "t1") is None
-        assert store.client.get(claim_key("t1")) is None
+        assert store.client.get(asr_claim_key("t1")) is None
         with pytest.raises(PermanentError, match="preprocessed audio is missing"):
             transcriber.run(broken)
 
@@ -232,7 +233,7 @@ class TestLeases:
     def test_a_dead_holders_lease_lapses_and_the_task_is_done_here(self, store, make_transcriber, make_task):
         transcriber = make_transcriber()
         record = make_task("t0")
-        store.client.set(claim_key("t0"), "dead-worker:1", px=400)  # taken, never renewed
+        store.client.set(asr_claim_key("t0"), "dead-worker:1", px=400)  # taken, never renewed
 
         with capture_logs() as logs:
             artifact = transcriber.run(record)
@@ -269,12 +270,12 @@ class TestLeases:
     def test_release_never_drops_someone_elses_lease(self, store):
         mine = AsrClaims(store.client, lease_s=0.2)
         assert mine.try_claim("t0")
-        store.client.set(claim_key("t0"), "someone-else", px=5000)  # mine lapsed and was retaken
+        store.client.set(asr_claim_key("t0"), "someone-else", px=5000)  # mine lapsed and was retaken
 
         mine.release("t0")
         mine.close()
 
-        assert store.client.get(claim_key("t0")) == b"someone-else"
+        assert store.client.get(asr_claim_key("t0")) == b"someone-else"
 
 
 class TestFallbackChain:
