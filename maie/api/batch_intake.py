@@ -26,9 +26,9 @@ import msgspec
 import redis.exceptions
 import structlog
 
+from maie.actor_table import PREPROCESS
 from maie.api.uploads import CHUNK_BYTES, check_filename, remove_task_dir, stored_name
 from maie.archives import ArchiveLimits, Unpacked, archive_kind, unpack
-from maie.broker import QUEUE_CPU, stage_message
 from maie.errors import (
     AudioTooLongError,
     AudioTooShortError,
@@ -38,7 +38,7 @@ from maie.errors import (
     UnsupportedMediaError,
 )
 from maie.pipeline.preprocess import PreprocessOptions, check_duration, probe
-from maie.schemas import AudioInfo, BatchAccepted, BatchRecord, SkippedMember, StageName, TaskRecord
+from maie.schemas import AudioInfo, BatchAccepted, BatchRecord, SkippedMember, TaskRecord
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -181,9 +181,7 @@ async def _check_room(services: Services, recordings: list[Recording], skipped: 
 
 def _enqueue_all(services: Services, task_ids: Sequence[str], request_id: str | None = None) -> None:
     for task_id in task_ids:
-        services.broker.enqueue(
-            stage_message(StageName.PREPROCESS.value, QUEUE_CPU, task_id, request_id=request_id)
-        )
+        services.broker.enqueue(PREPROCESS.message(task_id, request_id=request_id))
 
 
 async def accept_batch(

@@ -15,6 +15,7 @@ from litestar.datastructures import UploadFile  # noqa: TC002 - Litestar reads t
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
+from maie.actor_table import PREPROCESS
 from maie.api.asr_request import check_asr_options
 from maie.api.guards import admission_guard, tenant_of
 from maie.api.idempotency import IdempotencyClaim
@@ -23,7 +24,6 @@ from maie.api.rate_limit import submission_rate_limit_guard
 from maie.api.request_id import request_id_of
 from maie.api.status import load_task
 from maie.api.uploads import check_filename, receive_upload, remove_task_dir
-from maie.broker import QUEUE_CPU, stage_message
 from maie.errors import (
     BackendUnavailableError,
     InvalidRequestError,
@@ -269,9 +269,7 @@ class ProcessController(Controller):
             )
             await services.store.create(record)
             created = True
-            await services.enqueue(
-                stage_message(StageName.PREPROCESS.value, QUEUE_CPU, task_id, request_id=record.request_id)
-            )
+            await services.enqueue(PREPROCESS.message(task_id, request_id=record.request_id))
         except BaseException:
             # Nothing half-made stays behind: no folder, no record, no count in the queue depth.
             remove_task_dir(task_dir)

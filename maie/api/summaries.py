@@ -14,10 +14,10 @@ import structlog
 from litestar import Controller, Request, Response, post
 from litestar.openapi import ResponseSpec
 
+from maie.actor_table import RESUMMARIZE
 from maie.api.guards import admission_guard, tenant_of
 from maie.api.request_id import request_id_of
 from maie.api.status import load_task
-from maie.broker import QUEUE_GPU, stage_message
 from maie.errors import NotFoundError, StoreUnavailableError, UnprocessableError
 from maie.schemas import ErrorBody, StageName, StageRecord, SummaryAccepted, SummaryRequest
 
@@ -27,12 +27,9 @@ if TYPE_CHECKING:
 
     from maie.api.services import Services
 
-__all__ = ["RESUMMARIZE_ACTOR", "SummariesController"]
+__all__ = ["SummariesController"]
 
 log = structlog.get_logger(__name__)
-
-#: Name of the worker actor that runs a re-summarization job.
-RESUMMARIZE_ACTOR = "resummarize"
 
 
 class SummariesController(Controller):
@@ -74,9 +71,7 @@ class SummariesController(Controller):
         job_id = str(uuid.uuid4())
         job = StageRecord(name=StageName.SUMMARIZE, job_id=job_id, template_id=data.template_id)
         record = await services.store.add_job(task_id, job, tenant=tenant)
-        message = stage_message(
-            RESUMMARIZE_ACTOR, QUEUE_GPU, task_id, job_id, request_id=request_id_of(request)
-        )
+        message = RESUMMARIZE.message(task_id, job_id, request_id=request_id_of(request))
         try:
             await services.enqueue(message)
         except StoreUnavailableError:

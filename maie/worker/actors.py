@@ -1,14 +1,25 @@
-"""Thin actors, one per stage: mark the stage, run it through the runtime, send the next message."""
+"""Thin actors, one per entry of :mod:`maie.actor_table`: mark the stage, run it, send the next message."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 from dramatiq.middleware import CurrentMessage
 
-from maie.broker import QUEUE_CPU, QUEUE_GPU
-from maie.errors import PERMANENT_ERRORS
+from maie.actor_table import (
+    ACTOR_OF_STAGE,
+    ACTORS,
+    DELIVER_WEBHOOK,
+    ENHANCE,
+    FINALIZE,
+    PREPROCESS,
+    RESUMMARIZE,
+    SUMMARIZE,
+    TRANSCRIBE,
+    ActorKind,
+    ActorSpec,
+)
 from maie.schemas import StageName
 
 if TYPE_CHECKING:
@@ -18,148 +29,107 @@ if TYPE_CHECKING:
 
     from maie.schemas import TaskRecord
     from maie.worker.runtime import WorkerRuntime
-    from maie.worker.tracker import StageTracker
 
-__all__ = ["STAGE_OF_ACTOR", "Actors", "register_actors"]
+__all__ = ["STAGE_OF_ACTOR", "ActorBodies", "register_actors"]
 
-#: Which stage each actor runs (finalize is bookkeeping, not a stage).
-STAGE_OF_ACTOR: dict[str, StageName | None] = {
-    "preprocess": StageName.PREPROCESS,
-    "transcribe": StageName.TRANSCRIBE,
-    "enhance": StageName.ENHANCE,
-    "summarize": StageName.SUMMARIZE,
-    "finalize": None,
-}
-#: Seconds finalize may take: it only reads and writes small records.
-FINALIZE_TIME_LIMIT_S = 60
-#: Seconds a webhook delivery may take beyond its HTTP timeout (waiting for the task, recording).
-WEBHOOK_SLACK_S = 30
+#: Which stage each pipeline actor runs (finalize is bookkeeping, not a stage): its final failure
+#: fails the task at that stage.
+STAGE_OF_ACTOR: dict[str, StageName | None] = {a.name: a.stage for a in ACTORS if a.kind is ActorKind.STAGE}
 
 
-class Actors(NamedTuple):
-    """The registered actors."""
+class ActorBodies:
+    """What each actor does, bound to one worker's runtime; :func:`register_actors` declares them."""
 
-    preprocess: dramatiq.Actor[[str], None]
-    transcribe: dramatiq.Actor[[str], None]
-    finalize: dramatiq.Actor[[str], None]
-    enhance: dramatiq.Actor[[str], None]
-    summarize: dramatiq.Actor[[str], None]
-    resummarize: dramatiq.Actor[[str, str], None]
-    deliver_webhook: dramatiq.Actor[[str, int | None], None]
+    def __init__(self, runtime: WorkerRuntime) -> None:
+        self.runtime = runtime
+        #: The declared actors by name, filled in by :func:`register_actors`.
+        self.declared: dict[str, dramatiq.Actor[..., None]] = {}
 
-    def after(self, record: TaskRecord, stage: StageName) -> dramatiq.Actor[[str], None]:
-        """The actor of the stage planned after ``stage`` for this task, or finalize."""
-        names = [s.name for s in record.stages]
-        later = names[names.index(stage) + 1 :] if stage in names else []
-        return getattr(self, later[0].value) if later else self.finalize
+    def of(self, spec: ActorSpec) -> Callable[..., None]:
+        """The body of the actor ``spec``.
 
+        Raises:
+            KeyError: if the table has an actor this worker has no body for.
+        """
+        bodies: dict[str, Callable[..., None]] = {
+            PREPROCESS.name: self.preprocess,
+            TRANSCRIBE.name: self.transcribe,
+            ENHANCE.name: self.enhance,
+            SUMMARIZE.name: self.summarize,
+            FINALIZE.name: self.finalize,
+            RESUMMARIZE.name: self.resummarize,
+            DELIVER_WEBHOOK.name: self.deliver_webhook,
+        }
+        return bodies[spec.name]
 
-def _model_stage(
-    tracker: StageTracker,
-    stage: StageName,
-    run: Callable[[TaskRecord], object],
-    registered: Callable[[], Actors],
-) -> Callable[[str], None]:
-    """The body of a stage actor: run ``stage`` once, then send the task to its next planned stage."""
+    def send(self, spec: ActorSpec, *args: Any) -> None:  # noqa: ANN401 - the actor's own arguments
+        """Send a message to the declared actor ``spec``."""
+        self.declared[spec.name].send(*args)
 
-    def body(task_id: str) -> None:
-        with tracker.stage(task_id, stage) as record:
+    def _stage(self, task_id: str, stage: StageName, run: Callable[[TaskRecord], object]) -> None:
+        """Run ``stage`` once, then send the task to its next planned stage (or finalize)."""
+        with self.runtime.tracker.stage(task_id, stage) as record:
             if record is None:
                 return
             run(record)
-        registered().after(record, stage).send(task_id)
+        names = [s.name for s in record.stages]
+        later = names[names.index(stage) + 1 :] if stage in names else []
+        self.send(ACTOR_OF_STAGE[later[0]] if later else FINALIZE, task_id)
 
-    body.__name__ = body.__qualname__ = stage.value
-    return body
+    def preprocess(self, task_id: str) -> None:
+        """Decode the upload."""
+        self._stage(task_id, StageName.PREPROCESS, self.runtime.preprocess)
 
+    def transcribe(self, task_id: str) -> None:
+        """Run ASR."""
+        self._stage(task_id, StageName.TRANSCRIBE, self.runtime.transcribe)
 
-def _summary_job(runtime: WorkerRuntime, registered: Callable[[], Actors]) -> Callable[[str, str], None]:
-    """The body of the re-summarization actor: run the job once, then announce its version."""
+    def enhance(self, task_id: str) -> None:
+        """Clean the transcript."""
+        self._stage(task_id, StageName.ENHANCE, self.runtime.enhance)
 
-    def resummarize(task_id: str, job_id: str) -> None:
-        jobs = runtime.summary_jobs
+    def summarize(self, task_id: str) -> None:
+        """Fill the task's template."""
+        self._stage(task_id, StageName.SUMMARIZE, self.runtime.summarize)
+
+    def finalize(self, task_id: str) -> None:
+        """Store result version 1 and complete the task."""
+        record = self.runtime.tracker.load(task_id)
+        if record is not None:
+            self.runtime.finalize(record)
+
+    def resummarize(self, task_id: str, job_id: str) -> None:
+        """Run a re-summarization job once, then announce its version."""
+        jobs = self.runtime.summary_jobs
         with jobs.job(task_id, job_id) as record:
             if record is None:
                 return
             result = jobs.run(record, job_id)
-        runtime.webhooks.announce_version(task_id, result.version, registered().deliver_webhook.send)
-
-    return resummarize
-
-
-def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> Actors:
-    """Declare MAIE's actors on ``broker``, bound to ``runtime``."""
-    limits = runtime.settings.worker
-    tracker = runtime.tracker
-
-    def declare(fn: Callable[[str], None], queue: str, time_limit_s: int) -> dramatiq.Actor[[str], None]:
-        decorate = dramatiq.actor(
-            actor_name=fn.__name__,
-            queue_name=queue,
-            broker=broker,
-            max_retries=limits.max_retries,
-            time_limit=time_limit_s * 1000,
-            throws=PERMANENT_ERRORS,
+        self.runtime.webhooks.announce_version(
+            task_id, result.version, lambda tid, version: self.send(DELIVER_WEBHOOK, tid, version)
         )
-        return decorate(fn)
 
-    def preprocess(task_id: str) -> None:
-        with tracker.stage(task_id, StageName.PREPROCESS) as record:
-            if record is None:
-                return
-            runtime.preprocess(record)
-        actors.transcribe.send(task_id)
+    def announce_finish(self, task_id: str) -> None:
+        """Queue the webhook of a task about to finish (the tracker's finish hook)."""
+        self.runtime.webhooks.announce(task_id, lambda tid: self.send(DELIVER_WEBHOOK, tid, None))
 
-    def transcribe(task_id: str) -> None:
-        with tracker.stage(task_id, StageName.TRANSCRIBE) as record:
-            if record is None:
-                return
-            runtime.transcribe(record)
-        actors.after(record, StageName.TRANSCRIBE).send(task_id)
-
-    enhance = _model_stage(tracker, StageName.ENHANCE, runtime.enhance, lambda: actors)
-    summarize = _model_stage(tracker, StageName.SUMMARIZE, runtime.summarize, lambda: actors)
-
-    def finalize(task_id: str) -> None:
-        record = tracker.load(task_id)
-        if record is not None:
-            runtime.finalize(record)
-
-    webhook = runtime.settings.webhook
-
-    def deliver_webhook(task_id: str, version: int | None = None) -> None:
+    def deliver_webhook(self, task_id: str, version: int | None = None) -> None:
+        """Make one delivery attempt of the task's webhook (the last one marks it failed)."""
         message = CurrentMessage.get_current_message()
         retries = message.options.get("retries", 0) if message is not None else 0
-        runtime.webhooks.deliver(task_id, final=retries >= webhook.max_retries, version=version)
+        final = retries >= self.runtime.settings.webhook.max_retries
+        self.runtime.webhooks.deliver(task_id, final=final, version=version)
 
-    resummarize = _summary_job(runtime, lambda: actors)
 
-    actors = Actors(
-        preprocess=declare(preprocess, QUEUE_CPU, limits.preprocess_time_limit_s),
-        transcribe=declare(transcribe, QUEUE_GPU, limits.model_stage_time_limit_s),
-        finalize=declare(finalize, QUEUE_CPU, FINALIZE_TIME_LIMIT_S),
-        enhance=declare(enhance, QUEUE_GPU, limits.model_stage_time_limit_s),
-        summarize=declare(summarize, QUEUE_GPU, limits.model_stage_time_limit_s),
-        resummarize=dramatiq.actor(
-            actor_name="resummarize",
-            queue_name=QUEUE_GPU,
-            broker=broker,
-            max_retries=limits.max_retries,
-            time_limit=limits.model_stage_time_limit_s * 1000,
-            throws=PERMANENT_ERRORS,
-        )(resummarize),
-        deliver_webhook=dramatiq.actor(
-            actor_name="deliver_webhook",
-            queue_name=QUEUE_CPU,
-            broker=broker,
-            max_retries=webhook.max_retries,
-            min_backoff=webhook.min_backoff_ms,
-            max_backoff=webhook.max_backoff_ms,
-            time_limit=int((webhook.timeout_s + WEBHOOK_SLACK_S) * 1000),
-            throws=PERMANENT_ERRORS,
-        )(deliver_webhook),
+def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> ActorBodies:
+    """Declare every actor of the table on ``broker``, bound to ``runtime``."""
+    bodies = ActorBodies(runtime)
+    for spec in ACTORS:
+        declare = dramatiq.actor(actor_name=spec.name, broker=broker, **spec.options(runtime.settings))
+        bodies.declared[spec.name] = declare(bodies.of(spec))
+    runtime.tracker.before_finish(
+        lambda task_id: runtime.webhooks.announce(
+            task_id, lambda tid: bodies.send(DELIVER_WEBHOOK, tid, None)
+        )
     )
-    tracker.before_finish(
-        lambda task_id: runtime.webhooks.announce(task_id, lambda tid: actors.deliver_webhook.send(tid, None))
-    )
-    return actors
+    return bodies

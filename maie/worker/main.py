@@ -13,6 +13,7 @@ import dramatiq
 import structlog
 from dramatiq.middleware import AgeLimit, Retries
 
+from maie.actor_table import RESUMMARIZE
 from maie.broker import QUEUE_CPU, QUEUE_GPU, build_broker
 from maie.store import TaskStore, results_url
 from maie.worker.actors import STAGE_OF_ACTOR, register_actors
@@ -49,7 +50,7 @@ def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | No
     # bound first and cleared last; TaskFailure and the metrics' outcome come after Retries has
     # decided whether the message failed; AwaitRedis holds a failure until Retries can enqueue.
     broker.add_middleware(LogContext(), before=AgeLimit)
-    job_failures = {"resummarize": runtime.summary_jobs.fail}
+    job_failures = {RESUMMARIZE.name: runtime.summary_jobs.fail}
     broker.add_middleware(
         TaskFailure(runtime.tracker, STAGE_OF_ACTOR, job_failures=job_failures), before=Retries
     )

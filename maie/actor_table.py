@@ -1,0 +1,135 @@
+"""The actor table: every Dramatiq actor MAIE has, with its queue, time limit, retries and ``throws``.
+
+The API sends messages from it (:meth:`ActorSpec.message`, without importing the worker's code) and
+the worker declares its actors from it (:meth:`ActorSpec.options`), so a message the API sends
+always names an actor the worker declares, on the queue it consumes. Time limits and retries come
+from the settings; what fails at once instead of being retried is :data:`maie.errors.PERMANENT_ERRORS`
+for every actor.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from maie.broker import QUEUE_CPU, QUEUE_GPU, stage_message
+from maie.errors import PERMANENT_ERRORS
+from maie.schemas import StageName
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import dramatiq
+
+    from maie.config import Settings
+
+__all__ = [
+    "ACTORS",
+    "ACTOR_OF_STAGE",
+    "DELIVER_WEBHOOK",
+    "ENHANCE",
+    "FINALIZE",
+    "FINALIZE_TIME_LIMIT_S",
+    "PREPROCESS",
+    "RESUMMARIZE",
+    "SUMMARIZE",
+    "TRANSCRIBE",
+    "WEBHOOK_SLACK_S",
+    "ActorKind",
+    "ActorSpec",
+]
+
+#: Seconds finalize may take: it only reads and writes small records.
+FINALIZE_TIME_LIMIT_S = 60
+#: Seconds a webhook delivery may take beyond its HTTP timeout (waiting for the task, recording).
+WEBHOOK_SLACK_S = 30
+
+
+class ActorKind(enum.StrEnum):
+    """What an actor's message is about, which decides what its final failure fails."""
+
+    #: A step of a task's pipeline (task id): its failure fails the task.
+    STAGE = "stage"
+    #: A job on a finished task (task id, job id): its failure fails the job, never the task.
+    JOB = "job"
+    #: A notice about a task (a webhook): its failure fails nothing.
+    NOTICE = "notice"
+
+
+def _stage_retries(settings: Settings) -> int:
+    return settings.worker.max_retries
+
+
+def _model_time(settings: Settings) -> float:
+    return settings.worker.model_stage_time_limit_s
+
+
+class ActorSpec(NamedTuple):
+    """One actor of the table."""
+
+    #: The Dramatiq actor name, which messages carry.
+    name: str
+    #: The queue its messages go to (CPU or GPU workers consume it).
+    queue: str
+    kind: ActorKind
+    #: Seconds one message may run, from the settings.
+    time_limit_s: Callable[[Settings], float]
+    #: Retries after a failure that is not permanent, from the settings.
+    max_retries: Callable[[Settings], int] = _stage_retries
+    #: The pipeline stage it runs (a stage actor that is bookkeeping only, finalize, has None).
+    stage: StageName | None = None
+    #: ``(min, max)`` back-off in ms, when it is not the broker's default (``MAIE_RETRY_*_BACKOFF_MS``).
+    backoff_ms: Callable[[Settings], tuple[int, int]] | None = None
+
+    def options(self, settings: Settings) -> dict[str, Any]:
+        """The options the worker declares the actor with (``dramatiq.actor(**options)``)."""
+        options: dict[str, Any] = {
+            "queue_name": self.queue,
+            "max_retries": self.max_retries(settings),
+            "time_limit": int(self.time_limit_s(settings) * 1000),
+            "throws": PERMANENT_ERRORS,
+        }
+        if self.backoff_ms is not None:
+            options["min_backoff"], options["max_backoff"] = self.backoff_ms(settings)
+        return options
+
+    def message(self, task_id: str, *more: str, request_id: str | None = None) -> dramatiq.Message[None]:
+        """A message for this actor about ``task_id`` (see :func:`maie.broker.stage_message`)."""
+        return stage_message(self.name, self.queue, task_id, *more, request_id=request_id)
+
+
+PREPROCESS = ActorSpec(
+    "preprocess",
+    QUEUE_CPU,
+    ActorKind.STAGE,
+    lambda s: s.worker.preprocess_time_limit_s,
+    stage=StageName.PREPROCESS,
+)
+TRANSCRIBE = ActorSpec("transcribe", QUEUE_GPU, ActorKind.STAGE, _model_time, stage=StageName.TRANSCRIBE)
+ENHANCE = ActorSpec("enhance", QUEUE_GPU, ActorKind.STAGE, _model_time, stage=StageName.ENHANCE)
+SUMMARIZE = ActorSpec("summarize", QUEUE_GPU, ActorKind.STAGE, _model_time, stage=StageName.SUMMARIZE)
+FINALIZE = ActorSpec("finalize", QUEUE_CPU, ActorKind.STAGE, lambda _: FINALIZE_TIME_LIMIT_S)
+#: A re-summarization job (task id, job id).
+RESUMMARIZE = ActorSpec("resummarize", QUEUE_GPU, ActorKind.JOB, _model_time)
+#: One delivery attempt of a task's webhook (task id, result version or None).
+DELIVER_WEBHOOK = ActorSpec(
+    "deliver_webhook",
+    QUEUE_CPU,
+    ActorKind.NOTICE,
+    lambda s: s.webhook.timeout_s + WEBHOOK_SLACK_S,
+    max_retries=lambda s: s.webhook.max_retries,
+    backoff_ms=lambda s: (s.webhook.min_backoff_ms, s.webhook.max_backoff_ms),
+)
+
+#: Every actor, in the order the worker declares them.
+ACTORS: tuple[ActorSpec, ...] = (
+    PREPROCESS,
+    TRANSCRIBE,
+    FINALIZE,
+    ENHANCE,
+    SUMMARIZE,
+    RESUMMARIZE,
+    DELIVER_WEBHOOK,
+)
+#: The actor that runs each pipeline stage.
+ACTOR_OF_STAGE: dict[StageName, ActorSpec] = {a.stage: a for a in ACTORS if a.stage is not None}
