@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,14 +16,14 @@ import click
 import msgspec
 import structlog
 
-from maie import __version__
 from maie.cli.output import FORMATS, emit, fail
 from maie.cli.settings import load_settings
 from maie.errors import MaieError
-from maie.schemas import Metrics, Results, ResultVersion, Versions
+from maie.schemas import Feature
 
 if TYPE_CHECKING:
     from maie.config import Settings
+    from maie.schemas import ResultVersion
 
 __all__ = ["transcribe", "transcribe_file"]
 
@@ -45,6 +44,7 @@ def transcribe_file(
     from maie.pipeline.asr.base import AsrInput  # noqa: PLC0415
     from maie.pipeline.asr.registry import create, ensure_available  # noqa: PLC0415
     from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, Preprocessor  # noqa: PLC0415
+    from maie.pipeline.result_builder import first_version  # noqa: PLC0415
 
     started = time.perf_counter()
     ensure_available(settings.asr.backend, settings)
@@ -62,19 +62,12 @@ def transcribe_file(
             )
     elapsed = time.perf_counter() - started
     log.info("transcribe.finished", duration_s=round(audio.duration_s, 3), elapsed_s=round(elapsed, 3))
-    return ResultVersion(
-        version=1,
-        created_at=datetime.now(UTC),
+    return first_version(
         kind="offline",
-        results=Results(raw_transcript=asr.text, language=asr.language, segments=asr.segments),
-        versions=Versions(pipeline_version=__version__, asr_backend=asr.version),
-        metrics=Metrics(
-            input_duration_seconds=round(audio.duration_s, 3),
-            processing_time_seconds=round(elapsed, 3),
-            rtf=round(elapsed / audio.duration_s, 4) if audio.duration_s else 0.0,
-            vad_coverage=asr.vad_coverage,
-            asr_confidence_avg=asr.confidence_avg,
-        ),
+        asr=asr,
+        duration_s=audio.duration_s,
+        processing_s=elapsed,
+        features=(Feature.RAW_TRANSCRIPT,),
     )
 
 

@@ -16,6 +16,7 @@ from maie.store.keys import (
     REDIS_DOWN,
     RELEASE_LUA,
     WORKERS_KEY,
+    Updated,
     async_reconnect,
     batch_key,
     decode,
@@ -69,11 +70,11 @@ class AsyncTaskStore:
             task_index.add(pipe, record, ttl_s=self.ttl_s)
             await self._call(pipe.execute())
 
-    async def update(self, task_id: str, change: Callable[[TaskRecord], None]) -> TaskRecord:
-        """Apply ``change`` to the stored record atomically (optimistic WATCH/MULTI) and return it.
+    async def update(self, task_id: str, change: Callable[[TaskRecord], T]) -> Updated[T]:
+        """Apply ``change`` to the stored record atomically (optimistic WATCH/MULTI).
 
         ``change`` may run more than once if another writer got there first; an exception it raises
-        leaves the record as it was.
+        leaves the record as it was. What its last run returns comes back with the record.
         """
         key = task_key(task_id)
         async with self.client.pipeline(transaction=True) as pipe:
@@ -81,13 +82,13 @@ class AsyncTaskStore:
                 try:
                     await self._call(pipe.watch(key))
                     record = decode(await self._call(pipe.get(key)), TaskRecord, "task")
-                    change(record)
+                    value = change(record)
                     pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis.asyncio
                     pipe.set(key, encoder.encode(record), ex=self.ttl_s)
                     await self._call(pipe.execute())
                 except redis.exceptions.WatchError:
                     continue
-                return record
+                return Updated(record, value)
 
     async def add_job(self, task_id: str, job: StageRecord, *, tenant: str) -> TaskRecord:
         """Append a re-summarization job's stage to a COMPLETE task of ``tenant``, atomically.
@@ -106,7 +107,7 @@ class AsyncTaskStore:
                 )
             record.stages.append(job)
 
-        return await self.update(task_id, append)
+        return (await self.update(task_id, append)).record
 
     async def remove_job(self, task_id: str, job_id: str) -> None:
         """Take back a job whose message could not be queued, so no stage waits for ever."""

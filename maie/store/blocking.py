@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, TypeVar, cast
 
 import msgspec
 import redis
@@ -15,6 +15,7 @@ from maie.store.keys import (
     ACTIVE_KEY,
     REDIS_DOWN,
     WORKERS_KEY,
+    Updated,
     artifact_key,
     decode,
     decode_optional,
@@ -51,6 +52,18 @@ class TaskStore:
         except REDIS_DOWN as exc:
             raise unavailable(exc) from exc
 
+    def _transaction(self, attempt: Callable[[redis.client.Pipeline], T], key: str) -> T:
+        """Run ``attempt`` as an optimistic transaction watching ``key`` (again after a conflict).
+
+        Returns:
+            What the successful run of ``attempt`` returned.
+        """
+        value = self._call(
+            # redis-py types the callable as returning None, though it hands back its value.
+            lambda: self.client.transaction(attempt, key, value_from_callable=True)  # type: ignore[arg-type]
+        )
+        return cast("T", value)
+
     def get(self, task_id: str) -> TaskRecord:
         """Return the task record.
 
@@ -60,26 +73,29 @@ class TaskStore:
         """
         return decode(self._call(lambda: self.client.get(task_key(task_id))), TaskRecord, "task")
 
-    def update(self, task_id: str, change: Callable[[TaskRecord], None]) -> TaskRecord:
-        """Apply ``change`` to the stored record atomically (optimistic WATCH/MULTI) and return it.
+    def update(self, task_id: str, change: Callable[[TaskRecord], T]) -> Updated[T]:
+        """Apply ``change`` to the stored record atomically (optimistic WATCH/MULTI).
 
         ``change`` may run more than once if another writer got there first, so it must only
-        mutate the record it is given.
+        mutate the record it is given; what its last run returns comes back with the record
+        (whether the task was still running, say).
+
+        Raises:
+            NotFoundError: if there is no such task (or it expired).
+            StoreUnavailableError: if Redis cannot be reached.
         """
         key = task_key(task_id)
-        updated: list[TaskRecord] = []
 
-        def attempt(pipe: redis.client.Pipeline) -> None:
+        def attempt(pipe: redis.client.Pipeline) -> Updated[T]:
             record = decode(pipe.get(key), TaskRecord, "task")
-            change(record)
+            value = change(record)
             pipe.multi()
             pipe.set(key, encoder.encode(record), ex=self.ttl_s)
             if record.status.terminal:
                 pipe.zrem(ACTIVE_KEY, task_id)
-            updated[:] = [record]
+            return Updated(record, value)
 
-        self._call(lambda: self.client.transaction(attempt, key))
-        return updated[0]
+        return self._transaction(attempt, key)
 
     def put_artifact(self, task_id: str, stage: str, artifact: msgspec.Struct) -> None:
         """Store a stage's artifact."""
@@ -119,14 +135,13 @@ class TaskStore:
             NotFoundError: if the task or the job does not exist.
         """
         key = task_key(task_id)
-        stored: list[ResultVersion | int] = []
 
-        def attempt(pipe: redis.client.Pipeline) -> None:
+        def attempt(pipe: redis.client.Pipeline) -> ResultVersion | int:
+            """The version stored now, or the number of the one the job already has."""
             record = decode(pipe.get(key), TaskRecord, "task")
             job = record.job(job_id) if job_id else None
             if job is not None and job.result_version is not None:
-                stored[:] = [job.result_version]
-                return
+                return job.result_version
             version = (record.result_version or 0) + 1
             while pipe.exists(result_key(task_id, version)):
                 version += 1
@@ -139,13 +154,12 @@ class TaskStore:
             pipe.set(key, encoder.encode(record), ex=self.ttl_s)
             for other in [*(artifact_key(task_id, s) for s in StageName), *range(1, version)]:
                 pipe.expire(result_key(task_id, other) if isinstance(other, int) else other, self.ttl_s)
-            stored[:] = [result]
+            return result
 
         try:
-            self._call(lambda: self.client.transaction(attempt, key))
+            done = self._transaction(attempt, key)
         except KeyError as exc:
             raise NotFoundError(f"task {task_id} has no job {job_id}") from exc
-        done = stored[0]
         if isinstance(done, int):
             existing = self.get_result(task_id, done)
             if existing is None:

@@ -1,4 +1,4 @@
-"""Every Redis key MAIE uses, and the encoding and connection options of both stores.
+"""Every Redis key MAIE uses, and what both stores share: encoding, connection options, results.
 
 Keys are built here and nowhere else (a test looks for key strings in other modules), so a new key
 cannot collide with an old one unnoticed and the storage table of docs/architecture.md has one
@@ -10,7 +10,7 @@ the broker's database, named by Dramatiq from :data:`BROKER_NAMESPACE`).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import msgspec
@@ -20,6 +20,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
 from maie.errors import NotFoundError, StoreUnavailableError
+
+if TYPE_CHECKING:
+    from maie.schemas import TaskRecord
 
 __all__ = [
     "ACTIVE_KEY",
@@ -31,6 +34,7 @@ __all__ = [
     "REDIS_DOWN",
     "RELEASE_LUA",
     "WORKERS_KEY",
+    "Updated",
     "artifact_key",
     "asr_claim_key",
     "asr_ready_key",
@@ -70,6 +74,15 @@ BROKER_NAMESPACE: Final = "maie-dramatiq"
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 encoder = msgspec.json.Encoder()
+
+
+class Updated(NamedTuple, Generic[T]):
+    """What ``update`` made: the stored record, and what the change returned about it."""
+
+    record: TaskRecord
+    value: T
+
+
 #: Compare-and-delete: remove KEYS[1] only while it holds ARGV[1].
 RELEASE_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 

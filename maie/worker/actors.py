@@ -78,25 +78,25 @@ class ActorBodies:
 
     def preprocess(self, task_id: str) -> None:
         """Decode the upload."""
-        self._stage(task_id, StageName.PREPROCESS, self.runtime.preprocess)
+        self._stage(task_id, StageName.PREPROCESS, self.runtime.stages.preprocess)
 
     def transcribe(self, task_id: str) -> None:
         """Run ASR."""
-        self._stage(task_id, StageName.TRANSCRIBE, self.runtime.transcribe)
+        self._stage(task_id, StageName.TRANSCRIBE, self.runtime.stages.transcribe)
 
     def enhance(self, task_id: str) -> None:
         """Clean the transcript."""
-        self._stage(task_id, StageName.ENHANCE, self.runtime.enhance)
+        self._stage(task_id, StageName.ENHANCE, self.runtime.stages.enhance)
 
     def summarize(self, task_id: str) -> None:
         """Fill the task's template."""
-        self._stage(task_id, StageName.SUMMARIZE, self.runtime.summarize)
+        self._stage(task_id, StageName.SUMMARIZE, self.runtime.stages.summarize)
 
     def finalize(self, task_id: str) -> None:
         """Store result version 1 and complete the task."""
         record = self.runtime.tracker.load(task_id)
         if record is not None:
-            self.runtime.finalize(record)
+            self.runtime.stages.finalize(record)
 
     def resummarize(self, task_id: str, job_id: str) -> None:
         """Run a re-summarization job once, then announce its version."""
@@ -127,9 +127,5 @@ def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> ActorBodies:
     for spec in ACTORS:
         declare = dramatiq.actor(actor_name=spec.name, broker=broker, **spec.options(runtime.settings))
         bodies.declared[spec.name] = declare(bodies.of(spec))
-    runtime.tracker.before_finish(
-        lambda task_id: runtime.webhooks.announce(
-            task_id, lambda tid: bodies.send(DELIVER_WEBHOOK, tid, None)
-        )
-    )
+    runtime.tracker.before_finish(bodies.announce_finish)
     return bodies

@@ -13,17 +13,18 @@ version in the same transaction, so a second run gets the same version back.
 
 from __future__ import annotations
 
+import functools
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import msgspec
 import structlog
 
 from maie.errors import NotFoundError, PermanentError, StoreUnavailableError, is_permanent
 from maie.metrics import STAGE_SECONDS
 from maie.pipeline.llm import SummarizeInput
+from maie.pipeline.result_builder import next_version
 from maie.schemas import (
     AsrArtifact,
     EnhanceArtifact,
@@ -112,26 +113,7 @@ class SummaryJobs:
             )
             summary = self.summarize(data)
             self.store.put_artifact(record.task_id, job_artifact(job_id), summary)
-        metrics = base.metrics
-        duration = metrics.input_duration_seconds
-
-        def build(version: int) -> ResultVersion:
-            return ResultVersion(
-                version=version,
-                created_at=datetime.now(UTC),
-                kind="resummary",
-                template_id=job.template_id,
-                results=msgspec.structs.replace(base.results, summary=summary.summary),
-                versions=msgspec.structs.replace(
-                    base.versions, summarization_llm=summary.version, template=summary.template
-                ),
-                metrics=msgspec.structs.replace(
-                    metrics,
-                    processing_time_seconds=round(summary.processing_time_s, 3),
-                    rtf=round(summary.processing_time_s / duration, 4) if duration else 0.0,
-                ),
-            )
-
+        build = functools.partial(next_version, base, summary=summary, template_id=job.template_id)
         result = self.store.add_result(record.task_id, build, job_id=job_id)
         log.info("summary_job.stored", result_version=result.version, template_id=job.template_id)
         return result
@@ -193,7 +175,7 @@ class SummaryJobs:
 
     def _change(self, task_id: str, job_id: str, change: Callable[[StageRecord], None]) -> TaskRecord | None:
         try:
-            return self.store.update(task_id, lambda record: change(record.job(job_id)))
+            return self.store.update(task_id, lambda record: change(record.job(job_id))).record
         except (NotFoundError, KeyError):
             log.warning("summary_job.missing")
             return None

@@ -108,12 +108,10 @@ class StageTracker:
         return None if record.status.terminal else record
 
     def _begin(self, task_id: str, name: StageName) -> TaskRecord | None:
-        finished: list[bool] = []
-
-        def change(record: TaskRecord) -> None:
-            finished[:] = [record.status.terminal]
+        def change(record: TaskRecord) -> bool:
+            """Mark the stage running; whether the task had finished already (then nothing changes)."""
             if record.status.terminal:
-                return
+                return True
             now = _now()
             stage = record.stage(name)
             stage.status = StageState.RUNNING
@@ -124,13 +122,14 @@ class StageTracker:
             if target.rank > record.status.rank:
                 record.status = target
             record.started_at = record.started_at or now
+            return False
 
         try:
-            record = self.store.update(task_id, change)
+            record, finished = self.store.update(task_id, change)
         except NotFoundError:
             log.warning("stage.task_missing")
             return None
-        if finished[0]:
+        if finished:
             log.info("stage.skipped", reason=f"task already {record.status.value}")
             return None
         log.info("stage.started", attempt=record.stage(name).attempts)
@@ -173,16 +172,15 @@ class StageTracker:
     def fail(self, task_id: str, name: StageName | None, exc: BaseException) -> None:
         """Fail the task now with ``exc`` (no-op if it already finished)."""
         detail, code = describe_error(exc)
-        failed_now: list[bool] = []
         try:
             self._run_finish_hooks(task_id)
         except MaieError as hook_exc:
             log.warning("task.finish_hook_failed", reason=hook_exc.detail)
 
-        def change(record: TaskRecord) -> None:
-            failed_now[:] = [not record.status.terminal]
+        def change(record: TaskRecord) -> bool:
+            """Fail the task; whether this change did it (it had not finished before)."""
             if record.status.terminal:
-                return
+                return False
             now = _now()
             record.status = TaskStatus.FAILED
             record.error = detail
@@ -194,14 +192,15 @@ class StageTracker:
                 stage.status = StageState.FAILED
                 stage.finished_at = now
                 stage.error = detail
+            return True
 
         try:
-            record = self.store.update(task_id, change)
+            record, failed_now = self.store.update(task_id, change)
         except (StoreUnavailableError, NotFoundError) as store_exc:
             log.error("task.fail_not_recorded", error=detail, reason=str(store_exc))  # noqa: TRY400 - not an exception context
             return
         log.warning("task.failed", error=detail, error_code=code, failed_stage=record.failed_stage)
-        if failed_now[0] and self.metrics is not None:
+        if failed_now and self.metrics is not None:
             self.metrics.task_finished(TaskOutcome.FAILED, stage=record.failed_stage, error_code=code)
         self._drop_audio(record)
 
@@ -210,20 +209,20 @@ class StageTracker:
 
         ``rtf``, the run's real-time factor, is counted in ``maie_rtf`` when this call completes the task.
         """
-        completed_now: list[bool] = []
         self._run_finish_hooks(task_id)
 
-        def change(record: TaskRecord) -> None:
-            completed_now[:] = [not record.status.terminal]
+        def change(record: TaskRecord) -> bool:
+            """Complete the task; whether this change did it (it had not finished before)."""
             if record.status.terminal:
-                return
+                return False
             record.status = TaskStatus.COMPLETE
             record.result_version = result_version
             record.completed_at = _now()
+            return True
 
-        record = self.store.update(task_id, change)
+        record, completed_now = self.store.update(task_id, change)
         log.info("task.complete", result_version=record.result_version)
-        if completed_now[0] and self.metrics is not None:
+        if completed_now and self.metrics is not None:
             self.metrics.task_finished(TaskOutcome.COMPLETE)
             if rtf is not None:
                 self.metrics.observe(RTF, rtf)

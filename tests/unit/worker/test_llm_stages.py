@@ -107,7 +107,7 @@ def put_task(store, features, *, native_punctuation=False, task_id="t1") -> Task
 def run_stage(runtime, task_id, name):
     with runtime.tracker.stage(task_id, name) as record:
         assert record is not None
-        getattr(runtime, name.value)(record)
+        getattr(runtime.stages, name.value)(record)
 
 
 class TestStages:
@@ -116,7 +116,7 @@ class TestStages:
         run_stage(runtime, "t1", StageName.ENHANCE)
         assert store.get("t1").status == TaskStatus.PROCESSING_LLM
         run_stage(runtime, "t1", StageName.SUMMARIZE)
-        runtime.finalize(store.get("t1"))
+        runtime.stages.finalize(store.get("t1"))
 
         record = store.get("t1")
         assert record.status == TaskStatus.COMPLETE
@@ -146,7 +146,7 @@ class TestStages:
     def test_native_punctuation_skips_enhancement(self, runtime, store, llm_server):
         put_task(store, [Feature.CLEAN_TRANSCRIPT, Feature.ENHANCEMENT_METRICS], native_punctuation=True)
         run_stage(runtime, "t1", StageName.ENHANCE)
-        runtime.finalize(store.get("t1"))
+        runtime.stages.finalize(store.get("t1"))
         assert llm_server.requests == []
         assert store.get("t1").stage(StageName.ENHANCE).status == StageState.SKIPPED
         result = store.get_result("t1", 1)

@@ -1,0 +1,117 @@
+"""Result versions from stage artifacts: the one place a :class:`~maie.schemas.ResultVersion` is built.
+
+The worker's finalize stores version 1 (``kind: "pipeline"``), ``maie transcribe`` returns one
+(``kind: "offline"``) and a re-summarization job adds version n + 1 (``kind: "resummary"``) from an
+earlier version and its new summary. All three fill ``versions`` and ``metrics`` here, so a field
+added to the contract is filled the same way wherever a result comes from.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import msgspec
+
+from maie import __version__
+from maie.schemas import Feature, Metrics, Results, ResultVersion, Versions
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from maie.schemas import AsrArtifact, EnhanceArtifact, SummaryArtifact
+
+__all__ = ["first_version", "next_version"]
+
+
+def _rtf(processing_s: float, duration_s: float) -> float:
+    """Seconds of processing per second of audio (0 for empty audio)."""
+    return round(processing_s / duration_s, 4) if duration_s else 0.0
+
+
+def first_version(
+    *,
+    kind: str,
+    asr: AsrArtifact,
+    duration_s: float,
+    processing_s: float,
+    features: Collection[Feature],
+    template_id: str | None = None,
+    enhanced: EnhanceArtifact | None = None,
+    summary: SummaryArtifact | None = None,
+) -> ResultVersion:
+    """Result version 1 of a run, from its stage artifacts.
+
+    Args:
+        kind: ``"pipeline"`` for a task, ``"offline"`` for ``maie transcribe``.
+        asr: The transcript.
+        duration_s: Length of the audio.
+        processing_s: Seconds the run took (the task's stage durations, or the wall time offline).
+        features: What the request asked for: the results hold only these (segments always).
+        template_id: The summary template the request named.
+        enhanced: The enhancement stage's artifact, when it ran.
+        summary: The summary stage's artifact, when it ran.
+    """
+    return ResultVersion(
+        version=1,
+        created_at=datetime.now(UTC),
+        kind=kind,
+        template_id=template_id,
+        results=Results(
+            raw_transcript=asr.text if Feature.RAW_TRANSCRIPT in features else None,
+            clean_transcript=enhanced.text if enhanced and Feature.CLEAN_TRANSCRIPT in features else None,
+            summary=summary.summary if summary and Feature.SUMMARY in features else None,
+            enhancement_metrics=(
+                enhanced.metrics if enhanced and Feature.ENHANCEMENT_METRICS in features else None
+            ),
+            language=asr.language,
+            segments=asr.segments,
+        ),
+        versions=Versions(
+            pipeline_version=__version__,
+            asr_backend=asr.version,
+            enhancement_llm=enhanced.version if enhanced else None,
+            summarization_llm=summary.version if summary else None,
+            template=summary.template if summary else None,
+        ),
+        metrics=Metrics(
+            input_duration_seconds=round(duration_s, 3),
+            processing_time_seconds=round(processing_s, 3),
+            rtf=_rtf(processing_s, duration_s),
+            vad_coverage=asr.vad_coverage,
+            asr_confidence_avg=asr.confidence_avg,
+            edit_rate_cleaning=enhanced.metrics.edit_rate if enhanced else None,
+        ),
+    )
+
+
+def next_version(
+    base: ResultVersion, version: int, *, summary: SummaryArtifact, template_id: str | None
+) -> ResultVersion:
+    """Version ``version`` of a task: ``base`` (its version 1) with a new summary (a re-summarization).
+
+    The transcript, language and ASR versions are ``base``'s; the summary, its model and template
+    are new, and the metrics count the summary's time only.
+
+    Raises:
+        ValueError: if ``base`` has no metrics (every stored version has them).
+    """
+    if base.metrics is None:
+        msg = f"result version {base.version} has no metrics to derive version {version} from"
+        raise ValueError(msg)
+    duration = base.metrics.input_duration_seconds
+    return ResultVersion(
+        version=version,
+        created_at=datetime.now(UTC),
+        kind="resummary",
+        template_id=template_id,
+        results=msgspec.structs.replace(base.results, summary=summary.summary),
+        versions=msgspec.structs.replace(
+            base.versions, summarization_llm=summary.version, template=summary.template
+        ),
+        metrics=msgspec.structs.replace(
+            base.metrics,
+            processing_time_seconds=round(summary.processing_time_s, 3),
+            rtf=_rtf(summary.processing_time_s, duration),
+        ),
+    )

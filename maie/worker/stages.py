@@ -1,0 +1,206 @@
+"""The pipeline stages on a worker: each run once per task, idempotently, against the store.
+
+A message can be delivered twice (a worker killed before it acknowledged, a retry after a timeout),
+so each method first looks for the artifact its stage stores and, if it is there, returns it
+without doing the work again. ASR (leases, batching, fallbacks) is :mod:`maie.worker.transcription`.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+import structlog
+
+from maie.errors import PermanentError
+from maie.pipeline.llm import (
+    EnhanceInput,
+    EnhanceOptions,
+    Enhancer,
+    SummarizeInput,
+    SummarizeOptions,
+    Summarizer,
+    create_llm_backend,
+)
+from maie.pipeline.llm.enhance import skipped
+from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, convert
+from maie.pipeline.result_builder import first_version
+from maie.schemas import (
+    AsrArtifact,
+    EnhanceArtifact,
+    PreprocessArtifact,
+    StageName,
+    SummaryArtifact,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from maie.config import Settings
+    from maie.pipeline.llm import LlmBackend
+    from maie.pipeline.llm.backends import Task
+    from maie.pipeline.prompts import TemplateCatalog
+    from maie.pipeline.sandbox import DecodeSandbox
+    from maie.schemas import TaskRecord
+    from maie.store import TaskStore
+    from maie.worker.residency import ModelCache
+    from maie.worker.tracker import StageTracker
+    from maie.worker.transcription import Transcriber
+
+__all__ = ["WAV_NAME", "PipelineStages"]
+
+log = structlog.get_logger(__name__)
+
+#: Name of the normalised audio in a task folder.
+WAV_NAME = "preprocessed.wav"
+
+T = TypeVar("T")
+
+
+class PipelineStages:
+    """The stages of one worker process, each run once per task against the store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: TaskStore,
+        *,
+        tracker: StageTracker,
+        models: ModelCache,
+        sandbox: DecodeSandbox,
+        transcriber: Transcriber,
+        templates: TemplateCatalog,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.tracker = tracker
+        self.models = models
+        #: Where uploads are decoded: a child process with MAIE_DECODE_* limits, so a poison file
+        #: fails its own task and never the worker.
+        self.sandbox = sandbox
+        self.transcriber = transcriber
+        self.templates = templates
+
+    def preprocess(self, record: TaskRecord) -> PreprocessArtifact:
+        """Decode the upload to 16 kHz mono WAV (once)."""
+        existing = self.store.get_artifact(record.task_id, StageName.PREPROCESS, PreprocessArtifact)
+        if existing is not None and Path(existing.wav_path).is_file():
+            log.info("stage.reused_artifact")
+            self.transcriber.mark_ready(record)
+            return existing
+        source = Path(record.audio_path)
+        if not source.is_file():
+            raise PermanentError("the uploaded file is gone from the data folder; submit the recording again")
+        options = PreprocessOptions.from_settings(self.settings.audio)
+        job = PreprocessInput(source=source, target=source.parent / WAV_NAME)
+        artifact = self.sandbox.run(functools.partial(convert, options, job))
+        self.store.put_artifact(record.task_id, StageName.PREPROCESS, artifact)
+        self.transcriber.mark_ready(record)
+        return artifact
+
+    def transcribe(self, record: TaskRecord) -> AsrArtifact:
+        """Run ASR on the normalised audio (once): leases, batching and fallbacks in the transcriber."""
+        return self.transcriber.run(record)
+
+    def enhance(self, record: TaskRecord) -> EnhanceArtifact:
+        """Clean the transcript with the LLM (once), or skip when the ASR model punctuates itself."""
+        existing = self.store.get_artifact(record.task_id, StageName.ENHANCE, EnhanceArtifact)
+        if existing is not None:
+            log.info("stage.reused_artifact")
+            return existing
+        asr = self._asr(record)
+        data = EnhanceInput(segments=asr.segments, language=asr.language)
+        if asr.version.native_punctuation:
+            reason = f"ASR model {asr.version.model_variant!r} writes punctuation and casing itself"
+            artifact = skipped(data, reason)
+            self.tracker.skip(record.task_id, StageName.ENHANCE)
+        else:
+            options = EnhanceOptions.from_settings(self.settings.llm)
+            # The summary stage comes next and likely uses the same model: keep a resident one awake.
+            summary_next = StageName.SUMMARIZE in {s.name for s in record.stages}
+            artifact = self._with_llm(
+                "enhancement", lambda llm: Enhancer(options, llm).process(data), pause=not summary_next
+            )
+        self.store.put_artifact(record.task_id, StageName.ENHANCE, artifact)
+        return artifact
+
+    def summarize(self, record: TaskRecord) -> SummaryArtifact:
+        """Fill the task's template from the transcript (clean where enhancement ran), once."""
+        existing = self.store.get_artifact(record.task_id, StageName.SUMMARIZE, SummaryArtifact)
+        if existing is not None:
+            log.info("stage.reused_artifact")
+            return existing
+        template_id = record.request.template_id
+        if template_id is None:
+            raise PermanentError("the summary stage needs a template_id; submit the task again with one")
+        template = self.templates.get(template_id)
+        asr = self._asr(record)
+        enhanced = None
+        if StageName.ENHANCE in {s.name for s in record.stages}:
+            enhanced = self.store.get_artifact(record.task_id, StageName.ENHANCE, EnhanceArtifact)
+        data = SummarizeInput(
+            segments=enhanced.segments if enhanced else asr.segments, template=template, language=asr.language
+        )
+        artifact = self.run_summary(data)
+        self.store.put_artifact(record.task_id, StageName.SUMMARIZE, artifact)
+        return artifact
+
+    def run_summary(self, data: SummarizeInput) -> SummaryArtifact:
+        """Summarize ``data`` with the summary LLM (also the body of a re-summarization job)."""
+        options = SummarizeOptions.from_settings(self.settings.llm)
+        return self._with_llm("summary", lambda llm: Summarizer(options, llm).process(data))
+
+    def _asr(self, record: TaskRecord) -> AsrArtifact:
+        asr = self.store.get_artifact(record.task_id, StageName.TRANSCRIBE, AsrArtifact)
+        if asr is None:
+            raise PermanentError("the transcript is missing; submit the recording again")
+        return asr
+
+    def _with_llm(self, task: Task, work: Callable[[LlmBackend], T], *, pause: bool = True) -> T:
+        """Run ``work`` on the task's LLM through the model cache.
+
+        Sequential residency unloads the model after ``work``; resident residency keeps it and,
+        with ``pause``, lets it give the GPU back until the next request (vLLM sleep).
+        """
+        resident = self.models.mode == "resident"
+        backend = create_llm_backend(self.settings, task, resident=resident)
+        with self.models.use(backend) as llm:
+            try:
+                return work(llm)
+            finally:
+                if resident and pause:
+                    llm.pause()
+
+    def finalize(self, record: TaskRecord) -> None:
+        """Assemble result version 1 from the stage artifacts and complete the task."""
+        audio = self.store.get_artifact(record.task_id, StageName.PREPROCESS, PreprocessArtifact)
+        asr = self.store.get_artifact(record.task_id, StageName.TRANSCRIBE, AsrArtifact)
+        if audio is None or asr is None:
+            raise PermanentError("a stage result is missing; submit the recording again")
+        planned = {s.name for s in record.stages}
+        enhanced = summary = None
+        if StageName.ENHANCE in planned:
+            enhanced = self.store.get_artifact(record.task_id, StageName.ENHANCE, EnhanceArtifact)
+        if StageName.SUMMARIZE in planned:
+            summary = self.store.get_artifact(record.task_id, StageName.SUMMARIZE, SummaryArtifact)
+        if (StageName.ENHANCE in planned and enhanced is None) or (
+            StageName.SUMMARIZE in planned and summary is None
+        ):
+            raise PermanentError("an LLM stage result is missing; submit the recording again")
+        processing = sum(s.duration_s or 0.0 for s in record.stages)
+        result = first_version(
+            kind="pipeline",
+            asr=asr,
+            duration_s=audio.duration_s,
+            processing_s=processing,
+            features=record.request.features,
+            template_id=record.request.template_id,
+            enhanced=enhanced,
+            summary=summary,
+        )
+        if not self.store.put_result(record.task_id, result):
+            log.info("result.already_stored", version=result.version)
+        self.tracker.complete(
+            record.task_id, result.version, rtf=result.metrics.rtf if result.metrics else None
+        )
