@@ -13,23 +13,22 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.params import FromPath, JSONBody
 
 from maie import __version__
-from maie.api.batches import BatchesController
-from maie.api.discovery import DiscoveryController
 from maie.api.errors import exception_handlers
-from maie.api.events import EventsController
-from maie.api.exports import ExportsController
-from maie.api.guards import API_KEY_HEADER, api_key_guard
-from maie.api.health import HealthController
-from maie.api.metrics import MetricsController, http_metrics_config
+from maie.api.guards import API_KEY_HEADER, api_key_guard, rate_limit_guard
 from maie.api.openapi import document_v1_errors
-from maie.api.process import ProcessController
-from maie.api.rate_limit import rate_limit_guard
 from maie.api.request_id import RequestIdMiddleware, add_request_id_header
-from maie.api.results import ResultsController
+from maie.api.routes.batches import BatchesController
+from maie.api.routes.discovery import DiscoveryController
+from maie.api.routes.events import EventsController
+from maie.api.routes.exports import ExportsController
+from maie.api.routes.health import HealthController
+from maie.api.routes.metrics import MetricsController, http_metrics_config
+from maie.api.routes.process import ProcessController
+from maie.api.routes.results import ResultsController
+from maie.api.routes.status import StatusController
+from maie.api.routes.summaries import SummariesController
+from maie.api.routes.tasks import TasksController
 from maie.api.services import Services
-from maie.api.status import StatusController
-from maie.api.summaries import SummariesController
-from maie.api.tasks import TasksController
 from maie.broker import build_broker
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""Guards: API-key authentication with tenants, and admission control before an upload is read.
+"""Guards: API-key authentication with tenants, rate limits, and admission control before an upload is read.
 
 Litestar runs guards before it parses the request body, so a refused upload costs no bandwidth.
 """
@@ -16,7 +16,14 @@ if TYPE_CHECKING:
 
     from maie.api.services import Services
 
-__all__ = ["API_KEY_HEADER", "admission_guard", "api_key_guard", "tenant_of"]
+__all__ = [
+    "API_KEY_HEADER",
+    "admission_guard",
+    "api_key_guard",
+    "rate_limit_guard",
+    "submission_rate_limit_guard",
+    "tenant_of",
+]
 
 #: Header that carries the API key.
 API_KEY_HEADER = "X-API-Key"
@@ -73,3 +80,23 @@ async def admission_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Bas
             f"retry after {server.busy_retry_after_s} s",
             retry_after_s=server.busy_retry_after_s,
         )
+
+
+async def rate_limit_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Count the request against its key's ``MAIE_RATE_LIMIT``; runs after the key is checked.
+
+    Raises:
+        RateLimitedError: 429 with ``Retry-After``.
+    """
+    await _services(connection).rate_limiter.hit(connection.headers.get(API_KEY_HEADER, ""), "requests")
+
+
+async def submission_rate_limit_guard(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """Count a submission against its key's ``MAIE_RATE_LIMIT_SUBMIT``, before the body is read.
+
+    Raises:
+        RateLimitedError: 429 with ``Retry-After``.
+    """
+    await _services(connection).rate_limiter.hit(connection.headers.get(API_KEY_HEADER, ""), "submissions")

@@ -2,9 +2,9 @@
 
 Two limits apply (docs/configuration.md): ``MAIE_RATE_LIMIT`` to every ``/v1`` request of a key,
 and ``MAIE_RATE_LIMIT_SUBMIT`` to its submissions on top. A request over a limit is refused with
-429 and ``Retry-After`` before its body is read. The counting is the ``limits`` library's sliding
-window counter, one atomic Lua call per limit and request; keys in Redis hold a hash of the API
-key, never the key itself.
+429 and ``Retry-After`` before its body is read (by the guards of :mod:`maie.api.guards`). The
+counting is the ``limits`` library's sliding window counter, one atomic Lua call per limit and
+request; keys in Redis hold a hash of the API key, never the key itself.
 
 Litestar's own ``RateLimitMiddleware`` was not used: it reads and rewrites each client's history in
 two steps under a per-process lock, so API processes sharing a store lose each other's counts, and
@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 import redis.exceptions
 import structlog
@@ -27,20 +27,16 @@ from limits import RateLimitItem, parse_many
 from limits.aio.storage import RedisStorage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
-from maie.api.guards import API_KEY_HEADER
 from maie.config import RATE_LIMIT_OFF
 from maie.errors import RateLimitedError
 from maie.store.keys import RATE_LIMIT_PREFIX
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
-    from litestar.connection import ASGIConnection
-    from litestar.handlers.base import BaseRouteHandler
 
-    from maie.api.services import Services
     from maie.config import RateLimitSettings
 
-__all__ = ["RateLimiter", "rate_limit_guard", "submission_rate_limit_guard"]
+__all__ = ["RateLimiter", "Scope"]
 
 log = structlog.get_logger(__name__)
 
@@ -107,28 +103,3 @@ class RateLimiter:
                 retry_after_s=retry_after_s,
                 extra={"limit": _describe(item), "scope": scope},
             )
-
-
-def _limiter(connection: ASGIConnection[Any, Any, Any, Any]) -> RateLimiter:
-    services: Services = connection.app.state.services
-    return services.rate_limiter
-
-
-async def rate_limit_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Count the request against its key's ``MAIE_RATE_LIMIT``; runs after the key is checked.
-
-    Raises:
-        RateLimitedError: 429 with ``Retry-After``.
-    """
-    await _limiter(connection).hit(connection.headers.get(API_KEY_HEADER, ""), "requests")
-
-
-async def submission_rate_limit_guard(
-    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
-) -> None:
-    """Count a submission against its key's ``MAIE_RATE_LIMIT_SUBMIT``, before the body is read.
-
-    Raises:
-        RateLimitedError: 429 with ``Retry-After``.
-    """
-    await _limiter(connection).hit(connection.headers.get(API_KEY_HEADER, ""), "submissions")

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 import redis.exceptions
 
-from maie.api.metrics import ApiMetrics
 from maie.api.rate_limit import RateLimiter
 from maie.errors import StoreUnavailableError
+from maie.metrics import ApiMetrics
 from maie.pipeline.prompts import TemplateCatalog, default_templates_dir
 from maie.pipeline.sandbox import DecodeSandbox, SandboxLimits
 from maie.store import AsyncTaskStore, results_url
@@ -38,25 +38,31 @@ class Services:
             results_url(redis_url, settings.redis.results_db), ttl_s=settings.storage.result_ttl_s
         )
         self.templates = TemplateCatalog(settings.storage.templates_dir or default_templates_dir())
-        #: Where uploads are probed: a child process with MAIE_DECODE_* limits.
         #: Requests per API key, counted in Redis next to the tasks.
         self.rate_limiter = RateLimiter(settings.rate_limit, self.store.client)
         #: The cluster-wide metrics: counted here, read by GET /metrics.
         self.metrics = ApiMetrics(settings, results=self.store.client, redis_url=redis_url)
+        #: Where uploads are probed: a child process with MAIE_DECODE_* limits.
         self.sandbox = DecodeSandbox(
             SandboxLimits.from_settings(settings.audio), log=settings.log, process="api"
         )
 
-    async def enqueue(self, message: dramatiq.Message[None]) -> None:
-        """Send a message through the (blocking) broker without blocking the event loop.
+    async def enqueue(self, *messages: dramatiq.Message[None]) -> None:
+        """Send messages through the (blocking) broker, in order, without blocking the event loop.
+
+        Every submission (one upload, a batch, a re-summarization) enqueues through here.
 
         Raises:
             StoreUnavailableError: if Redis cannot be reached.
         """
         try:
-            await anyio.to_thread.run_sync(self.broker.enqueue, message)
+            await anyio.to_thread.run_sync(self._enqueue_all, messages)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise StoreUnavailableError(f"the queue (Redis) cannot be reached: {exc}") from exc
+
+    def _enqueue_all(self, messages: tuple[dramatiq.Message[None], ...]) -> None:
+        for message in messages:
+            self.broker.enqueue(message)
 
     async def close(self) -> None:
         """Close connection pools."""

@@ -1,5 +1,6 @@
 """Prometheus series of MAIE: cluster-wide task series kept in Redis, and how to read them."""
 
+from maie.metrics.api import ApiMetrics
 from maie.metrics.collector import ClusterCollector, ClusterSnapshot, read_cluster
 from maie.metrics.recorder import AsyncMetricsRecorder, MetricsRecorder
 from maie.metrics.series import (
@@ -16,6 +17,7 @@ __all__ = [
     "QUEUE_WAIT_SECONDS",
     "RTF",
     "STAGE_SECONDS",
+    "ApiMetrics",
     "AsyncMetricsRecorder",
     "ClusterCollector",
     "ClusterSnapshot",

@@ -17,7 +17,7 @@ Every key is written with the record TTL. The worker uses :class:`TaskStore` (bl
 optimistic transactions for read-modify-write); the API uses :class:`AsyncTaskStore`.
 """
 
-from maie.store.aio import AsyncTaskStore
+from maie.store.aio import WORKER_HEARTBEAT_WINDOW_S, AsyncTaskStore
 from maie.store.blocking import TaskStore
 from maie.store.keys import (
     ACTIVE_KEY,
@@ -37,6 +37,7 @@ __all__ = [
     "PREFIX",
     "REDIS_DOWN",
     "WORKERS_KEY",
+    "WORKER_HEARTBEAT_WINDOW_S",
     "AsyncTaskStore",
     "TaskStore",
     "artifact_key",

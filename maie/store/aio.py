@@ -30,9 +30,12 @@ from maie.store.keys import (
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Collection
 
-__all__ = ["AsyncTaskStore"]
+__all__ = ["WORKER_HEARTBEAT_WINDOW_S", "AsyncTaskStore"]
 
 T = TypeVar("T")
+
+#: A worker counts as active (``/health``, ``maie_workers_active``) if its heartbeat is newer than this.
+WORKER_HEARTBEAT_WINDOW_S = 60.0
 
 
 class AsyncTaskStore:
@@ -232,7 +235,7 @@ class AsyncTaskStore:
             _, depth = await self._call(pipe.execute())
         return int(depth)
 
-    async def workers_active(self, window_s: float = 60.0) -> bool:
+    async def workers_active(self, window_s: float = WORKER_HEARTBEAT_WINDOW_S) -> bool:
         """Whether any worker sent a heartbeat within ``window_s`` seconds."""
         count = await self._call(self.client.zcount(WORKERS_KEY, time.time() - window_s, "+inf"))
         return int(count) > 0

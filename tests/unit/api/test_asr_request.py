@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from maie.api.asr_request import MAX_BEAM_SIZE, check_asr_options
+from maie.api.intake.asr_options import MAX_BEAM_SIZE, check_asr_options
 from maie.config import MAX_PROMPT_CHARS
 from maie.errors import InvalidRequestError, UnprocessableError
 from maie.schemas import ModelInfo

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from maie.api.idempotency import IdempotencyClaim
+from maie.api.intake.idempotency import Accepted, IdempotencyClaim
 from maie.errors import ConflictError, UnprocessableError
 from maie.schemas import Feature, TaskRequest
 from maie.store import AsyncTaskStore, TaskStore, results_url
@@ -94,3 +94,50 @@ class TestClaims:
         assert await claim.claim("task-1", exists=_always) is None
         await claim.commit()
         assert await store.client.dbsize() == 0
+
+
+class TestOnce:
+    """The whole flow accept_task and accept_batch share: claim, create or replay, commit or release."""
+
+    @staticmethod
+    def _flow(made: list[str]):
+        async def create(new_id: str) -> Accepted[str]:
+            made.append(new_id)
+            return Accepted(f"body of {new_id}", f"/v1/status/{new_id}")
+
+        async def replay(earlier: str) -> Accepted[str]:
+            return Accepted(f"body of {earlier}", f"/v1/status/{earlier}")
+
+        return create, replay
+
+    async def test_a_repeat_gets_the_first_answer_without_creating(self, store):
+        key, made = str(uuid.uuid4()), []
+        create, replay = self._flow(made)
+        first = await _claim(store, key).once(
+            "t1", exists=_always, replay=replay, create=lambda: create("t1")
+        )
+        again = await _claim(store, key).once(
+            "t2", exists=_always, replay=replay, create=lambda: create("t2")
+        )
+        assert made == ["t1"]
+        assert (first.body, first.replayed, first.headers) == (
+            "body of t1",
+            False,
+            {"Location": "/v1/status/t1"},
+        )
+        assert (again.body, again.replayed) == ("body of t1", True)
+        assert again.headers == {"Location": "/v1/status/t1", "Idempotent-Replayed": "true"}
+
+    async def test_a_failed_create_gives_the_key_back(self, store):
+        key, made = str(uuid.uuid4()), []
+        create, replay = self._flow(made)
+
+        async def broken() -> Accepted[str]:
+            raise RuntimeError("disk full")
+
+        with pytest.raises(RuntimeError, match="disk full"):
+            await _claim(store, key).once("t1", exists=_always, replay=replay, create=broken)
+        retried = await _claim(store, key).once(
+            "t2", exists=_always, replay=replay, create=lambda: create("t2")
+        )
+        assert (retried.body, retried.replayed, made) == ("body of t2", False, ["t2"])

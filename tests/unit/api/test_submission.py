@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from maie.api.process import DEFAULT_FEATURES, parse_features
-from maie.api.uploads import check_filename
+from maie.api.intake.form import DEFAULT_FEATURES, parse_features
+from maie.api.intake.uploads import check_filename
 from maie.errors import InvalidRequestError, UnprocessableError
 from maie.schemas import Feature
 

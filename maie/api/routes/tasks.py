@@ -8,37 +8,21 @@ from litestar import Controller, Request, get
 from litestar.params import Parameter
 
 from maie.api.guards import tenant_of
+from maie.api.queries import summary_of
 from maie.errors import InvalidRequestError
-from maie.schemas import TaskPage, TaskStatus, TaskSummary
+from maie.schemas import TaskPage, TaskStatus
 
 if TYPE_CHECKING:
     from litestar.di import NamedDependency
 
     from maie.api.services import Services
-    from maie.schemas import TaskRecord
 
-__all__ = ["DEFAULT_PAGE", "MAX_PAGE", "TasksController", "parse_statuses", "summary_of"]
+__all__ = ["DEFAULT_PAGE", "MAX_PAGE", "TasksController", "parse_statuses"]
 
 #: Tasks per page when the request names no limit.
 DEFAULT_PAGE = 50
 #: Most tasks per page.
 MAX_PAGE = 200
-
-
-def summary_of(record: TaskRecord) -> TaskSummary:
-    """A task as lists show it."""
-    return TaskSummary(
-        task_id=record.task_id,
-        status=record.status,
-        submitted_at=record.submitted_at,
-        completed_at=record.completed_at,
-        features=record.request.features,
-        template_id=record.request.template_id,
-        filename=record.request.filename,
-        batch_id=record.batch_id,
-        result_version=record.result_version,
-        error_code=record.error_code,
-    )
 
 
 def parse_statuses(values: list[str] | None) -> set[str]:

@@ -13,8 +13,7 @@ from litestar.params import Parameter
 
 from maie.api.guards import tenant_of
 from maie.api.openapi import error_responses
-from maie.api.results import load_result
-from maie.api.status import load_task
+from maie.api.queries import load_result, load_task
 from maie.errors import ConflictError
 from maie.schemas import TaskStatus
 from maie.transcripts import MEDIA_TYPES, ExportFormat, render

@@ -12,22 +12,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Final
 
-import redis.asyncio as aioredis
 from litestar import Controller, Response, get
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
-from maie.api.health import WORKER_HEARTBEAT_WINDOW_S
-from maie.metrics import AsyncMetricsRecorder, ClusterCollector, ClusterSnapshot, read_cluster
-from maie.store import async_reconnect
+from maie.metrics import ClusterCollector
 
 if TYPE_CHECKING:
     from litestar.di import NamedDependency
 
     from maie.api.services import Services
-    from maie.config import Settings
 
-__all__ = ["METRICS_PATH", "ApiMetrics", "MetricsController", "http_metrics_config"]
+__all__ = ["METRICS_PATH", "MetricsController", "http_metrics_config"]
 
 #: Where the metrics are served.
 METRICS_PATH: Final = "/metrics"
@@ -41,35 +37,6 @@ def http_metrics_config() -> PrometheusConfig:
         group_path=True,  # /v1/status/{task_id:str}, not one series per task
         exclude=[f"^{METRICS_PATH}$"],  # scrapes are not traffic
     )
-
-
-class ApiMetrics:
-    """The cluster-wide series as one API process sees them: it counts what it accepts, reads the rest."""
-
-    def __init__(self, settings: Settings, *, results: aioredis.Redis, redis_url: str) -> None:
-        self.settings = settings
-        self.recorder = AsyncMetricsRecorder(results)
-        self.results = results
-        self.broker = aioredis.Redis.from_url(
-            redis_url, socket_connect_timeout=2, socket_timeout=5, **async_reconnect()
-        )
-
-    async def task_accepted(self, count: int = 1) -> None:
-        """Count ``count`` tasks this process accepted and queued."""
-        await self.recorder.task_accepted(count)
-
-    async def snapshot(self) -> ClusterSnapshot:
-        """Read the cluster-wide series from Redis."""
-        return await read_cluster(
-            self.results,
-            self.broker,
-            ttl_s=self.settings.storage.result_ttl_s,
-            worker_window_s=WORKER_HEARTBEAT_WINDOW_S,
-        )
-
-    async def close(self) -> None:
-        """Close the broker-database client (the results client belongs to the task store)."""
-        await self.broker.aclose()
 
 
 class MetricsController(Controller):

@@ -14,7 +14,7 @@ releases its claim, so the client can retry with the same key.
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import msgspec
 import structlog
@@ -29,9 +29,11 @@ if TYPE_CHECKING:
 
     from maie.store import AsyncTaskStore
 
-__all__ = ["HEADER", "IdempotencyClaim"]
+__all__ = ["HEADER", "Accepted", "IdempotencyClaim"]
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 #: Request header carrying the key.
 HEADER = "Idempotency-Key"
@@ -52,6 +54,23 @@ class _Entry(msgspec.Struct, frozen=True, kw_only=True):
 
 def _fingerprint(request: msgspec.Struct) -> str:
     return hashlib.sha256(msgspec.json.encode(request)).hexdigest()
+
+
+class Accepted(NamedTuple, Generic[T]):
+    """The answer to a submission: what was created now, or what the first request with its key created."""
+
+    body: T
+    #: Where the task or batch can be looked at (the answer's ``Location``).
+    location: str
+    #: Whether ``body`` is the first request's (the ``Idempotency-Key`` was used before).
+    replayed: bool = False
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Headers of the 202 answer."""
+        if self.replayed:
+            return {"Location": self.location, "Idempotent-Replayed": "true"}
+        return {"Location": self.location}
 
 
 class IdempotencyClaim:
@@ -134,6 +153,37 @@ class IdempotencyClaim:
             if await exists(entry.id):
                 return entry.id
             await self.store.release_claim(self._redis_key, held)
+
+    async def once(
+        self,
+        new_id: str,
+        *,
+        exists: Callable[[str], Awaitable[bool]],
+        replay: Callable[[str], Awaitable[Accepted[T]]],
+        create: Callable[[], Awaitable[Accepted[T]]],
+    ) -> Accepted[T]:
+        """Create ``new_id`` once per key: claim the key, then create, or answer a repeat.
+
+        Args:
+            new_id: Id of the task or batch ``create`` makes.
+            exists: Whether an earlier id still exists (see :meth:`claim`).
+            replay: The answer for an earlier id, when the key was used before.
+            create: Makes ``new_id`` and answers for it; whatever it raises gives the key back.
+
+        Raises:
+            ConflictError: while the first request with this key is still in progress.
+            UnprocessableError: if the key was first used for a different request.
+        """
+        earlier = await self.claim(new_id, exists=exists)
+        if earlier is not None:
+            return (await replay(earlier))._replace(replayed=True)
+        try:
+            accepted = await create()
+        except BaseException:
+            await self.release()
+            raise
+        await self.commit()
+        return accepted
 
     async def commit(self) -> None:
         """Mark the claim done: from now on a repeat gets this request's task or batch."""

@@ -21,7 +21,7 @@ from litestar import Controller, Request, get
 from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from maie.api.guards import tenant_of
-from maie.api.status import load_task, status_body, status_etag
+from maie.api.queries import load_task, status_body, status_etag
 from maie.errors import NotFoundError, StoreUnavailableError
 
 if TYPE_CHECKING:

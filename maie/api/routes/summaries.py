@@ -16,8 +16,8 @@ from litestar.openapi import ResponseSpec
 
 from maie.actor_table import RESUMMARIZE
 from maie.api.guards import admission_guard, tenant_of
+from maie.api.queries import load_task
 from maie.api.request_id import request_id_of
-from maie.api.status import load_task
 from maie.errors import NotFoundError, StoreUnavailableError, UnprocessableError
 from maie.schemas import ErrorBody, StageName, StageRecord, SummaryAccepted, SummaryRequest
 

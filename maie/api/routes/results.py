@@ -14,9 +14,9 @@ import msgspec
 from litestar import Controller, Request, Response, get
 from litestar.openapi import ResponseSpec
 
+from maie.api.etags import json_with_etag
 from maie.api.guards import tenant_of
-from maie.api.status import json_with_etag, load_task
-from maie.errors import NotFoundError
+from maie.api.queries import load_result, load_task
 from maie.schemas import ErrorBody, ResultVersion, ResultVersionList
 
 if TYPE_CHECKING:
@@ -24,28 +24,8 @@ if TYPE_CHECKING:
     from litestar.params import FromPath
 
     from maie.api.services import Services
-    from maie.schemas import TaskRecord
 
-__all__ = ["ResultsController", "load_result"]
-
-
-async def load_result(services: Services, record: TaskRecord, version: int | None) -> ResultVersion:
-    """Version ``version`` of the task's result (the latest when None).
-
-    Raises:
-        NotFoundError: if the task has no such version.
-    """
-    number = record.result_version if version is None else version
-    if number is None or number < 1 or (record.result_version is not None and number > record.result_version):
-        latest = record.result_version
-        raise NotFoundError(
-            f"task {record.task_id} has no result version {version}"
-            + (f"; its versions are 1 to {latest}" if latest else f"; it is {record.status.value}")
-        )
-    result = await services.store.get_result(record.task_id, number)
-    if result is None:
-        raise NotFoundError(f"result version {number} of task {record.task_id} is gone (expired)")
-    return result
+__all__ = ["ResultsController"]
 
 
 class ResultsController(Controller):

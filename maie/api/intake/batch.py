@@ -23,15 +23,18 @@ import aiofiles
 import anyio
 import anyio.to_thread
 import msgspec
-import redis.exceptions
 import structlog
 
 from maie.actor_table import PREPROCESS
-from maie.api.uploads import CHUNK_BYTES, check_filename, remove_task_dir, stored_name
+from maie.api.intake.idempotency import Accepted
+from maie.api.intake.planning import planned_stages
+from maie.api.intake.uploads import CHUNK_BYTES, check_filename, remove_task_dir, stored_name
+from maie.api.queries import load_batch
 from maie.archives import ArchiveLimits, Unpacked, archive_kind, unpack
 from maie.errors import (
     AudioTooLongError,
     AudioTooShortError,
+    NotFoundError,
     QueueFullError,
     StoreUnavailableError,
     UnprocessableError,
@@ -41,14 +44,15 @@ from maie.pipeline.preprocess import PreprocessOptions, check_duration, probe
 from maie.schemas import AudioInfo, BatchAccepted, BatchRecord, SkippedMember, TaskRecord
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from litestar.datastructures import UploadFile
 
+    from maie.api.intake.idempotency import IdempotencyClaim
     from maie.api.services import Services
     from maie.config import Settings
     from maie.pipeline.sandbox import DecodeSandbox
-    from maie.schemas import StageRecord, TaskRequest
+    from maie.schemas import TaskRequest
 
 __all__ = ["Recording", "accept_batch", "archive_limits", "take_in"]
 
@@ -179,29 +183,24 @@ async def _check_room(services: Services, recordings: list[Recording], skipped: 
         )
 
 
-def _enqueue_all(services: Services, task_ids: Sequence[str], request_id: str | None = None) -> None:
-    for task_id in task_ids:
-        services.broker.enqueue(PREPROCESS.message(task_id, request_id=request_id))
-
-
 async def accept_batch(
     services: Services,
     *,
-    batch_id: str,
     tenant: str,
     parts: Sequence[UploadFile],
     request: TaskRequest,
-    stages: Callable[[], list[StageRecord]],
-) -> BatchAccepted:
-    """Turn the parts into queued tasks of one new batch.
+    request_id: str | None,
+    idempotency: IdempotencyClaim,
+) -> Accepted[BatchAccepted]:
+    """Turn the parts into queued tasks of one new batch, once per ``Idempotency-Key``.
 
     Args:
         services: The API's services.
-        batch_id: Id of the new batch.
         tenant: Whose batch.
         parts: The uploaded ``file`` parts.
         request: The validated options every task gets (its ``filename`` is replaced per task).
-        stages: Makes the planned stages of one task.
+        request_id: The HTTP request's id, kept on every task of the batch and its messages.
+        idempotency: The request's claim on its ``Idempotency-Key`` (a no-op without one).
 
     Raises:
         UnprocessableError: when no part holds usable audio (the reasons are in ``extra``), or
@@ -210,9 +209,41 @@ async def accept_batch(
         ArchiveLimitError: an archive over the limits (413).
         StoreUnavailableError: Redis unreachable (503); nothing is left behind.
     """
+    batch_id = str(uuid.uuid4())
+    structlog.contextvars.bind_contextvars(batch_id=batch_id)
+
+    async def create() -> Accepted[BatchAccepted]:
+        return await _create(
+            services, batch_id=batch_id, tenant=tenant, parts=parts, request=request, request_id=request_id
+        )
+
+    async def replay(earlier: str) -> Accepted[BatchAccepted]:
+        batch = await load_batch(services, earlier, tenant)
+        return _accepted(batch)
+
+    return await idempotency.once(
+        batch_id, exists=lambda b: _exists(services, b, tenant), replay=replay, create=create
+    )
+
+
+def _accepted(batch: BatchRecord) -> Accepted[BatchAccepted]:
+    status_url = f"/v1/batches/{batch.batch_id}"
+    body = BatchAccepted(
+        batch_id=batch.batch_id, task_ids=batch.task_ids, skipped=batch.skipped, status_url=status_url
+    )
+    return Accepted(body, status_url)
+
+
+async def _create(
+    services: Services,
+    *,
+    batch_id: str,
+    tenant: str,
+    parts: Sequence[UploadFile],
+    request: TaskRequest,
+    request_id: str | None,
+) -> Accepted[BatchAccepted]:
     settings = services.settings
-    # The HTTP request's id (bound by the request-id middleware) joins the batch's tasks' logs.
-    request_id = structlog.contextvars.get_contextvars().get("request_id")
     batch_dir = settings.storage.data_dir / "batches" / batch_id
     await anyio.Path(batch_dir).mkdir(parents=True)
     task_dirs: list[Path] = []
@@ -237,7 +268,7 @@ async def accept_batch(
                     request=msgspec.structs.replace(request, filename=recording.name),
                     audio_path=str(raw),
                     source=recording.info,
-                    stages=stages(),
+                    stages=planned_stages(request.features),
                     batch_id=batch_id,
                     request_id=request_id,
                 )
@@ -251,10 +282,7 @@ async def accept_batch(
             skipped=skipped,
         )
         await services.store.create_batch(batch, records)
-        try:
-            await anyio.to_thread.run_sync(_enqueue_all, services, batch.task_ids, request_id)
-        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
-            raise StoreUnavailableError(f"the queue (Redis) cannot be reached: {exc}") from exc
+        await services.enqueue(*(PREPROCESS.message(t, request_id=request_id) for t in batch.task_ids))
     except BaseException:
         for task_dir in task_dirs:
             remove_task_dir(task_dir)
@@ -265,9 +293,15 @@ async def accept_batch(
         await anyio.to_thread.run_sync(remove_task_dir, batch_dir)
     await services.metrics.task_accepted(len(batch.task_ids))
     log.info("batch.accepted", batch_id=batch_id, tasks=len(batch.task_ids), skipped=len(skipped))
-    return BatchAccepted(
-        batch_id=batch_id, task_ids=batch.task_ids, skipped=skipped, status_url=f"/v1/batches/{batch_id}"
-    )
+    return _accepted(batch)
+
+
+async def _exists(services: Services, batch_id: str, tenant: str) -> bool:
+    try:
+        await load_batch(services, batch_id, tenant)
+    except NotFoundError:
+        return False
+    return True
 
 
 async def _discard(services: Services, batch: BatchRecord) -> None:

@@ -6,27 +6,23 @@ options of /v1/process applied to every recording in it; each recording becomes 
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import UploadFile  # noqa: TC002 - Litestar reads the form's hints at runtime
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import Stream
 
 from maie.api.batch_export import BatchExportFormat, export_rows, render_rows
-from maie.api.batch_intake import accept_batch
 from maie.api.guards import admission_guard, tenant_of
-from maie.api.idempotency import IdempotencyClaim
+from maie.api.intake import BatchForm, IdempotencyClaim, accept_batch, validate_request
 from maie.api.openapi import error_responses
-from maie.api.process import TaskOptions, planned_stages, validate_request
-from maie.api.tasks import summary_of
+from maie.api.queries import load_batch, summary_of
+from maie.api.request_id import request_id_of
 from maie.errors import NotFoundError
-from maie.schemas import BatchAccepted, BatchRecord, BatchStatus
+from maie.schemas import BatchAccepted, BatchStatus
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -36,36 +32,9 @@ if TYPE_CHECKING:
 
     from maie.api.services import Services
 
-__all__ = ["BatchForm", "BatchesController", "load_batch"]
+__all__ = ["BatchesController"]
 
 log = structlog.get_logger(__name__)
-
-
-@dataclass(kw_only=True)
-class BatchForm(TaskOptions):
-    """Fields of POST /v1/batches (multipart/form-data): the parts plus the options of /v1/process.
-
-    The options apply to every recording of the batch (a ``callback_url`` is called by each task).
-    """
-
-    #: One archive (zip, tar, tar.gz/bz2/xz), or several recordings; archives and recordings may mix.
-    file: Annotated[list[UploadFile], Parameter(min_items=1)]
-
-
-async def load_batch(services: Services, batch_id: str, tenant: str) -> BatchRecord:
-    """Return the batch if it exists and belongs to ``tenant``.
-
-    Raises:
-        NotFoundError: for a malformed id, an unknown or expired batch, or another tenant's.
-    """
-    try:
-        uuid.UUID(batch_id)
-        batch = await services.store.get_batch(batch_id)
-    except (ValueError, NotFoundError):
-        raise NotFoundError(f"batch {batch_id[:64]!r} not found") from None
-    if batch.tenant != tenant:
-        raise NotFoundError(f"batch {batch_id[:64]!r} not found")
-    return batch
 
 
 class BatchesController(Controller):
@@ -94,37 +63,16 @@ class BatchesController(Controller):
         """Accept a batch: every usable recording becomes a queued task."""
         task_request = await validate_request(data, services, filename=data.file[0].filename)
         tenant = tenant_of(request)
-        batch_id = str(uuid.uuid4())
-        structlog.contextvars.bind_contextvars(batch_id=batch_id)
-        idempotency = IdempotencyClaim.of(request, services.store, tenant, kind="batch", request=task_request)
-        earlier = await idempotency.claim(batch_id, exists=lambda b: _exists(services, b, tenant))
-        if earlier is not None:
-            batch = await load_batch(services, earlier, tenant)
-            accepted = BatchAccepted(
-                batch_id=earlier,
-                task_ids=batch.task_ids,
-                skipped=batch.skipped,
-                status_url=f"/v1/batches/{earlier}",
-            )
-            return Response(
-                accepted,
-                status_code=202,
-                headers={"Location": accepted.status_url, "Idempotent-Replayed": "true"},
-            )
-        try:
-            accepted = await accept_batch(
-                services,
-                batch_id=batch_id,
-                tenant=tenant,
-                parts=data.file,
-                request=task_request,
-                stages=lambda: planned_stages(task_request.features),
-            )
-        except BaseException:
-            await idempotency.release()
-            raise
-        await idempotency.commit()
-        return Response(accepted, status_code=202, headers={"Location": accepted.status_url})
+        claim = IdempotencyClaim.of(request, services.store, tenant, kind="batch", request=task_request)
+        accepted = await accept_batch(
+            services,
+            tenant=tenant,
+            parts=data.file,
+            request=task_request,
+            request_id=request_id_of(request),
+            idempotency=claim,
+        )
+        return Response(accepted.body, status_code=202, headers=accepted.headers)
 
     @get("/{batch_id:str}", summary="A batch: counts by status and every task")
     async def status(
@@ -181,11 +129,3 @@ class BatchesController(Controller):
             media_type=media_type,
             headers={"Content-Disposition": f'attachment; filename="batch-{batch_id}.{format.value}"'},
         )
-
-
-async def _exists(services: Services, batch_id: str, tenant: str) -> bool:
-    try:
-        await load_batch(services, batch_id, tenant)
-    except NotFoundError:
-        return False
-    return True

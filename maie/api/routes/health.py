@@ -16,10 +16,7 @@ if TYPE_CHECKING:
 
     from maie.api.services import Services
 
-__all__ = ["WORKER_HEARTBEAT_WINDOW_S", "HealthController"]
-
-#: A worker counts as active if its heartbeat is newer than this.
-WORKER_HEARTBEAT_WINDOW_S = 60.0
+__all__ = ["HealthController"]
 
 
 class HealthController(Controller):
@@ -36,7 +33,7 @@ class HealthController(Controller):
         if connected:
             try:
                 depth = await services.store.queue_depth()
-                worker_active = await services.store.workers_active(WORKER_HEARTBEAT_WINDOW_S)
+                worker_active = await services.store.workers_active()
             except StoreUnavailableError:
                 connected = False
         ok = connected and worker_active

@@ -1,0 +1,166 @@
+"""The form of a submission (POST /v1/process and /v1/batches) and its validation.
+
+Every field is checked before any file is written: malformed values are 400, a well-formed request
+this server cannot serve (an unknown template, an unavailable backend, hotwords for a backend
+without them) is 422 naming what it can do instead.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+import anyio.to_thread
+from litestar.datastructures import UploadFile  # noqa: TC002 - Litestar reads the form's hints at runtime
+from litestar.params import Parameter
+
+from maie.api.intake.asr_options import check_asr_options
+from maie.api.intake.uploads import check_filename
+from maie.errors import BackendUnavailableError, InvalidRequestError, NotFoundError, UnprocessableError
+from maie.pipeline.asr.registry import REGISTRY
+from maie.schemas import Feature, TaskRequest
+from maie.webhooks.targets import check_callback
+
+if TYPE_CHECKING:
+    from maie.api.services import Services
+    from maie.config import Settings
+
+__all__ = [
+    "DEFAULT_FEATURES",
+    "LLM_FEATURES",
+    "BatchForm",
+    "ProcessForm",
+    "TaskOptions",
+    "parse_features",
+    "validate_request",
+]
+
+#: Features of a request that names none.
+DEFAULT_FEATURES = (Feature.CLEAN_TRANSCRIPT, Feature.SUMMARY)
+#: Features that need an LLM backend.
+LLM_FEATURES = frozenset({Feature.CLEAN_TRANSCRIPT, Feature.SUMMARY, Feature.ENHANCEMENT_METRICS})
+#: ISO 639-1 (two letters) or the few three-letter codes Whisper knows (haw, yue).
+LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
+
+
+@dataclass(kw_only=True)
+class TaskOptions:
+    """The options of a submission, shared by POST /v1/process and POST /v1/batches."""
+
+    #: Repeated field or comma-separated: raw_transcript, clean_transcript, summary, enhancement_metrics.
+    features: list[str] | None = None
+    #: Summary template; required when ``summary`` is asked for.
+    template_id: str | None = None
+    #: ASR backend id (see GET /v1/models); default from MAIE_ASR_BACKEND.
+    asr_backend: str | None = None
+    #: ISO 639-1 code of the spoken language; default: detect.
+    language: str | None = None
+    #: Word-level timestamps in segments.
+    word_timestamps: bool | None = None
+    #: Webhook called when the task finishes.
+    callback_url: str | None = None
+    #: Words or phrases the ASR should favour (names, jargon); backends with ``custom_vocabulary``.
+    hotwords: str | None = None
+    #: Text that primes the ASR (spelling, style); backends with ``custom_vocabulary``.
+    initial_prompt: str | None = None
+    #: Beam width of the ASR decoder, 1-20; backends with ``beam_size``.
+    beam_size: int | None = None
+
+
+@dataclass(kw_only=True)
+class ProcessForm(TaskOptions):
+    """Fields of POST /v1/process (multipart/form-data)."""
+
+    #: The recording: any container PyAV can demux with at least one audio stream.
+    file: UploadFile
+
+
+@dataclass(kw_only=True)
+class BatchForm(TaskOptions):
+    """Fields of POST /v1/batches (multipart/form-data): the parts plus the options of /v1/process.
+
+    The options apply to every recording of the batch (a ``callback_url`` is called by each task).
+    """
+
+    #: One archive (zip, tar, tar.gz/bz2/xz), or several recordings; archives and recordings may mix.
+    file: Annotated[list[UploadFile], Parameter(min_items=1)]
+
+
+def parse_features(values: list[str] | None) -> list[Feature]:
+    """Flatten repeated and comma-separated feature fields, in order, without duplicates.
+
+    Raises:
+        UnprocessableError: naming any unknown feature and the known ones.
+    """
+    names = [n.strip() for v in values or [] for n in v.split(",") if n.strip()]
+    if not names:
+        return list(DEFAULT_FEATURES)
+    known = {f.value for f in Feature}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise UnprocessableError(
+            f"unknown feature(s) {', '.join(map(repr, unknown))}; known features: {', '.join(sorted(known))}"
+        )
+    return list(dict.fromkeys(Feature(n) for n in names))
+
+
+async def validate_request(form: TaskOptions, services: Services, *, filename: str | None) -> TaskRequest:
+    """Check every field (and the upload's ``filename``) before any file is written.
+
+    Raises:
+        InvalidRequestError: a malformed value (400).
+        UnprocessableError: a well-formed request MAIE cannot serve (422).
+    """
+    settings: Settings = services.settings
+    features = parse_features(form.features)
+    needs_llm = sorted(f.value for f in LLM_FEATURES.intersection(features))
+    if needs_llm and settings.llm.backend == "none":
+        raise UnprocessableError(
+            f"feature(s) {', '.join(needs_llm)} need an LLM backend and none is configured "
+            "(MAIE_LLM_BACKEND=none); ask for features=raw_transcript, or configure an LLM backend "
+            "as docs/configuration.md explains",
+            extra={"features": needs_llm},
+        )
+    if Feature.SUMMARY in features:
+        if not form.template_id:
+            raise UnprocessableError("feature 'summary' needs a template_id; see GET /v1/templates")
+        try:
+            services.templates.get(form.template_id)
+        except NotFoundError as exc:
+            raise UnprocessableError(exc.detail) from exc
+    backend = form.asr_backend or settings.asr.backend
+    if backend not in REGISTRY.ids():
+        raise BackendUnavailableError(
+            f"unknown asr_backend {backend!r}; known backends: {', '.join(sorted(REGISTRY.ids()))}"
+        )
+    # Only the chosen backend is checked: probing the others (torch imports) would slow every submit.
+    model = await anyio.to_thread.run_sync(REGISTRY.info, backend, settings)
+    if not model.available:
+        raise BackendUnavailableError(
+            f"asr_backend {backend!r} is unavailable on this server: {model.unavailable_reason}"
+        )
+    language = form.language.strip().lower() if form.language else None
+    if language and not LANGUAGE_CODE.match(language):
+        raise InvalidRequestError(f"language must be an ISO 639-1 code such as 'en', got {form.language!r}")
+    callback_url = await check_callback(form.callback_url, settings) if form.callback_url else None
+    asr_options = check_asr_options(
+        model,
+        language=language,
+        word_timestamps=form.word_timestamps,
+        hotwords=form.hotwords,
+        initial_prompt=form.initial_prompt,
+        beam_size=form.beam_size,
+    )
+    return TaskRequest(
+        features=features,
+        template_id=form.template_id if Feature.SUMMARY in features else None,
+        asr_backend=backend,
+        language=language,
+        word_timestamps=form.word_timestamps,
+        callback_url=callback_url,
+        filename=check_filename(filename),
+        hotwords=asr_options.hotwords,
+        initial_prompt=asr_options.initial_prompt,
+        beam_size=asr_options.beam_size,
+    )

@@ -1,0 +1,145 @@
+"""Intake of one recording (POST /v1/process): the upload becomes a queued task, or nothing at all.
+
+The upload is copied in chunks to ``MAIE_DATA_DIR/audio/<task_id>/raw.part``, probed with PyAV in
+the decode sandbox and kept as ``raw.<ext>``; then the task record is stored and its first message
+queued. Any failure on the way removes the folder and the record, so nothing half-made stays
+behind. :func:`accept_task` mirrors :func:`maie.api.intake.batch.accept_batch`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import structlog
+
+from maie.actor_table import PREPROCESS
+from maie.api.intake.idempotency import Accepted
+from maie.api.intake.planning import planned_stages
+from maie.api.intake.uploads import receive_upload, remove_task_dir
+from maie.api.queries import load_task
+from maie.errors import NotFoundError, StoreUnavailableError
+from maie.pipeline.preprocess import PreprocessOptions
+from maie.schemas import ProcessAccepted, TaskRecord, TaskStatus
+
+if TYPE_CHECKING:
+    from litestar.datastructures import UploadFile
+
+    from maie.api.intake.idempotency import IdempotencyClaim
+    from maie.api.services import Services
+    from maie.schemas import TaskRequest
+
+__all__ = ["accept_task"]
+
+log = structlog.get_logger(__name__)
+
+
+async def accept_task(
+    services: Services,
+    *,
+    tenant: str,
+    upload: UploadFile,
+    request: TaskRequest,
+    request_id: str | None,
+    idempotency: IdempotencyClaim,
+) -> Accepted[ProcessAccepted]:
+    """Turn the upload into a queued task, once per ``Idempotency-Key``.
+
+    Args:
+        services: The API's services.
+        tenant: Whose task.
+        upload: The uploaded ``file`` part.
+        request: The validated options of the task.
+        request_id: The HTTP request's id, kept on the task and its messages.
+        idempotency: The request's claim on its ``Idempotency-Key`` (a no-op without one).
+
+    Raises:
+        UnsupportedMediaError, DecodeLimitError: the upload is not decodable audio (415).
+        AudioTooShortError, AudioTooLongError: outside the duration limits (422).
+        StoreUnavailableError: Redis unreachable (503); nothing is left behind.
+    """
+    task_id = str(uuid.uuid4())
+
+    async def create() -> Accepted[ProcessAccepted]:
+        return await _create(
+            services, task_id=task_id, tenant=tenant, upload=upload, request=request, request_id=request_id
+        )
+
+    async def replay(earlier: str) -> Accepted[ProcessAccepted]:
+        record = await load_task(services, earlier, tenant)
+        log.info("task.idempotent_replay", task_id=earlier)
+        return _accepted(earlier, record.status)
+
+    return await idempotency.once(
+        task_id, exists=lambda t: _exists(services, t, tenant), replay=replay, create=create
+    )
+
+
+def _accepted(task_id: str, status: TaskStatus) -> Accepted[ProcessAccepted]:
+    status_url = f"/v1/status/{task_id}"
+    return Accepted(ProcessAccepted(task_id=task_id, status=status, status_url=status_url), status_url)
+
+
+async def _create(
+    services: Services,
+    *,
+    task_id: str,
+    tenant: str,
+    upload: UploadFile,
+    request: TaskRequest,
+    request_id: str | None,
+) -> Accepted[ProcessAccepted]:
+    settings = services.settings
+    structlog.contextvars.bind_contextvars(task_id=task_id)
+    task_dir = settings.storage.data_dir / "audio" / task_id
+    created = False
+    try:
+        raw, info = await receive_upload(
+            upload, task_dir, PreprocessOptions.from_settings(settings.audio), services.sandbox
+        )
+        record = TaskRecord(
+            task_id=task_id,
+            tenant=tenant,
+            submitted_at=datetime.now(UTC),
+            request=request,
+            audio_path=str(raw),
+            source=info,
+            stages=planned_stages(request.features),
+            request_id=request_id,
+        )
+        await services.store.create(record)
+        created = True
+        await services.enqueue(PREPROCESS.message(task_id, request_id=request_id))
+    except BaseException:
+        # Nothing half-made stays behind: no folder, no record, no count in the queue depth.
+        remove_task_dir(task_dir)
+        if created:
+            await _discard(services, task_id)
+        raise
+    await services.metrics.task_accepted()
+    log.info(
+        "task.accepted",
+        features=[f.value for f in request.features],
+        duration_s=info.duration_s,
+        container=info.container,
+    )
+    return _accepted(task_id, TaskStatus.PENDING)
+
+
+async def _discard(services: Services, task_id: str) -> None:
+    try:
+        await services.store.discard(task_id)
+    except StoreUnavailableError:
+        # Redis went away between storing the record and queueing it. The record cannot be
+        # removed now; it is marked nowhere as queued, expires with the record TTL, and the
+        # client was told 503, so no one waits on it.
+        log.warning("task.discard_failed", reason="store unavailable")
+
+
+async def _exists(services: Services, task_id: str, tenant: str) -> bool:
+    try:
+        await load_task(services, task_id, tenant)
+    except NotFoundError:
+        return False
+    return True

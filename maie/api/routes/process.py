@@ -1,0 +1,57 @@
+"""POST /v1/process: accept an upload and a choice of features, start the pipeline."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+from litestar import Controller, Request, Response, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body
+
+from maie.api.guards import admission_guard, submission_rate_limit_guard, tenant_of
+from maie.api.intake import IdempotencyClaim, ProcessForm, accept_task, validate_request
+from maie.api.openapi import error_responses
+from maie.api.request_id import request_id_of
+from maie.schemas import ProcessAccepted  # noqa: TC001 - Litestar reads the handler's hints at runtime
+
+if TYPE_CHECKING:
+    from litestar.di import NamedDependency
+
+    from maie.api.services import Services
+
+__all__ = ["ProcessController"]
+
+
+class ProcessController(Controller):
+    """Submissions."""
+
+    path = "/process"
+    tags = ("tasks",)
+
+    @post(
+        "/",
+        status_code=202,
+        guards=[submission_rate_limit_guard, admission_guard],
+        responses=error_responses(400, 409, 413, 415, 422),
+        summary="Submit a recording",
+        description="Streams the upload to disk, checks it is decodable audio, and queues the pipeline.",
+    )
+    async def submit(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[ProcessForm, Body(media_type=RequestEncodingType.MULTI_PART)],
+        services: NamedDependency[Services],
+    ) -> Response[ProcessAccepted]:
+        """Accept a recording and start its pipeline."""
+        task_request = await validate_request(data, services, filename=data.file.filename)
+        tenant = tenant_of(request)
+        claim = IdempotencyClaim.of(request, services.store, tenant, kind="task", request=task_request)
+        accepted = await accept_task(
+            services,
+            tenant=tenant,
+            upload=data.file,
+            request=task_request,
+            request_id=request_id_of(request),
+            idempotency=claim,
+        )
+        return Response(accepted.body, status_code=202, headers=accepted.headers)
