@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import click
 import msgspec
 
+from maie.cli.flags import submission_flags, submission_values
 from maie.cli.output import FORMATS, emit, fail
 from maie.cli.settings import dev_key, load_settings
 from maie.errors import MaieError
@@ -60,14 +61,7 @@ _key_option = click.option("--api-key", help="API key (MAIE_API_KEY; default the
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-@click.option(
-    "--features", help="Comma-separated features (default: the server's, clean_transcript,summary)."
-)
-@click.option("--template-id", help="Summary template (with the summary feature).")
-@click.option("--asr-backend", help="ASR backend (see GET /v1/models).")
-@click.option("--language", help="ISO 639-1 code of the spoken language (default: detect).")
-@click.option("--word-timestamps/--no-word-timestamps", default=None, help="Word-level timestamps.")
-@click.option("--callback-url", help="Webhook each task calls when it finishes.")
+@submission_flags
 @click.option(
     "--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Uploads at once."
 )
@@ -87,36 +81,26 @@ _key_option = click.option("--api-key", help="API key (MAIE_API_KEY; default the
 @_key_option
 def submit(  # noqa: PLR0917 - one parameter per option
     paths: tuple[Path, ...],
-    features: str | None,
-    template_id: str | None,
-    asr_backend: str | None,
-    language: str | None,
-    word_timestamps: bool | None,
-    callback_url: str | None,
     concurrency: int,
     wait: bool,
     out_dir: Path | None,
     state: Path | None,
     url: str | None,
     api_key: str | None,
+    **fields: object,
 ) -> None:
-    """Submit recordings, folders of recordings and archives; resumable (run it again after a stop)."""
-    from maie.client import AsyncMaieClient  # noqa: PLC0415 - keeps `maie --help` fast
-    from maie.client._http import SubmitOptions  # noqa: PLC0415
+    """Submit recordings, folders of recordings and archives; resumable (run it again after a stop).
+
+    The flags before --concurrency are the fields of POST /v1/process (docs/api.md).
+    """
+    from maie.client import AsyncMaieClient, SubmitOptions  # noqa: PLC0415 - keeps `maie --help` fast
     from maie.client.bulk import Ledger, collect  # noqa: PLC0415
 
     base, key = _server(_client_settings(), url, api_key)
     items = collect(list(paths))
     if not items:
         raise click.ClickException("no recordings or archives found in the given paths")
-    options = SubmitOptions(
-        features=tuple(f.strip() for f in features.split(",") if f.strip()) if features else None,
-        template_id=template_id,
-        asr_backend=asr_backend,
-        language=language,
-        word_timestamps=word_timestamps,
-        callback_url=callback_url,
-    )
+    options = msgspec.convert(submission_values(fields), SubmitOptions)
     ledger = Ledger(state or _default_ledger(out_dir))
 
     async def run() -> Report:

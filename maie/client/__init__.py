@@ -11,11 +11,14 @@ without risk of a second task. Polling uses ``ETag``/``If-None-Match`` and ``Ret
         status = maie.wait(task.task_id)
         srt = maie.transcript(task.task_id, "srt")
 
-A receiver of MAIE webhooks checks their signature with :func:`verify_webhook`.
+The options of a submission are :class:`SubmitOptions` (the keywords of ``submit``, or one
+Struct for ``submit_with``). A receiver of MAIE webhooks checks their signature with
+:func:`verify_webhook`.
 """
 
+from maie.client._http import SubmitOptions
 from maie.client.aio import AsyncMaieClient
 from maie.client.sync import MaieClient
 from maie.webhooks.signing import verify as verify_webhook
 
-__all__ = ["AsyncMaieClient", "MaieClient", "verify_webhook"]
+__all__ = ["AsyncMaieClient", "MaieClient", "SubmitOptions", "verify_webhook"]

@@ -23,6 +23,7 @@ from maie.errors import (
     UnprocessableError,
     UnsupportedMediaError,
 )
+from maie.schemas import SubmissionOptions
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -62,7 +63,10 @@ _SERVER_ERRORS = 500
 
 
 class SubmitFields(TypedDict, total=False):
-    """Keyword options of ``submit`` and ``submit_batch`` (the fields of :class:`SubmitOptions`)."""
+    """Keyword options of ``submit`` and ``submit_batch``: the fields of :class:`SubmitOptions`.
+
+    Type checkers need the keywords spelled out; a test checks they are the submission fields.
+    """
 
     features: Sequence[str] | None
     template_id: str | None
@@ -75,18 +79,11 @@ class SubmitFields(TypedDict, total=False):
     beam_size: int | None
 
 
-class SubmitOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """The options of POST /v1/process and /v1/batches (see docs/api.md); None means the default."""
+class SubmitOptions(SubmissionOptions, frozen=True, kw_only=True):
+    """The options of POST /v1/process and /v1/batches (see docs/api.md); None means the default.
 
-    features: tuple[str, ...] | None = None
-    template_id: str | None = None
-    asr_backend: str | None = None
-    language: str | None = None
-    word_timestamps: bool | None = None
-    callback_url: str | None = None
-    hotwords: str | None = None
-    initial_prompt: str | None = None
-    beam_size: int | None = None
+    The fields are the submission fields of :class:`~maie.schemas.SubmissionOptions`.
+    """
 
     @classmethod
     def of(cls, **fields: Unpack[SubmitFields]) -> SubmitOptions:
@@ -95,13 +92,12 @@ class SubmitOptions(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
         return msgspec.convert({**fields, "features": tuple(features) if features else None}, cls)
 
     def form(self) -> dict[str, Any]:
-        """The multipart form fields."""
+        """The multipart form fields of the options that are set (a list is a repeated field)."""
         form: dict[str, Any] = msgspec.to_builtins(self)
-        if self.features:
-            form["features"] = list(self.features)
-        if self.word_timestamps is not None:
-            form["word_timestamps"] = "true" if self.word_timestamps else "false"
-        return form
+        return {
+            name: ("true" if value else "false") if isinstance(value, bool) else value
+            for name, value in form.items()
+        }
 
 
 def error_of(response: httpx.Response) -> MaieError:

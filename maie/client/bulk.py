@@ -34,8 +34,7 @@ from maie.errors import MaieError, NotFoundError
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from maie.client import AsyncMaieClient
-    from maie.client._http import SubmitOptions
+    from maie.client import AsyncMaieClient, SubmitOptions
     from maie.schemas import StatusResponse
 
 __all__ = ["AUDIO_SUFFIXES", "Item", "Ledger", "Report", "collect", "submit_all"]

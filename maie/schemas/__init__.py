@@ -52,6 +52,7 @@ from maie.schemas.results import (
     Versions,
     Word,
 )
+from maie.schemas.submission import SubmissionOptions
 from maie.schemas.tasks import (
     BatchRecord,
     SkippedMember,
@@ -96,6 +97,7 @@ __all__ = [
     "StageRecord",
     "StageState",
     "StatusResponse",
+    "SubmissionOptions",
     "SummaryAccepted",
     "SummaryArtifact",
     "SummaryRequest",

@@ -9,6 +9,7 @@ import msgspec
 
 from maie.schemas.base import Base, Feature, Frozen, Seconds, StageName, StageState, TaskStatus
 from maie.schemas.results import AudioInfo
+from maie.schemas.submission import SubmissionOptions
 
 __all__ = [
     "BatchRecord",
@@ -41,22 +42,17 @@ class StageRecord(Base, kw_only=True):
     result_version: int | None = None
 
 
-class TaskRequest(Frozen, frozen=True, kw_only=True):
-    """What the client asked for, as validated at submit time."""
+class TaskRequest(SubmissionOptions, frozen=True, kw_only=True):
+    """What the client asked for, as validated at submit time: every submission field, and the file's name.
+
+    The fields are those of :class:`~maie.schemas.SubmissionOptions` (``None`` leaves an option to
+    the server's default), with the features parsed and the ASR backend resolved.
+    """
 
     features: list[Feature]
-    template_id: str | None = None
     asr_backend: str
-    language: str | None = None
-    word_timestamps: bool | None = None
-    callback_url: str | None = None
+    #: The upload's name (a label only, checked for path tricks; never used to build a path).
     filename: str | None = None
-    #: Words the ASR should favour (Whisper hotwords); ``None`` uses the server's.
-    hotwords: str | None = None
-    #: Text that primes the ASR's first window; ``None`` uses the server's.
-    initial_prompt: str | None = None
-    #: Beam width of the ASR decoder; ``None`` uses the server's.
-    beam_size: int | None = None
 
 
 class TaskRecord(Base, kw_only=True):

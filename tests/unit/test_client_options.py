@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maie.client._http import SubmitOptions
+from maie.client import SubmitOptions
 
 
 class TestSubmitOptions:

@@ -18,7 +18,7 @@ TREE = [cls for cls in _tree(MaieError) if cls.__module__.startswith("maie.")]
 
 def _instance(cls: type[MaieError]) -> MaieError:
     if cls in {errors.QueueFullError, errors.RateLimitedError}:
-        return cls("x", retry_after_s=1)  # type: ignore[call-arg]
+        return cls("x", retry_after_s=1)
     return cls("x")
 
 

@@ -7,7 +7,7 @@ when anything fails.
 """
 
 from maie.api.intake.batch import accept_batch
-from maie.api.intake.form import BatchForm, ProcessForm, TaskOptions, validate_request
+from maie.api.intake.form import BatchForm, ProcessForm, validate_request
 from maie.api.intake.idempotency import Accepted, IdempotencyClaim
 from maie.api.intake.planning import planned_stages
 from maie.api.intake.task import accept_task
@@ -17,7 +17,6 @@ __all__ = [
     "BatchForm",
     "IdempotencyClaim",
     "ProcessForm",
-    "TaskOptions",
     "accept_batch",
     "accept_task",
     "planned_stages",

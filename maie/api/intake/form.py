@@ -1,5 +1,7 @@
 """The form of a submission (POST /v1/process and /v1/batches) and its validation.
 
+The forms are the submission fields (:class:`~maie.schemas.SubmissionOptions`) plus the upload.
+
 Every field is checked before any file is written: malformed values are 400, a well-formed request
 this server cannot serve (an unknown template, an unavailable backend, hotwords for a backend
 without them) is 422 naming what it can do instead.
@@ -8,8 +10,7 @@ without them) is 422 naming what it can do instead.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
 from litestar.datastructures import UploadFile  # noqa: TC002 - Litestar reads the form's hints at runtime
@@ -19,10 +20,12 @@ from maie.api.intake.asr_options import check_asr_options
 from maie.api.intake.uploads import check_filename
 from maie.errors import BackendUnavailableError, InvalidRequestError, NotFoundError, UnprocessableError
 from maie.pipeline.asr.registry import REGISTRY
-from maie.schemas import Feature, TaskRequest
+from maie.schemas import Feature, SubmissionOptions, TaskRequest
 from maie.webhooks.targets import check_callback
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from maie.api.services import Services
     from maie.config import Settings
 
@@ -31,7 +34,6 @@ __all__ = [
     "LLM_FEATURES",
     "BatchForm",
     "ProcessForm",
-    "TaskOptions",
     "parse_features",
     "validate_request",
 ]
@@ -44,40 +46,14 @@ LLM_FEATURES = frozenset({Feature.CLEAN_TRANSCRIPT, Feature.SUMMARY, Feature.ENH
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 
 
-@dataclass(kw_only=True)
-class TaskOptions:
-    """The options of a submission, shared by POST /v1/process and POST /v1/batches."""
-
-    #: Repeated field or comma-separated: raw_transcript, clean_transcript, summary, enhancement_metrics.
-    features: list[str] | None = None
-    #: Summary template; required when ``summary`` is asked for.
-    template_id: str | None = None
-    #: ASR backend id (see GET /v1/models); default from MAIE_ASR_BACKEND.
-    asr_backend: str | None = None
-    #: ISO 639-1 code of the spoken language; default: detect.
-    language: str | None = None
-    #: Word-level timestamps in segments.
-    word_timestamps: bool | None = None
-    #: Webhook called when the task finishes.
-    callback_url: str | None = None
-    #: Words or phrases the ASR should favour (names, jargon); backends with ``custom_vocabulary``.
-    hotwords: str | None = None
-    #: Text that primes the ASR (spelling, style); backends with ``custom_vocabulary``.
-    initial_prompt: str | None = None
-    #: Beam width of the ASR decoder, 1-20; backends with ``beam_size``.
-    beam_size: int | None = None
-
-
-@dataclass(kw_only=True)
-class ProcessForm(TaskOptions):
-    """Fields of POST /v1/process (multipart/form-data)."""
+class ProcessForm(SubmissionOptions, frozen=True, kw_only=True):
+    """Fields of POST /v1/process (multipart/form-data): the submission fields and the recording."""
 
     #: The recording: any container PyAV can demux with at least one audio stream.
     file: UploadFile
 
 
-@dataclass(kw_only=True)
-class BatchForm(TaskOptions):
+class BatchForm(SubmissionOptions, frozen=True, kw_only=True):
     """Fields of POST /v1/batches (multipart/form-data): the parts plus the options of /v1/process.
 
     The options apply to every recording of the batch (a ``callback_url`` is called by each task).
@@ -87,7 +63,7 @@ class BatchForm(TaskOptions):
     file: Annotated[list[UploadFile], Parameter(min_items=1)]
 
 
-def parse_features(values: list[str] | None) -> list[Feature]:
+def parse_features(values: Sequence[str] | None) -> list[Feature]:
     """Flatten repeated and comma-separated feature fields, in order, without duplicates.
 
     Raises:
@@ -105,8 +81,12 @@ def parse_features(values: list[str] | None) -> list[Feature]:
     return list(dict.fromkeys(Feature(n) for n in names))
 
 
-async def validate_request(form: TaskOptions, services: Services, *, filename: str | None) -> TaskRequest:
+async def validate_request(
+    form: SubmissionOptions, services: Services, *, filename: str | None
+) -> TaskRequest:
     """Check every field (and the upload's ``filename``) before any file is written.
+
+    A field this function does not check is passed on as the form parsed it (its type is checked).
 
     Raises:
         InvalidRequestError: a malformed value (400).
@@ -152,15 +132,15 @@ async def validate_request(form: TaskOptions, services: Services, *, filename: s
         initial_prompt=form.initial_prompt,
         beam_size=form.beam_size,
     )
-    return TaskRequest(
-        features=features,
-        template_id=form.template_id if Feature.SUMMARY in features else None,
-        asr_backend=backend,
-        language=language,
-        word_timestamps=form.word_timestamps,
-        callback_url=callback_url,
-        filename=check_filename(filename),
-        hotwords=asr_options.hotwords,
-        initial_prompt=asr_options.initial_prompt,
-        beam_size=asr_options.beam_size,
-    )
+    checked: dict[str, Any] = {
+        "features": features,
+        "template_id": form.template_id if Feature.SUMMARY in features else None,
+        "asr_backend": backend,
+        "language": language,
+        "callback_url": callback_url,
+        "hotwords": asr_options.hotwords,
+        "initial_prompt": asr_options.initial_prompt,
+        "beam_size": asr_options.beam_size,
+    }
+    sent = {name: getattr(form, name) for name in SubmissionOptions.__struct_fields__}
+    return TaskRequest(**{**sent, **checked}, filename=check_filename(filename))
