@@ -16,7 +16,7 @@ import click
 import msgspec
 import structlog
 
-from maie.cli.output import FORMATS, emit, fail
+from maie.cli.output import emit, fail, format_option, output_option
 from maie.cli.settings import load_settings
 from maie.errors import MaieError
 from maie.schemas import Feature
@@ -73,22 +73,10 @@ def transcribe_file(
 
 @click.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="txt",
-    show_default=True,
-    help="json is the whole result.",
-)
+@format_option("json is the whole result.")
 @click.option("--language", help="ISO 639-1 code of the spoken language (default: detect).")
 @click.option("--word-timestamps/--no-word-timestamps", default=None, help="Word-level timestamps.")
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file instead of stdout.",
-)
+@output_option
 def transcribe(
     file: Path, fmt: str, language: str | None, word_timestamps: bool | None, output: Path | None
 ) -> None:

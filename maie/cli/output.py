@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 if TYPE_CHECKING:
-    from pathlib import Path
+    from collections.abc import Callable
 
     from maie.errors import MaieError
 
-__all__ = ["FORMATS", "emit", "fail"]
+__all__ = ["FORMATS", "emit", "fail", "format_option", "output_option"]
+
+F = TypeVar("F", bound="Callable[..., Any]")
 
 #: Formats of ``maie result`` and ``maie transcribe``.
 FORMATS = ("txt", "srt", "vtt", "json")
+
+#: ``-o/--output FILE``: where a command writes instead of stdout.
+output_option = click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file instead of stdout.",
+)
+
+
+def format_option(json_help: str) -> Callable[[F], F]:
+    """``--format`` (txt, srt, vtt or json; parameter ``fmt``), saying what ``json`` is."""
+    return click.option(
+        "--format", "fmt", type=click.Choice(FORMATS), default="txt", show_default=True, help=json_help
+    )
 
 
 def fail(exc: MaieError) -> click.ClickException:

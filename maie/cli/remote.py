@@ -12,7 +12,7 @@ import click
 import msgspec
 
 from maie.cli.flags import submission_flags, submission_values
-from maie.cli.output import FORMATS, emit, fail
+from maie.cli.output import emit, fail, format_option, output_option
 from maie.cli.settings import dev_key, load_settings
 from maie.errors import MaieError
 
@@ -157,23 +157,11 @@ def status(task_id: str, watch: bool, url: str | None, api_key: str | None) -> N
 
 @click.command()
 @click.argument("task_id")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="txt",
-    show_default=True,
-    help="json is the whole result version.",
-)
+@format_option("json is the whole result version.")
 @click.option(
     "--version", "version", type=click.IntRange(min=1), help="Result version (default: the latest)."
 )
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write to this file instead of stdout.",
-)
+@output_option
 @_url_option
 @_key_option
 def result(  # noqa: PLR0917 - one parameter per option
