@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpcore
 import httpx
@@ -27,13 +28,24 @@ from maie.outbound.rules import resolve
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Iterable, Iterator
+    from collections.abc import Callable, Iterable, Iterator
 
     from maie.outbound.rules import AddressRules, Resolver
 
 __all__ = ["GuardedBackend", "GuardedTransport", "deadline_passed", "time_limit"]
 
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar(
+
+class _Deadline:
+    """One :func:`time_limit`: when it ends, and whether an operation already ran into it."""
+
+    __slots__ = ("at", "expired")
+
+    def __init__(self, at: float) -> None:
+        self.at = at
+        self.expired = False
+
+
+_deadline: contextvars.ContextVar[_Deadline | None] = contextvars.ContextVar(
     "maie_outbound_deadline", default=None
 )
 
@@ -45,8 +57,8 @@ def time_limit(seconds: float) -> Iterator[None]:
     Nested limits keep the earlier deadline.
     """
     outer = _deadline.get()
-    deadline = time.monotonic() + seconds
-    token = _deadline.set(deadline if outer is None else min(outer, deadline))
+    at = time.monotonic() + seconds
+    token = _deadline.set(_Deadline(at if outer is None else min(outer.at, at)))
     try:
         yield
     finally:
@@ -54,20 +66,37 @@ def time_limit(seconds: float) -> Iterator[None]:
 
 
 def deadline_passed() -> bool:
-    """Whether the current :func:`time_limit` has run out."""
+    """Whether the current :func:`time_limit` has run out (or cut an operation short)."""
     deadline = _deadline.get()
-    return deadline is not None and time.monotonic() >= deadline
+    return deadline is not None and (deadline.expired or time.monotonic() >= deadline.at)
 
 
-def _bounded(timeout: float | None, expired: type[httpcore.TimeoutException]) -> float | None:
+_T = TypeVar("_T")
+
+
+def _within(
+    operation: Callable[[float | None], _T], timeout: float | None, expired: type[httpcore.TimeoutException]
+) -> _T:
+    """Run ``operation(timeout)`` with the timeout cut to what is left of the current deadline.
+
+    A timeout that came from the deadline, not from the operation's own timeout, marks the deadline
+    expired, so :func:`deadline_passed` tells the two apart whatever the clocks' granularity.
+    """
     deadline = _deadline.get()
     if deadline is None:
-        return timeout
-    left = deadline - time.monotonic()
+        return operation(timeout)
+    left = deadline.at - time.monotonic()
     if left <= 0:
+        deadline.expired = True
         msg = "the time limit of the request ran out"
         raise expired(msg)
-    return left if timeout is None else min(timeout, left)
+    if timeout is not None and timeout <= left:
+        return operation(timeout)
+    try:
+        return operation(left)
+    except httpcore.TimeoutException:
+        deadline.expired = True
+        raise
 
 
 class _DeadlineStream(httpcore.NetworkStream):
@@ -77,10 +106,10 @@ class _DeadlineStream(httpcore.NetworkStream):
         self._inner = inner
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+        return _within(lambda t: self._inner.read(max_bytes, t), timeout, httpcore.ReadTimeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+        _within(lambda t: self._inner.write(buffer, t), timeout, httpcore.WriteTimeout)
 
     def close(self) -> None:
         self._inner.close()
@@ -88,8 +117,8 @@ class _DeadlineStream(httpcore.NetworkStream):
     def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.NetworkStream:
-        inner = self._inner.start_tls(
-            ssl_context, server_hostname, _bounded(timeout, httpcore.ConnectTimeout)
+        inner = _within(
+            lambda t: self._inner.start_tls(ssl_context, server_hostname, t), timeout, httpcore.ConnectTimeout
         )
         return _DeadlineStream(inner)
 
@@ -123,12 +152,16 @@ class GuardedBackend(httpcore.NetworkBackend):
         failure: Exception = httpcore.ConnectError(f"{host} has no address to connect to")
         for address in addresses:
             try:
-                stream = self._inner.connect_tcp(
-                    str(address),
-                    port,
-                    _bounded(timeout, httpcore.ConnectTimeout),
-                    local_address,
-                    socket_options,
+                stream = _within(
+                    functools.partial(
+                        self._inner.connect_tcp,
+                        str(address),
+                        port,
+                        local_address=local_address,
+                        socket_options=socket_options,
+                    ),
+                    timeout,
+                    httpcore.ConnectTimeout,
                 )
             except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
                 failure = exc
