@@ -131,8 +131,9 @@ class AddressRules:
                 if verdict.private
                 else "MAIE never calls those, whatever its settings"
             )
+            article = "an" if verdict.rule[0] in "aeiouAEIOU" else "a"
             raise self.refused(
-                f"{self.subject} host {host!r} resolves to a {verdict.rule} address; {hint}",
+                f"{self.subject} host {host!r} resolves to {article} {verdict.rule} address; {hint}",
                 extra={"host": host, "rule": verdict.rule},
             )
 

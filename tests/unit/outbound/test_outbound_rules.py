@@ -203,6 +203,23 @@ class TestRules:
         with pytest.raises(CallbackRefusedError, match="fragment"):
             webhook.parse_url("https://hooks.example/#x")
 
+    @pytest.mark.parametrize(
+        ("url", "rule"),
+        [
+            ("http://2130706433/x", "a loopback"),
+            ("http://0x7f.1/x", "a loopback"),
+            ("http://017700000001/x", "a loopback"),
+            ("http://127.1/x", "a loopback"),
+            ("http://[::ffff:7f00:1]/x", "a loopback"),
+            ("http://0/x", "an unspecified"),
+            ("http://[::ffff:a9fe:a9fe]/latest/meta-data", "a cloud metadata"),
+        ],
+    )
+    async def test_other_spellings_of_an_address_resolve_to_it(self, url, rule):
+        """Decimal, hex, octal and short IPv4 forms are judged by what the resolver makes of them."""
+        with pytest.raises(FetchRefusedAddressError, match=f"resolves to {rule} address"):
+            await fetch_rules(allow_private=False).check_url(url)
+
     async def test_submit_time_check_resolves_the_name(self):
         with pytest.raises(FetchRefusedAddressError, match="'localhost' resolves to a loopback") as refused:
             await fetch_rules(allow_private=False).check_url("http://localhost:8000/clip.wav")
