@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+import trustme
 
-from maie.errors import CallbackRefusedError
+from maie.errors import CallbackRefusedError, FetchTlsError
 from maie.outbound import GuardedTransport, deadline_passed, time_limit
+from maie.pipeline.fetch import FetchLimits, FetchOptions
+from maie.pipeline.fetch.session import FetchSession
 from maie.webhooks.delivery import WebhookPoster
 from maie.webhooks.targets import callback_rules
 
@@ -105,3 +111,62 @@ class TestWebhookPoster:
         poster.close()
         assert "'hooks.test' resolves to a private address" in refused.value.detail
         assert "10.1.2.3" not in refused.value.detail
+
+
+@pytest.fixture
+def tls_server():
+    """A real HTTPS server on 127.0.0.1 whose certificate (from a test CA) names ``media.test``;
+    it records the server name (SNI) each TLS handshake asked for."""
+    ca = trustme.CA()
+    names = []
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("media.test").configure_cert(context)
+    context.sni_callback = lambda _sock, name, _ctx: names.append(name)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    yield server.server_address[1], client_context, names
+    server.shutdown()
+    server.server_close()
+
+
+class TestTls:
+    """Connecting to the checked address keeps TLS on the URL's name: SNI and certificate check."""
+
+    def _get(self, url, context, resolver):
+        transport = GuardedTransport(callback_rules(allow_private=True), resolver=resolver, verify=context)
+        with httpx.Client(transport=transport, timeout=5.0, trust_env=False) as client:
+            return client.get(url)
+
+    def test_sni_and_certificate_name_are_the_url_host(self, tls_server):
+        port, context, names = tls_server
+        resolver = Resolver({"media.test": ["127.0.0.1"]})
+        response = self._get(f"https://media.test:{port}/", context, resolver)
+        assert response.text == "ok"
+        assert names == ["media.test"], "the handshake asked for the name, not the address"
+
+    def test_a_certificate_for_another_name_is_refused(self, tls_server):
+        port, context, _names = tls_server
+        resolver = Resolver({"other.test": ["127.0.0.1"]})
+        with pytest.raises(httpx.ConnectError) as failed:
+            self._get(f"https://other.test:{port}/", context, resolver)
+        assert "certificate" in str(failed.value).lower()
+        session = FetchSession(FetchOptions(limits=FetchLimits(max_bytes=1000)))
+        error = session.error_of(failed.value, "other.test")
+        session.close()
+        assert isinstance(error, FetchTlsError), "a fetch reports it as permanent, not a connection hiccup"
+        assert not error.retryable
