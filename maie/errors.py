@@ -24,6 +24,18 @@ __all__ = [
     "ConfigError",
     "ConflictError",
     "DecodeLimitError",
+    "FetchConnectionError",
+    "FetchHttpError",
+    "FetchHttpUnavailableError",
+    "FetchInvalidUrlError",
+    "FetchNoMediaError",
+    "FetchRefusedAddressError",
+    "FetchTimeoutError",
+    "FetchTlsError",
+    "FetchTooLargeError",
+    "FetchTooManyRedirectsError",
+    "FetchTooSlowError",
+    "FetchUnresolvableError",
     "InvalidRequestError",
     "LlmOutputError",
     "LlmRequestError",
@@ -237,3 +249,91 @@ PERMANENT_ERRORS: Final[tuple[type[BaseException], ...]] = (PermanentError, Memo
 def is_permanent(exc: BaseException) -> bool:
     """Whether retrying ``exc`` cannot help: it is one of :data:`PERMANENT_ERRORS`."""
     return isinstance(exc, PERMANENT_ERRORS)
+
+
+# Fetching a recording from a URL. Which are worth a retry: what a server or the network may fix
+# by itself (a 503, a reset connection, a stall); never what the URL itself decides (an address
+# that is refused, a 404, a file too large).
+
+
+class FetchInvalidUrlError(UnprocessableError):
+    """Raised when a recording's URL is malformed, too long or not http(s)."""
+
+    code = "fetch_invalid_url"
+
+
+class FetchUnresolvableError(UnprocessableError):
+    """Raised when a recording's host has no address (the name does not exist)."""
+
+    code = "fetch_unresolvable"
+
+
+class FetchRefusedAddressError(UnprocessableError):
+    """Raised when a recording's host, or a redirect's, resolves to an address MAIE may not call."""
+
+    code = "fetch_refused_address"
+
+
+class FetchTooLargeError(PayloadTooLargeError):
+    """Raised when a recording at a URL is larger than the upload size limit."""
+
+    code = "fetch_too_large"
+
+
+class FetchTooManyRedirectsError(UnprocessableError):
+    """Raised when a URL redirects more times than the fetch allows."""
+
+    code = "fetch_too_many_redirects"
+
+
+class FetchTooSlowError(UnprocessableError):
+    """Raised when a download is slower than the minimum rate or outlasts the total time limit."""
+
+    code = "fetch_too_slow"
+
+
+class FetchHttpError(UnprocessableError):
+    """Raised when the server answers a status that retrying cannot change (404, 403, 410...)."""
+
+    code = "fetch_http_error"
+
+    def __init__(self, detail: str, *, http_status: int, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail, extra={"http_status": http_status, **(extra or {})})
+        self.http_status = http_status
+
+
+class FetchHttpUnavailableError(TransientError):
+    """Raised when the server answers a status that may pass (503, 502, 429...); the fetch is retried."""
+
+    status_code = 502
+    code = "fetch_http_unavailable"
+
+    def __init__(self, detail: str, *, http_status: int, extra: dict[str, Any] | None = None) -> None:
+        super().__init__(detail, extra={"http_status": http_status, **(extra or {})})
+        self.http_status = http_status
+
+
+class FetchConnectionError(TransientError):
+    """Raised when the connection fails, is reset or breaks mid-transfer; the fetch is retried."""
+
+    status_code = 502
+    code = "fetch_connection_failed"
+
+
+class FetchTimeoutError(TransientError):
+    """Raised when connecting takes too long or the server sends nothing for the stall timeout."""
+
+    status_code = 504
+    code = "fetch_timeout"
+
+
+class FetchTlsError(UnprocessableError):
+    """Raised when the server's TLS certificate cannot be verified."""
+
+    code = "fetch_tls_failed"
+
+
+class FetchNoMediaError(UnsupportedMediaError):
+    """Raised when a web page holds no audio or video that MAIE can download."""
+
+    code = "fetch_no_media"

@@ -9,4 +9,5 @@ pytest_plugins = [
     "tests.fixtures.services",
     "tests.fixtures.llm_server",
     "tests.fixtures.fake_vllm",
+    "tests.fixtures.media_server",
 ]

@@ -166,7 +166,8 @@ class AuthSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("
 class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("WEBHOOK_")):
     """Delivery of task webhooks (``callback_url``); the signing key is MAIE_WEBHOOK_SECRET."""
 
-    #: Allow callback URLs on loopback, private and link-local addresses (trusted networks, tests).
+    #: Allow callback URLs on loopback, private and shared addresses (trusted networks, tests);
+    #: link-local addresses and cloud metadata services stay refused.
     allow_private: bool = False
     #: Seconds one delivery attempt may take: connect, send and read the answer.
     timeout_s: PositiveFloat = 10.0

@@ -1,9 +1,10 @@
-"""One HTTP attempt at a webhook: resolve, check, connect to the checked address, POST.
+"""One HTTP attempt at a webhook: check the URL, connect to a checked address, POST.
 
-The host is resolved and every address checked (:mod:`maie.webhooks.targets`) right before the
-request, and the request then goes to that address with the original ``Host`` header (and TLS
-server name), so what was checked is what is called. Redirects are not followed (a redirect could
-point anywhere) and the answer's body is never read: only the status code counts.
+The connection goes through :class:`~maie.outbound.GuardedTransport`: the host is resolved and
+every address checked right before connecting, and the request goes to one of those addresses
+with the original ``Host`` header and TLS server name, so what was checked is what is called.
+Redirects are not followed (a redirect could point anywhere) and the answer's body is never read:
+only the status code counts. The whole attempt, connect to answer, is held to ``timeout_s``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import httpx
 
-from maie.webhooks.targets import check_addresses, parse_callback_url, resolve
+from maie.outbound import GuardedTransport, resolve, time_limit
+from maie.webhooks.targets import callback_rules
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
 
-    from maie.webhooks.targets import IPAddress
+    from maie.outbound import Resolver
 
 __all__ = ["Attempt", "WebhookPoster"]
 
@@ -39,19 +41,16 @@ class Attempt(NamedTuple):
 class WebhookPoster:
     """Posts signed events; one pooled HTTP client per worker process."""
 
-    def __init__(
-        self,
-        *,
-        timeout_s: float,
-        allow_private: bool,
-        resolver: Callable[[str, int], list[IPAddress]] = resolve,
-        transport: httpx.BaseTransport | None = None,
-    ) -> None:
+    def __init__(self, *, timeout_s: float, allow_private: bool, resolver: Resolver = resolve) -> None:
         self.allow_private = allow_private
-        self._resolve = resolver
+        self.timeout_s = timeout_s
+        self._rules = callback_rules(allow_private=allow_private)
         # trust_env=False: a proxy from the environment would make the address check meaningless.
         self._client = httpx.Client(
-            timeout=timeout_s, follow_redirects=False, trust_env=False, transport=transport
+            timeout=timeout_s,
+            follow_redirects=False,
+            trust_env=False,
+            transport=GuardedTransport(self._rules, resolver=resolver),
         )
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> Attempt:
@@ -61,24 +60,15 @@ class WebhookPoster:
 
         Raises:
             CallbackRefusedError: if the URL is not allowed (now): a malformed URL, a host that
-                does not resolve, or one that resolves to a private address. Retrying cannot help.
+                does not resolve, or one that resolves to a refused address. Retrying cannot help.
         """
-        parsed = parse_callback_url(url)
-        port = parsed.port or (443 if parsed.scheme == "https" else 80)
-        addresses = self._resolve(parsed.host, port)
-        check_addresses(parsed.host, addresses, allow_private=self.allow_private)
-        pinned = parsed.copy_with(host=str(addresses[0]))
-        host_header = parsed.host if parsed.port is None else f"{parsed.host}:{parsed.port}"
-        extensions = {"sni_hostname": parsed.host} if parsed.scheme == "https" else {}
+        parsed = self._rules.parse_url(url)
         started = time.perf_counter()
         try:
-            with self._client.stream(
-                "POST",
-                pinned,
-                content=body,
-                headers={**headers, "Host": host_header},
-                extensions=extensions,
-            ) as response:
+            with (
+                time_limit(self.timeout_s),
+                self._client.stream("POST", parsed, content=body, headers=headers) as response,
+            ):
                 status = response.status_code
         except httpx.HTTPError as exc:
             return Attempt(None, f"{type(exc).__name__}: {exc}"[:300], time.perf_counter() - started)

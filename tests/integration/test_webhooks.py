@@ -149,7 +149,10 @@ class TestRefusals:
             ("http://127.0.0.1:9/hook", "loopback"),
             ("http://localhost:9/hook", "loopback"),
             ("http://10.1.2.3/hook", "private"),
-            ("http://169.254.169.254/latest/meta-data", "link-local"),
+            ("http://169.254.169.254/latest/meta-data", "cloud metadata"),
+            ("http://169.254.10.1/hook", "link-local"),
+            ("http://[2002:7f00:1::1]/hook", "6to4"),
+            ("http://[fec0::1]/hook", "site-local"),
             ("http://[::ffff:127.0.0.1]/hook", "loopback"),
             ("ftp://example.com/hook", "http:// or https://"),
             ("http:///no-host", "no host"),
@@ -160,6 +163,16 @@ class TestRefusals:
         response = strict_api.submit(shared_audio("lhotse/common_voice_en_651325.mp3"), callback_url=url)
         assert response.status_code == 422, response.text
         assert words in response.json()["detail"]
+
+    def test_refusal_does_not_tell_what_a_name_resolves_to(self, strict_api):
+        """Naming the address would make the check a DNS oracle for the internal network."""
+        response = strict_api.submit(shared_audio("jfk_16k.wav"), callback_url="http://localhost:9/hook")
+        assert response.status_code == 422
+        body = response.json()
+        assert "'localhost'" in body["detail"]
+        assert "127.0.0.1" not in response.text
+        assert "::1" not in response.text
+        assert body["extra"] == {"host": "localhost", "rule": "loopback"}
 
     def test_no_secret_no_webhooks(self, api):
         """The shared test server has no MAIE_WEBHOOK_SECRET: unsigned webhooks are refused."""

@@ -19,6 +19,8 @@ TREE = [cls for cls in _tree(MaieError) if cls.__module__.startswith("maie.")]
 def _instance(cls: type[MaieError]) -> MaieError:
     if cls in {errors.QueueFullError, errors.RateLimitedError}:
         return cls("x", retry_after_s=1)
+    if cls in {errors.FetchHttpError, errors.FetchHttpUnavailableError}:
+        return cls("x", http_status=503)
     return cls("x")
 
 

@@ -7,12 +7,14 @@ from datetime import UTC, datetime
 
 import msgspec
 import pytest
+from structlog.testing import capture_logs
 
 from maie.errors import CallbackRefusedError
+from maie.outbound import refusal_reason
 from maie.schemas import TaskStatus
 from maie.webhooks import signing
 from maie.webhooks.delivery import WebhookPoster
-from maie.webhooks.targets import check_addresses, check_callback_url, parse_callback_url, refusal_reason
+from maie.webhooks.targets import check_addresses, check_callback_url, parse_callback_url
 from tests.fixtures.receiver import Receiver, serve
 from tests.fixtures.records import make_record
 
@@ -79,9 +81,13 @@ class TestTargets:
             ("::1", "loopback"),
             ("::ffff:10.0.0.1", "private"),
             ("192.168.1.20", "private"),
-            ("169.254.169.254", "link-local"),
+            ("169.254.169.254", "cloud metadata"),
             ("fe80::1", "link-local"),
-            ("100.64.0.1", "not globally routable"),
+            ("100.64.0.1", "shared"),
+            ("2002:7f00:1::1", "6to4"),
+            ("2002:5db8:d70e::1", "6to4"),
+            ("fec0::1", "site-local"),
+            ("fd00:ec2::254", "cloud metadata"),
             ("0.0.0.0", "unspecified"),  # noqa: S104 - the address under test
             ("224.0.0.1", "multicast"),
             ("93.184.215.14", None),
@@ -98,6 +104,26 @@ class TestTargets:
         check_addresses("mixed.example", addresses, allow_private=True)
 
     @pytest.mark.parametrize(
+        "address", ["2002:7f00:1::1", "fec0::1", "fe80::1", "169.254.169.254", "fd00:ec2::254"]
+    )
+    def test_allow_private_never_allows_these(self, address):
+        """6to4 and site-local went through before; link-local and metadata stay refused when allowed."""
+        with pytest.raises(CallbackRefusedError, match="never calls those"):
+            check_addresses("hooks.example", [ipaddress.ip_address(address)], allow_private=True)
+
+    def test_refusal_names_host_and_rule_but_not_the_address(self):
+        """Telling the client what 'vm' resolves to would make the check a DNS oracle."""
+        with capture_logs() as logs, pytest.raises(CallbackRefusedError) as refused:
+            check_addresses("vm", [ipaddress.ip_address("10.20.30.40")], allow_private=False)
+        assert "'vm'" in refused.value.detail
+        assert "private" in refused.value.detail
+        assert "10.20.30.40" not in refused.value.detail
+        assert "10.20.30.40" not in str(refused.value.extra)
+        assert refused.value.extra == {"host": "vm", "rule": "private"}
+        (line,) = [entry for entry in logs if entry["event"] == "outbound.refused"]
+        assert line["address"] == "10.20.30.40", "the operator still finds the address in the log"
+
+    @pytest.mark.parametrize(
         "url", ["file:///etc/passwd", "gopher://x", "http://", "https://h/#frag", "x" * 3000]
     )
     def test_malformed(self, url):
@@ -105,8 +131,9 @@ class TestTargets:
             parse_callback_url(url)
 
     async def test_submit_check_resolves_the_host(self):
-        with pytest.raises(CallbackRefusedError, match="loopback"):
+        with pytest.raises(CallbackRefusedError, match="loopback") as refused:
             await check_callback_url("http://localhost:8080/hook", allow_private=False)
+        assert "127.0.0.1" not in refused.value.detail
         assert await check_callback_url("http://localhost:8080/hook", allow_private=True)
 
 
