@@ -52,6 +52,7 @@ from maie.schemas.results import (
     Versions,
     Word,
 )
+from maie.schemas.search import SearchHit, SearchSegment
 from maie.schemas.tasks import (
     BatchRecord,
     SkippedMember,
@@ -89,6 +90,8 @@ __all__ = [
     "ResultVersionInfo",
     "ResultVersionList",
     "Results",
+    "SearchHit",
+    "SearchSegment",
     "Seconds",
     "Segment",
     "SkippedMember",
