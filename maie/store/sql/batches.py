@@ -36,7 +36,7 @@ def create_batch(batch: BatchRecord, tasks: Collection[TaskRecord]) -> Work[None
         yield Statement(_INSERT, (batch.batch_id, batch.tenant, batch.created_at, jsonb(batch)))
         yield from records.insert_tasks(listed)
 
-    return Work(op, write=True, what=f"batch {batch.batch_id}")
+    return Work(op, transaction=True, what=f"batch {batch.batch_id}")
 
 
 def discard_batch(batch: BatchRecord) -> Work[None]:
@@ -47,7 +47,7 @@ def discard_batch(batch: BatchRecord) -> Work[None]:
             yield Statement(_DELETE_TASKS, (list(batch.task_ids),))
         yield Statement(_DELETE, (batch.batch_id,))
 
-    return Work(op, write=True)
+    return Work(op, transaction=True)
 
 
 def get_batch(batch_id: str) -> Work[BatchRecord]:
@@ -61,7 +61,7 @@ def get_batch(batch_id: str) -> Work[BatchRecord]:
         found = yield Statement(_GET, (batch_id,))
         return decode(found.rows[0][0] if found.rows else None, BatchRecord, "batch")
 
-    return Work(op, write=False)
+    return Work(op, transaction=False)
 
 
 def delete_batch(batch_id: str, *, tenant: str) -> Work[tuple[BatchRecord, list[TaskRecord]]]:
@@ -81,4 +81,4 @@ def delete_batch(batch_id: str, *, tenant: str) -> Work[tuple[BatchRecord, list[
         yield Statement(_DELETE, (batch_id,))
         return batch, tasks
 
-    return Work(op, write=True)
+    return Work(op, transaction=True)

@@ -43,7 +43,7 @@ def claim(key: str, value: bytes, ttl_s: int) -> Work[bytes | None]:
             if held.rows:
                 return bytes(held.rows[0][0])
 
-    return Work(op, write=True)
+    return Work(op, transaction=True)
 
 
 def replace_claim(key: str, value: bytes, ttl_s: int) -> Work[None]:
@@ -52,7 +52,7 @@ def replace_claim(key: str, value: bytes, ttl_s: int) -> Work[None]:
     def op() -> Op[None]:
         yield Statement(_REPLACE, (key, value, ttl_s))
 
-    return Work(op, write=False)
+    return Work(op, transaction=False)
 
 
 def release_claim(key: str, value: bytes) -> Work[None]:
@@ -61,4 +61,4 @@ def release_claim(key: str, value: bytes) -> Work[None]:
     def op() -> Op[None]:
         yield Statement(_RELEASE, (key, value))
 
-    return Work(op, write=False)
+    return Work(op, transaction=False)

@@ -68,10 +68,12 @@ class _RawJsonLoader(Loader):
 
 
 def _options(settings: DatabaseSettings) -> dict[str, Any]:
-    kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": settings.connect_timeout_s}
+    # No parallel workers: the store's statements each read a page of rows, and on a busy machine
+    # workers that each must fill their share of an ordered page cost far more than they save.
+    options = ["-c max_parallel_workers_per_gather=0"]
     if settings.statement_timeout_s:
-        kwargs["options"] = f"-c statement_timeout={int(settings.statement_timeout_s * 1000)}"
-    return kwargs
+        options.append(f"-c statement_timeout={int(settings.statement_timeout_s * 1000)}")
+    return {"autocommit": True, "connect_timeout": settings.connect_timeout_s, "options": " ".join(options)}
 
 
 def _closed_by_server(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
@@ -127,7 +129,7 @@ class Database:
         self._opened = False
 
     def run(self, work: Work[T]) -> T:
-        """Run ``work``: in one transaction if it writes, retried when PostgreSQL broke a deadlock.
+        """Run ``work``, in one transaction if it asks for one (retried when PostgreSQL broke a deadlock).
 
         Raises:
             StoreUnavailableError: if PostgreSQL cannot be reached (or stays deadlocked).
@@ -137,7 +139,7 @@ class Database:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 with self.pool.connection() as conn:
-                    if not work.write:
+                    if not work.transaction:
                         return self._drive(conn, work.make())
                     with conn.transaction():
                         return self._drive(conn, work.make())
@@ -168,7 +170,7 @@ class Database:
             if statement.many is not None:
                 cursor.executemany(statement.sql, statement.many)
             else:
-                cursor.execute(statement.sql, statement.params)
+                cursor.execute(statement.sql, statement.params, prepare=statement.prepare)
             return Rows([] if cursor.description is None else cursor.fetchall(), cursor.rowcount)
 
     def _check(self, conn: psycopg.Connection[Any]) -> None:
@@ -220,7 +222,7 @@ class AsyncDatabase:
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 async with self.pool.connection() as conn:
-                    if not work.write:
+                    if not work.transaction:
                         return await self._drive(conn, work.make())
                     async with conn.transaction():
                         return await self._drive(conn, work.make())
@@ -243,7 +245,7 @@ class AsyncDatabase:
                     if statement.many is not None:
                         await cursor.executemany(statement.sql, statement.many)
                     else:
-                        await cursor.execute(statement.sql, statement.params)
+                        await cursor.execute(statement.sql, statement.params, prepare=statement.prepare)
                     rows = Rows(
                         [] if cursor.description is None else await cursor.fetchall(), cursor.rowcount
                     )

@@ -57,7 +57,7 @@ def delete_task(task_id: str, *, tenant: str) -> Work[TaskRecord]:
         yield Statement(_DELETE, (task_id,))
         return decode(body, TaskRecord, "task")
 
-    return Work(op, write=True)
+    return Work(op, transaction=True)
 
 
 def purge(before: datetime, *, limit: int) -> Work[list[TaskRecord]]:
@@ -76,4 +76,4 @@ def purge(before: datetime, *, limit: int) -> Work[list[TaskRecord]]:
         yield Statement(_EXPIRED_CLAIMS)
         return purged
 
-    return Work(op, write=True)
+    return Work(op, transaction=True)

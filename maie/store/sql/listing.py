@@ -145,4 +145,4 @@ def list_tasks(
         more = len(found.rows) > limit
         return records, encode_cursor(rows[-1][0], rows[-1][1]) if more else None
 
-    return Work(op, write=False)
+    return Work(op, transaction=False)

@@ -4,7 +4,7 @@ An operation is a generator: it yields the SQL :class:`Statement` it needs next,
 :class:`Rows`, and returns its value. It does no I/O itself, so the worker's blocking store and
 the API's async store run the very same logic (:mod:`maie.store.sql.database` drives it over a
 psycopg connection). A :class:`Work` pairs an operation's factory with how it must run: inside a
-transaction (``write``) or as single autocommitted reads.
+transaction, or statement by statement in autocommit (one round trip for a single read).
 """
 
 from __future__ import annotations
@@ -39,11 +39,17 @@ Params: TypeAlias = Sequence[Any] | Mapping[str, Any]
 
 
 class Statement(NamedTuple):
-    """One SQL statement to run, with its parameters (or ``many`` parameter sets)."""
+    """One SQL statement to run, with its parameters (or ``many`` parameter sets).
+
+    ``prepare=False`` keeps the driver from preparing it: PostgreSQL then plans each execution
+    for its own parameters, where a generic plan of a prepared statement would be badly wrong
+    (full-text matches, whose selectivity ranges from one row to most rows, depend on the query).
+    """
 
     sql: Any  # LiteralString or psycopg.sql.Composed
     params: Params | None = None
     many: Sequence[Params] | None = None
+    prepare: bool | None = None
 
 
 class Rows(NamedTuple):
@@ -63,15 +69,16 @@ class Work(Generic[T]):
     Args:
         make: Builds the operation; called again when a transaction is retried after a deadlock,
             so it must not depend on what an earlier attempt did.
-        write: Run in one transaction (rolled back if the operation raises).
+        transaction: Run in one transaction (rolled back if the operation raises): every write
+            of more than one statement, and reads that set planner options for themselves.
         what: Names the record a foreign-key violation refers to ("task t1"), for NotFoundError.
     """
 
-    __slots__ = ("make", "what", "write")
+    __slots__ = ("make", "transaction", "what")
 
-    def __init__(self, make: Callable[[], Op[T]], *, write: bool, what: str = "task") -> None:
+    def __init__(self, make: Callable[[], Op[T]], *, transaction: bool, what: str = "task") -> None:
         self.make = make
-        self.write = write
+        self.transaction = transaction
         self.what = what
 
 

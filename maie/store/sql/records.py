@@ -72,7 +72,7 @@ def insert_tasks(records: Sequence[TaskRecord]) -> Op[None]:
 
 def create(record: TaskRecord) -> Work[None]:
     """Store a new task (it counts toward the queue depth until it finishes)."""
-    return Work(lambda: insert_tasks([record]), write=True)
+    return Work(lambda: insert_tasks([record]), transaction=True)
 
 
 def get(task_id: str) -> Work[TaskRecord]:
@@ -86,7 +86,7 @@ def get(task_id: str) -> Work[TaskRecord]:
         found = yield Statement(_GET, (task_id,))
         return decode(found.rows[0][0] if found.rows else None, TaskRecord, "task")
 
-    return Work(op, write=False)
+    return Work(op, transaction=False)
 
 
 def get_many(task_ids: Collection[str]) -> Work[list[TaskRecord | None]]:
@@ -100,7 +100,7 @@ def get_many(task_ids: Collection[str]) -> Work[list[TaskRecord | None]]:
         by_id = dict(found.rows)
         return [decode_optional(by_id.get(task_id), TaskRecord) for task_id in ids]
 
-    return Work(op, write=False)
+    return Work(op, transaction=False)
 
 
 def locked(task_id: str) -> Op[TaskRecord]:
@@ -148,7 +148,7 @@ def update(task_id: str, change: Callable[[TaskRecord], None]) -> Work[TaskRecor
         yield from save(before, record)
         return record
 
-    return Work(op, write=True)
+    return Work(op, transaction=True)
 
 
 def discard(task_id: str) -> Work[None]:
@@ -157,7 +157,7 @@ def discard(task_id: str) -> Work[None]:
     def op() -> Op[None]:
         yield Statement(_DISCARD, (task_id,))
 
-    return Work(op, write=True)
+    return Work(op, transaction=True)
 
 
 def queue_depth(window_s: int) -> Work[int]:
@@ -167,4 +167,4 @@ def queue_depth(window_s: int) -> Work[int]:
         found = yield Statement(_DEPTH, (window_s,))
         return int(found.rows[0][0])
 
-    return Work(op, write=False)
+    return Work(op, transaction=False)

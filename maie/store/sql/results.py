@@ -65,7 +65,7 @@ def put_artifact(task_id: str, stage: str, artifact: msgspec.Struct) -> Work[Non
     def op() -> Op[None]:
         yield Statement(_PUT_ARTIFACT, (task_id, stage, jsonb(artifact)))
 
-    return Work(op, write=False, what=f"task {task_id}")
+    return Work(op, transaction=False, what=f"task {task_id}")
 
 
 def get_artifact(task_id: str, stage: str, kind: type[StructT]) -> Work[StructT | None]:
@@ -75,7 +75,7 @@ def get_artifact(task_id: str, stage: str, kind: type[StructT]) -> Work[StructT 
         found = yield Statement(_GET_ARTIFACT, (task_id, stage))
         return decode_optional(found.rows[0][0] if found.rows else None, kind)
 
-    return Work(op, write=False)
+    return Work(op, transaction=False)
 
 
 def put_result(task_id: str, result: ResultVersion) -> Work[bool]:
@@ -95,7 +95,7 @@ def put_result(task_id: str, result: ResultVersion) -> Work[bool]:
             yield from search_index.follow(record, result)
         return True
 
-    return Work(op, write=True, what=f"task {task_id}")
+    return Work(op, transaction=True, what=f"task {task_id}")
 
 
 def get_result(task_id: str, version: int) -> Work[ResultVersion | None]:
@@ -105,7 +105,7 @@ def get_result(task_id: str, version: int) -> Work[ResultVersion | None]:
         found = yield Statement(_GET_RESULT, (task_id, version))
         return decode_optional(found.rows[0][0] if found.rows else None, ResultVersion)
 
-    return Work(op, write=False)
+    return Work(op, transaction=False)
 
 
 def get_results(keys: Collection[tuple[str, int]]) -> Work[list[ResultVersion | None]]:
@@ -119,7 +119,7 @@ def get_results(keys: Collection[tuple[str, int]]) -> Work[list[ResultVersion | 
         by_key = {(task_id, version): body for task_id, version, body in found.rows}
         return [decode_optional(by_key.get(key), ResultVersion) for key in wanted]
 
-    return Work(op, write=False)
+    return Work(op, transaction=False)
 
 
 def list_results(task_id: str, latest: int) -> Work[list[ResultVersionInfo]]:
@@ -134,7 +134,7 @@ def list_results(task_id: str, latest: int) -> Work[list[ResultVersionInfo]]:
             for version, created_at, kind, template_id in found.rows
         ]
 
-    return Work(op, write=False)
+    return Work(op, transaction=False)
 
 
 def add_result(
@@ -172,7 +172,7 @@ def add_result(
         yield from search_index.follow(record, result)
         return result
 
-    return Work(op, write=True, what=f"task {task_id}")
+    return Work(op, transaction=True, what=f"task {task_id}")
 
 
 def _result_row(task_id: str, result: ResultVersion) -> tuple[object, ...]:

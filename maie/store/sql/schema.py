@@ -22,6 +22,7 @@ __all__ = [
     "metadata",
     "result_versions",
     "search_configs",
+    "search_documents",
     "search_texts",
     "task_stages",
     "tasks",
@@ -183,10 +184,32 @@ search_texts = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     #: Text search configuration of the task's language, ``simple`` where PostgreSQL has none.
     sa.Column("config", REGCONFIG, nullable=False),
-    sa.Column("document", TSVECTOR, sa.Computed("to_tsvector(config, body)", persisted=True), nullable=False),
+    #: The text's lexemes, and each pair of adjacent ones as a lexeme "a b" (``maie_with_pairs``,
+    #: a function the first migration makes), which finds phrases without reading every segment
+    #: that holds their words.
+    sa.Column(
+        "document",
+        TSVECTOR,
+        sa.Computed("maie_with_pairs(to_tsvector(config, body))", persisted=True),
+        nullable=False,
+    ),
     sa.CheckConstraint(sa.column("source").in_(("raw", "clean", "summary")), name="source"),
     sa.Index(None, "document", postgresql_using="gin"),
     sa.Index(None, "task_id"),
+)
+
+search_documents = sa.Table(
+    "search_documents",
+    metadata,
+    #: One document per task, all its texts together: a search picks its page of tasks here (one
+    #: row per task, so neither a word said a hundred times in one recording nor a rare word
+    #: makes the planner's estimate, and the page's cost, go wrong).
+    _task_ref(),
+    sa.Column("tenant", sa.Text, nullable=False),
+    sa.Column("config", REGCONFIG, nullable=False),
+    sa.Column("document", TSVECTOR, nullable=False),
+    sa.Index(None, "document", postgresql_using="gin"),
+    sa.Index(None, "tenant"),
 )
 
 search_configs = sa.Table(

@@ -6,7 +6,9 @@ id, times and speaker, so a hit names the segments that matched. The row's ``doc
 tsvector PostgreSQL computes from the text with the task's text search configuration: the one of
 its language where PostgreSQL has one (English words are stemmed, ``meetings`` finds
 ``meeting``), else ``simple`` (words as written, lower-cased; it works for every language).
-The rows are replaced whenever a newer version is stored, in the same transaction.
+All the texts of a task together are also one row of ``search_documents``, where a search finds
+its page of tasks. The rows are replaced whenever a newer version is stored, in the same
+transaction.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
     from maie.schemas import ResultVersion, Segment, TaskRecord
     from maie.store.sql.operations import Op
 
-__all__ = ["CONFIGS", "SIMPLE", "clean_text", "config_for", "follow", "summary_text"]
+__all__ = ["CONFIGS", "DOCUMENT", "SIMPLE", "clean_text", "config_for", "follow", "summary_text"]
 
 #: The configuration of languages PostgreSQL has none for.
 SIMPLE = "simple"
@@ -44,6 +46,13 @@ VALUES (%s, %s, %s, %s, %s, %s, %s, coalesce(
     'simple'::regconfig))
 """
 _CLEAR = "DELETE FROM search_texts WHERE task_id = %s"
+_CLEAR_DOCUMENT = "DELETE FROM search_documents WHERE task_id = %s"
+#: The task's document, made from the rows just written (all of one task share a configuration).
+DOCUMENT = """
+INSERT INTO search_documents (task_id, tenant, config, document)
+SELECT s.task_id, %s, s.config, to_tsvector(s.config, string_agg(s.body, E'\n' ORDER BY s.id))
+FROM search_texts s WHERE s.task_id = %s GROUP BY s.task_id, s.config
+"""
 _CONFIG = """
 INSERT INTO search_configs (tenant, config) VALUES (%s, coalesce(
     (SELECT oid::regconfig FROM pg_ts_config
@@ -123,6 +132,8 @@ def follow(record: TaskRecord, result: ResultVersion) -> Op[None]:
     if results.summary and (text := summary_text(results.summary).strip()):
         rows.append((task_id, "summary", None, None, None, None, clean_text(text), config))
     yield Statement(_CLEAR, (task_id,))
+    yield Statement(_CLEAR_DOCUMENT, (task_id,))
     if rows:
         yield Statement(_INSERT, many=rows)
+        yield Statement(DOCUMENT, (record.tenant, task_id))
         yield Statement(_CONFIG, (record.tenant, config))

@@ -195,7 +195,7 @@ class TestDeepPages:
         base = datetime.now(UTC) - timedelta(days=30)
         records = [_record(at=base + timedelta(seconds=i)) for i in range(3000)]
         records += [_record(tenant="other", at=base + timedelta(seconds=i)) for i in range(1000)]
-        sql_store.database.run(Work(lambda: insert_tasks(records), write=True))
+        sql_store.database.run(Work(lambda: insert_tasks(records), transaction=True))
         with psycopg.connect(database, autocommit=True) as conn:
             conn.execute("ANALYZE tasks")
         deep = records[2999 - 2500]  # the cursor of page 126 of 20

@@ -167,3 +167,62 @@ class TestFiltersAndPaging:
         assert await ids(submitted_before=now - timedelta(days=1)) == [old.task_id]
         assert await ids(submitted_after=now - timedelta(days=1)) == [failed.task_id]
         assert await ids(batch_id="none") == []
+
+
+class TestStrategies:
+    """Reading the newest tasks first, or the GIN index when the query is rare: the same answers."""
+
+    async def test_rare_and_common_queries_page_alike(self, async_sql_store, add, monkeypatch):
+        from maie.store.sql import search
+
+        monkeypatch.setattr(search, "WALK_BUDGET", 3)
+        base = datetime.now(UTC) - timedelta(hours=1)
+        tasks = [
+            await add(
+                make_result(f"budget talk {'rareword' if n < 2 else 'plain'}"), at=base + timedelta(minutes=n)
+            )
+            for n in range(10)
+        ]
+        # Only the two oldest say the rare word: beyond the three tasks read first, found through the index.
+        hits, cursor = await async_sql_store.search("acme", "rareword", limit=5)
+        assert [h.task_id for h in hits] == [tasks[1].task_id, tasks[0].task_id]
+        assert cursor is None
+        # Every task says the common word: the newest ones fill the page straight away.
+        hits, cursor = await async_sql_store.search("acme", "budget", limit=2)
+        assert [h.task_id for h in hits] == [tasks[9].task_id, tasks[8].task_id]
+        hits, _ = await async_sql_store.search("acme", "budget", limit=2, cursor=cursor)
+        assert [h.task_id for h in hits] == [tasks[7].task_id, tasks[6].task_id]
+
+
+class TestPhrases:
+    """A phrase matches within one segment, found through its word pairs."""
+
+    async def test_a_phrase_does_not_span_segments(self, async_sql_store, add):
+        task = await add(make_result("the new budget", "office opens"))
+        hyphenated = await add(make_result("a well-known plan"))
+        assert await _ids(async_sql_store, '"budget office"') == []
+        assert await _ids(async_sql_store, '"new budget"') == [task.task_id]
+        assert await _ids(async_sql_store, "well-known") == [hyphenated.task_id]  # parsed as a phrase too
+
+    async def test_words_in_different_segments_show_the_segments_of_each(self, async_sql_store, add):
+        task = await add(make_result("the new budget", "nothing here", "office opens"))
+        (hit,), _ = await async_sql_store.search("acme", "budget office")
+        assert hit.task_id == task.task_id
+        assert [s.id for s in hit.segments] == [0, 2]
+
+    @pytest.mark.parametrize(
+        ("parsed", "pairs"),
+        [
+            ("'bapa' <-> 'bagu'", "'bapa bagu'"),
+            ("'a' <-> 'b' <-> 'c' & 'd'", "'a b' & 'b c'"),
+            ("'o''brien' <-> 'said'", "'o''brien said'"),
+            ("'a' & 'b'", None),
+            ("'a' <-> 'b' | 'c'", None),
+            ("!'a' <-> 'b'", None),
+            ("'budget' <2> 'office'", None),
+        ],
+    )
+    def test_word_pairs(self, parsed, pairs):
+        from maie.store.sql.search import word_pairs
+
+        assert word_pairs(parsed) == pairs

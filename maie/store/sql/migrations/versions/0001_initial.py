@@ -16,6 +16,17 @@ down_revision = None
 branch_labels = None
 depends_on = None
 
+#: A tsvector plus a lexeme "a b" for every two lexemes a, b at adjacent positions, so that a
+#: phrase is looked up in the GIN index by its word pairs (rare) rather than its words (common).
+PAIRS_FUNCTION = """
+CREATE FUNCTION maie_with_pairs(document tsvector) RETURNS tsvector
+LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN document || coalesce((
+    SELECT array_to_tsvector(array_agg(DISTINCT a.lexeme || ' ' || b.lexeme))
+    FROM (SELECT lexeme, unnest(positions) AS position FROM unnest(document)) a
+    JOIN (SELECT lexeme, unnest(positions) AS position FROM unnest(document)) b ON b.position = a.position + 1
+), ''::tsvector)
+"""
+
 IMMUTABLE_FUNCTION = """
 CREATE FUNCTION result_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -137,6 +148,8 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("task_id", "version", name=op.f("result_versions_pkey")),
     )
+    # Before search_texts, whose generated column calls it.
+    op.execute(PAIRS_FUNCTION)
     op.create_table(
         "search_texts",
         sa.Column("id", sa.BigInteger(), sa.Identity(always=True), nullable=False),
@@ -151,7 +164,7 @@ def upgrade() -> None:
         sa.Column(
             "document",
             postgresql.TSVECTOR(),
-            sa.Computed("to_tsvector(config, body)", persisted=True),
+            sa.Computed("maie_with_pairs(to_tsvector(config, body))", persisted=True),
             nullable=False,
         ),
         sa.CheckConstraint("source IN ('raw', 'clean', 'summary')", name=op.f("search_texts_source_check")),
@@ -170,6 +183,25 @@ def upgrade() -> None:
         op.f("search_texts_document_idx"), "search_texts", ["document"], unique=False, postgresql_using="gin"
     )
     op.create_index(op.f("search_texts_task_id_idx"), "search_texts", ["task_id"], unique=False)
+    op.create_table(
+        "search_documents",
+        sa.Column("task_id", sa.Text(), nullable=False),
+        sa.Column("tenant", sa.Text(), nullable=False),
+        sa.Column("config", postgresql.REGCONFIG(), nullable=False),
+        sa.Column("document", postgresql.TSVECTOR(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["task_id"], ["tasks.task_id"], name=op.f("search_documents_task_id_fkey"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("task_id", name=op.f("search_documents_pkey")),
+    )
+    op.create_index(
+        op.f("search_documents_document_idx"),
+        "search_documents",
+        ["document"],
+        unique=False,
+        postgresql_using="gin",
+    )
+    op.create_index(op.f("search_documents_tenant_idx"), "search_documents", ["tenant"], unique=False)
     op.create_table(
         "task_stages",
         sa.Column("task_id", sa.Text(), nullable=False),
@@ -229,6 +261,12 @@ def downgrade() -> None:
     op.drop_index(op.f("search_texts_task_id_idx"), table_name="search_texts")
     op.drop_index(op.f("search_texts_document_idx"), table_name="search_texts", postgresql_using="gin")
     op.drop_table("search_texts")
+    op.execute("DROP FUNCTION maie_with_pairs(tsvector)")
+    op.drop_index(op.f("search_documents_tenant_idx"), table_name="search_documents")
+    op.drop_index(
+        op.f("search_documents_document_idx"), table_name="search_documents", postgresql_using="gin"
+    )
+    op.drop_table("search_documents")
     op.drop_table("result_versions")
     op.execute("DROP FUNCTION result_versions_immutable()")
     op.drop_table("artifacts")
