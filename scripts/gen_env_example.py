@@ -16,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TITLES = {
     "server": "Server (API)",
     "redis": "Redis",
+    "database": "PostgreSQL",
     "storage": "Storage",
+    "retention": "Retention",
     "audio": "Audio limits",
     "asr": "ASR",
     "whisper": "Whisper (faster-whisper)",

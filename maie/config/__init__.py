@@ -8,6 +8,7 @@ constructor the service uses; the result is passed down explicitly (``create_app
 
 from __future__ import annotations
 
+from maie.config.database import DatabaseSettings, RetentionSettings
 from maie.config.fields import ASR_BACKENDS, MAX_PROMPT_CHARS, RATE_LIMIT_OFF
 from maie.config.models import (
     AsrSettings,
@@ -41,11 +42,13 @@ __all__ = [
     "BatchSettings",
     "ChunkformerSettings",
     "ClientSettings",
+    "DatabaseSettings",
     "LlmSettings",
     "LogSettings",
     "PocketsphinxSettings",
     "RateLimitSettings",
     "RedisSettings",
+    "RetentionSettings",
     "ServerSettings",
     "Settings",
     "StorageSettings",

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 from dotenv import dotenv_values
 
+from maie.config.database import DatabaseSettings, RetentionSettings, redact_url
 from maie.config.models import (
     AsrSettings,
     ChunkformerSettings,
@@ -47,7 +48,9 @@ _BOOL_WORDS = {"yes": "true", "on": "true", "no": "false", "off": "false"}
 _GROUPS: dict[str, type[msgspec.Struct]] = {
     "server": ServerSettings,
     "redis": RedisSettings,
+    "database": DatabaseSettings,
     "storage": StorageSettings,
+    "retention": RetentionSettings,
     "audio": AudioSettings,
     "asr": AsrSettings,
     "whisper": WhisperSettings,
@@ -78,7 +81,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     server: ServerSettings = msgspec.field(default_factory=ServerSettings)
     redis: RedisSettings = msgspec.field(default_factory=RedisSettings)
+    database: DatabaseSettings = msgspec.field(default_factory=DatabaseSettings)
     storage: StorageSettings = msgspec.field(default_factory=StorageSettings)
+    retention: RetentionSettings = msgspec.field(default_factory=RetentionSettings)
     audio: AudioSettings = msgspec.field(default_factory=AudioSettings)
     asr: AsrSettings = msgspec.field(default_factory=AsrSettings)
     whisper: WhisperSettings = msgspec.field(default_factory=WhisperSettings)
@@ -138,6 +143,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         client = data.get("client", {})
         if client.get("MAIE_API_KEY"):
             client["MAIE_API_KEY"] = "***"
+        database = data.get("database", {})
+        if database.get("MAIE_DATABASE_URL"):
+            database["MAIE_DATABASE_URL"] = redact_url(database["MAIE_DATABASE_URL"])
         llm = data.get("llm", {})
         if llm.get("MAIE_LLM_API_KEY"):
             llm["MAIE_LLM_API_KEY"] = "***"

@@ -52,6 +52,7 @@ from maie.schemas.results import (
     Versions,
     Word,
 )
+from maie.schemas.search import SearchHit, SearchSegment
 from maie.schemas.submission import SubmissionOptions
 from maie.schemas.tasks import (
     BatchRecord,
@@ -90,6 +91,8 @@ __all__ = [
     "ResultVersionInfo",
     "ResultVersionList",
     "Results",
+    "SearchHit",
+    "SearchSegment",
     "Seconds",
     "Segment",
     "SkippedMember",

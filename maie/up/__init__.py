@@ -1,1 +1,1 @@
-"""``maie up``: the supervisor of the API and worker processes, and the servers it embeds."""
+"""``maie up``: the embedded servers (Redis, PostgreSQL) and the supervisor of MAIE's processes."""

@@ -1,0 +1,170 @@
+"""Task records: create, read, change under a row lock, discard, and the queue depth.
+
+``update`` replaces Redis's optimistic WATCH/MULTI with ``SELECT ... FOR UPDATE``: writers of one
+task take turns, so ``change`` always sees the latest record and runs once per attempt. A change
+that would move the status backwards (or away from COMPLETE/FAILED) is refused, whoever makes it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from maie.errors import ConflictError, NotFoundError
+from maie.schemas import TaskRecord
+from maie.store.sql import projection
+from maie.store.sql.operations import Statement, Work, clone, decode, decode_optional, jsonb, plain_text
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Collection, Sequence
+
+    from maie.store.sql.operations import Op
+
+__all__ = [
+    "create",
+    "discard",
+    "get",
+    "get_many",
+    "insert_tasks",
+    "locked",
+    "queue_depth",
+    "save",
+    "update",
+]
+
+_INSERT = """
+INSERT INTO tasks (task_id, tenant, status, submitted_at, completed_at, batch_id, filename,
+                   template_id, language, result_version, record)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (task_id) DO NOTHING
+"""
+_GET = "SELECT record FROM tasks WHERE task_id = %s"
+_LOCK = "SELECT record FROM tasks WHERE task_id = %s FOR UPDATE"
+_SAVE = """
+UPDATE tasks SET status = %s, completed_at = %s, result_version = %s, record = %s, updated_at = now()
+WHERE task_id = %s
+"""
+_GET_MANY = "SELECT task_id, record FROM tasks WHERE task_id = ANY(%s)"
+_DISCARD = "DELETE FROM tasks WHERE task_id = %s"
+# Same predicate as the partial index tasks_unfinished_idx, so the count reads only that index.
+_DEPTH = """
+SELECT count(*) FROM tasks
+WHERE status NOT IN ('COMPLETE', 'FAILED') AND submitted_at > now() - make_interval(secs => %s)
+"""
+
+
+def _row(record: TaskRecord) -> tuple[Any, ...]:
+    request = record.request
+    return (
+        record.task_id, record.tenant, record.status.value, record.submitted_at, record.completed_at,
+        record.batch_id, plain_text(request.filename) if request.filename else None, request.template_id,
+        request.language, record.result_version, jsonb(record),
+    )  # fmt: skip
+
+
+def insert_tasks(records: Sequence[TaskRecord]) -> Op[None]:
+    """Insert new task records and their stage rows (an id that exists already is left alone)."""
+    if not records:
+        return
+    yield Statement(_INSERT, many=[_row(r) for r in records])
+    for record in records:
+        yield from projection.follow(None, record)
+
+
+def create(record: TaskRecord) -> Work[None]:
+    """Store a new task (it counts toward the queue depth until it finishes)."""
+    return Work(lambda: insert_tasks([record]), transaction=True)
+
+
+def get(task_id: str) -> Work[TaskRecord]:
+    """The task record.
+
+    Raises:
+        NotFoundError: if there is no such task.
+    """
+
+    def op() -> Op[TaskRecord]:
+        found = yield Statement(_GET, (task_id,))
+        return decode(found.rows[0][0] if found.rows else None, TaskRecord, "task")
+
+    return Work(op, transaction=False)
+
+
+def get_many(task_ids: Collection[str]) -> Work[list[TaskRecord | None]]:
+    """The records of ``task_ids`` in order; None where a task is gone."""
+    ids = list(task_ids)
+
+    def op() -> Op[list[TaskRecord | None]]:
+        if not ids:
+            return []
+        found = yield Statement(_GET_MANY, (ids,))
+        by_id = dict(found.rows)
+        return [decode_optional(by_id.get(task_id), TaskRecord) for task_id in ids]
+
+    return Work(op, transaction=False)
+
+
+def locked(task_id: str) -> Op[TaskRecord]:
+    """Lock the task's row for the rest of the transaction and return its record.
+
+    Raises:
+        NotFoundError: if there is no such task.
+    """
+    found = yield Statement(_LOCK, (task_id,))
+    if not found.rows:
+        raise NotFoundError(f"task {task_id} not found")
+    return decode(found.rows[0][0], TaskRecord, "task")
+
+
+def save(before: TaskRecord, record: TaskRecord) -> Op[None]:
+    """Write ``record`` over ``before`` (its locked row), refusing a status that moves backwards.
+
+    Raises:
+        ConflictError: if the status would move backwards or leave COMPLETE/FAILED.
+    """
+    old, new = before.status, record.status
+    if new.rank < old.rank or (old.terminal and new != old):
+        raise ConflictError(f"task {record.task_id} is {old.value}; its status cannot move to {new.value}")
+    yield Statement(
+        _SAVE, (new.value, record.completed_at, record.result_version, jsonb(record), record.task_id)
+    )
+    yield from projection.follow(before, record)
+
+
+def update(task_id: str, change: Callable[[TaskRecord], None]) -> Work[TaskRecord]:
+    """Apply ``change`` to the stored record under its row lock and return the result.
+
+    ``change`` may run again if PostgreSQL aborts the transaction to break a deadlock; an
+    exception it raises leaves the record as it was.
+
+    Raises:
+        NotFoundError: if there is no such task.
+        ConflictError: if the change moves the status backwards.
+    """
+
+    def op() -> Op[TaskRecord]:
+        before = yield from locked(task_id)
+        record = clone(before)
+        change(record)
+        yield from save(before, record)
+        return record
+
+    return Work(op, transaction=True)
+
+
+def discard(task_id: str) -> Work[None]:
+    """Remove a task that could not be queued (its stages, artifacts and results go with it)."""
+
+    def op() -> Op[None]:
+        yield Statement(_DISCARD, (task_id,))
+
+    return Work(op, transaction=True)
+
+
+def queue_depth(window_s: int) -> Work[int]:
+    """Unfinished tasks submitted within the last ``window_s`` seconds (older ones are stuck, not queued)."""
+
+    def op() -> Op[int]:
+        found = yield Statement(_DEPTH, (window_s,))
+        return int(found.rows[0][0])
+
+    return Work(op, transaction=False)
