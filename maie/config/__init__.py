@@ -8,7 +8,8 @@ constructor the service uses; the result is passed down explicitly (``create_app
 
 from __future__ import annotations
 
-from maie.config.fields import ASR_BACKENDS, MAX_PROMPT_CHARS, RATE_LIMIT_OFF
+from maie.config.diarization import DiarizationSettings
+from maie.config.fields import ASR_BACKENDS, DIARIZATION_BACKENDS, MAX_PROMPT_CHARS, RATE_LIMIT_OFF
 from maie.config.models import (
     AsrSettings,
     ChunkformerSettings,
@@ -33,6 +34,7 @@ from maie.config.settings import Settings, known_variables
 
 __all__ = [
     "ASR_BACKENDS",
+    "DIARIZATION_BACKENDS",
     "MAX_PROMPT_CHARS",
     "RATE_LIMIT_OFF",
     "AsrSettings",
@@ -41,6 +43,7 @@ __all__ = [
     "BatchSettings",
     "ChunkformerSettings",
     "ClientSettings",
+    "DiarizationSettings",
     "LlmSettings",
     "LogSettings",
     "PocketsphinxSettings",
