@@ -21,11 +21,11 @@ class DiarizationSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_
     #: empty means none. Every fallback is logged and recorded in the version.
     fallback: str = ""
     #: ``embedded``: seconds of audio in each speaker-embedding window.
-    window_s: Annotated[float, msgspec.Meta(ge=0.5, le=3.0)] = 1.5
+    window_s: Annotated[float, msgspec.Meta(ge=0.5, le=3.0)] = 1.0
     #: ``embedded``: seconds between the starts of consecutive windows.
-    hop_s: Annotated[float, msgspec.Meta(ge=0.1, le=1.5)] = 0.5
+    hop_s: Annotated[float, msgspec.Meta(ge=0.1, le=1.5)] = 0.4
     #: ``embedded``: speech probability above which a 32 ms frame counts as speech (Silero VAD).
-    vad_threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.35
+    vad_threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.5
     #: ``embedded``: a pause at least this long, in milliseconds, separates speech regions.
     vad_min_silence_ms: Annotated[int, msgspec.Meta(ge=50, le=5000)] = 300
     #: ``embedded``: least cosine similarity between two speakers' mean voices for them to be kept

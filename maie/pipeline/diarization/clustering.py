@@ -26,7 +26,7 @@ class ClusterParams(msgspec.Struct, frozen=True, kw_only=True):
     """Clustering knobs; every field is recorded in the diarization version."""
 
     #: Share of each row's similarities kept at full strength in the affinity.
-    keep_share: float = 0.2
+    keep_share: float = 0.15
     #: Factor applied to the other similarities.
     damping: float = 0.01
     #: Least cosine similarity of two clusters' mean embeddings for them to be merged.

@@ -74,8 +74,8 @@ class EmbeddedOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     #: The GE2E checkpoint; ``None`` means the resemblyzer wheel's.
     weights: Path | None = None
-    window_s: float = 1.5
-    hop_s: float = 0.5
+    window_s: float = 1.0
+    hop_s: float = 0.4
     #: Shortest window: a region shorter than this is embedded with some context around it.
     min_window_s: float = 0.5
     #: Shorter runs of one speaker inside a region are absorbed by their neighbours.

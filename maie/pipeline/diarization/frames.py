@@ -76,8 +76,8 @@ def _absorb_short(run_labels: list[int], run_lengths: list[int], least: int) -> 
         left = lengths[shortest - 1] if shortest > 0 else -1
         right = lengths[shortest + 1] if shortest + 1 < len(labels) else -1
         into = shortest - 1 if left >= right else shortest + 1
-        lengths[into] += lengths.pop(shortest)
-        labels.pop(shortest)
+        lengths[into] += lengths[shortest]
+        del lengths[shortest], labels[shortest]
         # Neighbours that now agree become one run.
         merged_labels: list[int] = []
         merged_lengths: list[int] = []
