@@ -81,7 +81,11 @@ def run(runs: int, *, record: bool) -> None:
             score = der(reference, artifact.turns)
             truth = len({t.speaker for t in reference})
             target = TARGETS.get(name, DEFAULT_TARGET)
-            figures[name] = {"der": round(score, 4), "speakers": artifact.num_speakers, "reference_speakers": truth}
+            figures[name] = {
+                "der": round(score, 4),
+                "speakers": artifact.num_speakers,
+                "reference_speakers": truth,
+            }
             print(
                 f"{name:<20} {artifact.duration_s:>8.1f} {score:>6.3f} {target:>6.2f} "
                 f"{artifact.num_speakers:>4} of {truth:<2} {rtf:>7.4f}"
@@ -91,7 +95,8 @@ def run(runs: int, *, record: bool) -> None:
     print(f"whole task diarize=true / false: {whole_task_ratio()}")
     if record:
         BASELINE_FILE.write_text(
-            json.dumps({"collar_s_each_side": 0.25, "skip_overlap": False, "embedded": figures}, indent=2) + "\n",
+            json.dumps({"collar_s_each_side": 0.25, "skip_overlap": False, "embedded": figures}, indent=2)
+            + "\n",
             encoding="utf-8",
         )
         print(f"recorded {BASELINE_FILE}")

@@ -2,8 +2,10 @@
 
 Run it with a Python that has torch (and, for the mel check, librosa) besides MAIE on its path::
 
-    python3 -m venv /tmp/ge2e && /tmp/ge2e/bin/pip install torch==2.13.0 librosa msgspec structlog
-    PYTHONPATH=. /tmp/ge2e/bin/python scripts/compare_ge2e.py --weights .venv/lib/python3.11/site-packages/resemblyzer/pretrained.pt
+    python3 -m venv /tmp/ge2e
+    /tmp/ge2e/bin/pip install torch==2.13.0 librosa msgspec structlog av threadpoolctl
+    PYTHONPATH=. /tmp/ge2e/bin/python scripts/compare_ge2e.py \
+        --weights .venv/lib/python3.11/site-packages/resemblyzer/pretrained.pt --threads 1
 
 It prints the largest differences of mel frames and embeddings, and the time each encoder takes
 for the same batch of windows. It asserts nothing.
@@ -34,6 +36,7 @@ def main() -> None:
     ap.add_argument("--audio", type=Path, default=DEFAULT_AUDIO, help="16 kHz mono WAV")
     ap.add_argument("--window-s", type=float, default=1.6)
     ap.add_argument("--hop-s", type=float, default=0.4)
+    ap.add_argument("--threads", type=int, default=1, help="BLAS threads of NumPy and torch alike")
     args = ap.parse_args()
     with wave.open(str(args.audio)) as source:
         wav = np.frombuffer(source.readframes(source.getnframes()), np.int16).astype(np.float32) / 32768
@@ -51,11 +54,17 @@ def main() -> None:
 
     frames, hop = round(args.window_s * 100), round(args.hop_s * 100)
     mels = np.stack([mel[i : i + frames] for i in range(0, len(mel) - frames, hop)])
-    started = time.perf_counter()
-    ours = Ge2eEncoder(args.weights).embed(mels)
-    numpy_s = time.perf_counter() - started
+    from threadpoolctl import threadpool_limits
+
+    encoder = Ge2eEncoder(args.weights)
+    with threadpool_limits(limits=args.threads, user_api="blas"):
+        started = time.perf_counter()
+        ours = encoder.embed(mels)
+        numpy_s = time.perf_counter() - started
 
     import torch
+
+    torch.set_num_threads(args.threads)
 
     lstm = torch.nn.LSTM(N_MELS, 256, 3, batch_first=True)
     linear = torch.nn.Linear(256, 256)
@@ -77,7 +86,8 @@ def main() -> None:
     )
     audio_s = len(wav) / SAMPLE_RATE
     print(
-        f"numpy encoder {numpy_s:.2f} s (RTF {numpy_s / audio_s:.3f}); torch {torch_s:.2f} s (RTF {torch_s / audio_s:.3f})"
+        f"numpy encoder {numpy_s:.2f} s (RTF {numpy_s / audio_s:.3f}); "
+        f"torch {torch_s:.2f} s (RTF {torch_s / audio_s:.3f})"
     )
 
 

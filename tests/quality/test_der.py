@@ -12,7 +12,6 @@ change (say why in the commit).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -26,6 +25,7 @@ from tests.fixtures.paths import shared_audio
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
     from maie.schemas import SpeakerTurn
 
@@ -81,7 +81,7 @@ def test_der_no_worse_than_recorded(backend, recordings, name):
 
 def test_the_guard_catches_a_broken_diarizer(recordings):
     """Teeth: everything given to one speaker scores far above every recorded figure."""
-    wav, reference = recordings["sample"]
+    _, reference = recordings["sample"]
     lumped = [type(t)(start=t.start, end=t.end, speaker="SPEAKER_00") for t in reference]
     assert der(reference, lumped) > baseline()["sample"]["der"] + SLACK
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import pickle
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -69,12 +70,8 @@ def test_settings_refuse_unknown_backends_and_fallbacks():
 
 
 def test_token_is_redacted():
-    assert (
-        settings(MAIE_DIARIZATION_PYANNOTE_TOKEN="hf_secret").redacted()["diarization"][
-            "MAIE_DIARIZATION_PYANNOTE_TOKEN"
-        ]
-        == "***"
-    )
+    name = "MAIE_DIARIZATION_PYANNOTE_TOKEN"
+    assert settings(**{name: "hf_secret"}).redacted()["diarization"][name] == "***"
 
 
 def test_missing_extra_is_explained_with_the_install_command(tmp_path, monkeypatch):
@@ -88,7 +85,7 @@ class _Recorder(DiarizationBackend[str]):
     """Test double: a backend that fails to load or returns an empty artifact, and records calls."""
 
     backend_id = "double"
-    calls: list[str] = []
+    calls: ClassVar[list[str]] = []
 
     @property
     def loaded(self):
@@ -191,7 +188,7 @@ def test_pyannote_options_explain_what_is_missing(tmp_path, monkeypatch):
 
 
 def test_pyannote_without_the_library_says_how_to_install():
-    problem = PyannoteOptions(pipeline="x/y", token="t").problem()
+    problem = PyannoteOptions(pipeline="x/y", token="t").problem()  # noqa: S106 - not a secret
     if problem is None:
         pytest.skip("pyannote.audio is installed here")
     assert "pip install" in problem
@@ -213,3 +210,15 @@ def test_pyannote_output_becomes_turns():
             (0.5, 2.0, "SPEAKER_01"),
             (1.5, 3.0, "SPEAKER_00"),
         ]
+
+
+def test_the_guard_fails_loudly_under_ci_when_the_extra_is_missing(monkeypatch):
+    from tests.fixtures.diarization import require_extra
+
+    monkeypatch.setattr("maie.pipeline.diarization.embedded.shipped_weights", lambda: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="cannot run under CI"):
+        require_extra()
+    monkeypatch.setenv("CI", "false")
+    with pytest.raises(pytest.skip.Exception, match="uv sync --extra diarization"):
+        require_extra()
