@@ -4,7 +4,8 @@ DER is pyannote.metrics' diarization error rate with a 0.25 s collar each side o
 boundary and overlapping speech scored (missed, false alarm and confusion over the reference
 speech). The recordings: the AMI meeting excerpt (4 speakers, overlaps) and pyannote's two-speaker
 sample against their RTTM, and conversations assembled from single-speaker clips
-(tests/fixtures/conversations.py) against the references derived from the assembly. A figure worse
+(tests/fixtures/conversations.py; the tuning and held-out sets of conversation_sets.py) against
+the references derived from the assembly. A figure worse
 than the one recorded in ``der_baseline.json`` by more than 2 points fails; so does a different
 speaker count. ``scripts/bench.py --diarization --record`` rewrites the file after a deliberate
 change (say why in the commit).
@@ -19,7 +20,8 @@ import pytest
 from maie.config import Settings
 from maie.pipeline.diarization import DiarizationInput, read_rttm
 from maie.pipeline.diarization.embedded import EmbeddedBackend, EmbeddedOptions
-from tests.fixtures.conversations import CONVERSATIONS, assemble, decode_16k
+from tests.fixtures.conversation_sets import CONVERSATIONS
+from tests.fixtures.conversations import assemble, decode_16k
 from tests.fixtures.diarization import baseline, der, require_extra
 from tests.fixtures.paths import shared_audio
 
