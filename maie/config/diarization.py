@@ -28,8 +28,8 @@ class DiarizationSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_
     vad_threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.5
     #: ``embedded``: a pause at least this long, in milliseconds, separates speech regions.
     vad_min_silence_ms: Annotated[int, msgspec.Meta(ge=50, le=5000)] = 300
-    #: ``embedded``: least cosine similarity between two speakers' mean voices for them to be kept
-    #: apart when the count is automatic; closer speakers are merged into one.
+    #: ``embedded``: two speakers with 6 s of speech or more whose mean voices are at least this
+    #: similar (cosine) are merged into one when the count is automatic.
     merge_similarity: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.89
     #: ``embedded``: BLAS threads of the encoder (1 avoids oversubscribing a shared CPU).
     cpu_threads: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1

@@ -1,11 +1,12 @@
-"""The ``embedded`` diarizer: Silero VAD, GE2E speaker embeddings, spectral clustering.
+"""The ``embedded`` diarizer: Silero VAD, GE2E speaker embeddings, agglomerative clustering.
 
 Speech regions come from the Silero model that faster-whisper ships; each region is covered by
 overlapping windows whose voices the GE2E encoder of the ``resemblyzer`` wheel embeds (run in
 NumPy by :mod:`~maie.pipeline.diarization.ge2e`, so no torch); the windows are clustered with an
 automatic or requested speaker count (:mod:`~maie.pipeline.diarization.clustering`) and voted
-back onto a 10 ms grid (:mod:`~maie.pipeline.diarization.frames`). Needs the extra
-``diarization`` (the resemblyzer wheel, for its weights only, and scikit-learn).
+back onto a 10 ms grid, each vote weighted by how close the window is to its speaker's mean
+voice (:mod:`~maie.pipeline.diarization.frames`). Needs the extra ``diarization`` (the
+resemblyzer wheel, for its weights only, and scikit-learn).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from maie.pipeline.diarization.base import (
     DiarizerSpec,
 )
 from maie.pipeline.diarization.clustering import ClusterParams, cluster
-from maie.pipeline.diarization.frames import frame_labels, plan_windows, turns_from_frames
+from maie.pipeline.diarization.frames import frame_labels, plan_windows, turns_from_frames, vote_weights
 from maie.pipeline.diarization.speakers import relabel
 from maie.pipeline.diarization.torch_file import CheckpointError
 from maie.pipeline.diarization.vad import VadParams, speech_regions
@@ -189,7 +190,8 @@ class EmbeddedBackend(DiarizationBackend[EmbeddedOptions]):
         windows = plan_windows(regions, opts.window_s, opts.hop_s, opts.min_window_s)
         embeddings = self._embed(wav, windows)
         grouping = cluster(embeddings, data.speakers, opts.clustering, _new_speech_s(windows))
-        frames = frame_labels(windows, grouping.labels, int(np.ceil(duration * 100)) + 1, regions)
+        weights = vote_weights(embeddings, grouping.labels)
+        frames = frame_labels(windows, grouping.labels, int(np.ceil(duration * 100)) + 1, regions, weights)
         turns = relabel(turns_from_frames(frames, regions, opts.min_turn_s))
         found = len({t.speaker for t in turns})
         warnings = _count_warnings(data, found, grouping.estimated)
@@ -288,10 +290,10 @@ def check_availability(settings: Settings) -> DiarizerAvailability:
 #: Registry entry of this backend.
 SPEC = DiarizerSpec(
     backend_id="embedded",
-    name="Embedded (Silero VAD + GE2E + spectral clustering)",
+    name="Embedded (Silero VAD + GE2E + agglomerative clustering)",
     description=(
         "CPU diarizer with shipped weights: Silero speech regions, resemblyzer's GE2E voice "
-        "embeddings run in NumPy, spectral clustering with an automatic speaker count."
+        "embeddings run in NumPy, agglomerative clustering with an automatic speaker count."
     ),
     capabilities=("speaker_count", "auto_speaker_count"),
     hardware=("cpu",),

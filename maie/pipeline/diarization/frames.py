@@ -2,7 +2,8 @@
 
 Windows never cross a speech region's edge, so every turn starts and ends at a VAD boundary or
 where the voting between the windows that cover a frame changes its winner. Each window votes
-for its cluster on the frames it covers; a frame takes the cluster with most votes. Runs shorter
+for its cluster on the frames it covers, weighted by how sure it is (see :func:`vote_weights`);
+a frame takes the cluster with most weight. Runs shorter
 than ``min_turn_s`` inside a region are absorbed by their longer neighbour (a turn that short is
 more often a window straddling a change than a real turn), which is the re-segmentation step.
 """
@@ -18,9 +19,11 @@ from maie.schemas import SpeakerTurn
 if TYPE_CHECKING:
     from maie.pipeline.diarization.vad import SpeechRegion
 
-__all__ = ["FRAMES_PER_SECOND", "Window", "frame_labels", "plan_windows", "turns_from_frames"]
+__all__ = ["FRAMES_PER_SECOND", "Window", "frame_labels", "plan_windows", "turns_from_frames", "vote_weights"]
 
 FRAMES_PER_SECOND = 100
+#: How sharply a window's vote fades as its voice moves away from its cluster's mean voice.
+VOTE_SHARPNESS = 20.0
 
 #: A window: first frame and length in frames.
 Window = tuple[int, int]
@@ -52,14 +55,37 @@ def plan_windows(
     return windows
 
 
+def vote_weights(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each window's vote: ``exp(20 (cos - 1))`` of its embedding and its cluster's mean voice.
+
+    A window that straddles a change of speaker, or holds two voices at once, sits between mean
+    voices and counts for less than a clean one; and a frame covered by two windows that
+    disagree goes to the surer one rather than to whichever cluster has the lower number.
+    """
+    if len(labels) == 0:
+        return np.zeros(0)
+    means = np.stack([embeddings[labels == i].mean(axis=0) for i in range(int(labels.max()) + 1)])
+    means /= np.maximum(np.linalg.norm(means, axis=1, keepdims=True), 1e-12)
+    closeness = np.einsum("ij,ij->i", embeddings, means[labels])
+    return np.asarray(np.exp(VOTE_SHARPNESS * (closeness - 1.0)))
+
+
 def frame_labels(
-    windows: list[Window], labels: np.ndarray, n_frames: int, regions: list[SpeechRegion]
+    windows: list[Window],
+    labels: np.ndarray,
+    n_frames: int,
+    regions: list[SpeechRegion],
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The winning cluster of every frame inside a region; -1 outside speech."""
+    """The winning cluster of every frame inside a region; -1 outside speech.
+
+    ``weights`` are the windows' votes (default: 1 each).
+    """
     count = int(labels.max()) + 1 if len(labels) else 0
-    votes = np.zeros((n_frames, max(count, 1)), np.float32)
-    for (first, length), cluster in zip(windows, labels, strict=True):
-        votes[first : first + length, cluster] += 1.0
+    votes = np.zeros((n_frames, max(count, 1)), np.float64)
+    weight = np.ones(len(labels)) if weights is None else weights
+    for (first, length), cluster, vote in zip(windows, labels, weight, strict=True):
+        votes[first : first + length, cluster] += vote
     result = np.full(n_frames, -1, np.int64)
     for region in regions:
         a, b = round(region.start * FRAMES_PER_SECOND), min(n_frames, round(region.end * FRAMES_PER_SECOND))
