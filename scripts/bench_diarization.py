@@ -7,7 +7,8 @@ tests/fixtures/conversation_sets.py, tuning set and held-out set apart) it runs 
 backend, loaded once and warmed up, and prints DER (0.25 s collar each side, overlap scored)
 with its missed / false-alarm / confusion parts, speakers found and the stage's real-time factor
 (seconds of processing per second of audio, median of ``runs``); then each set's mean DER and
-right counts, and the process's peak RSS. It asserts nothing.
+right counts, and the process's peak RSS. Then the ``channels`` backend on the two recordings
+with one speaker per channel (tests/fixtures/channel_references.py). It asserts nothing.
 
 The whole-task figure (``diarize=true`` against ``false`` through the service) needs the worker
 stage, which phase 2 adds: :func:`whole_task_ratio` is the hook it fills in.
@@ -26,7 +27,9 @@ from typing import Any
 
 from maie.config import Settings
 from maie.pipeline.diarization import DiarizationInput, read_rttm
+from maie.pipeline.diarization.channels import ChannelsBackend, ChannelsOptions
 from maie.pipeline.diarization.embedded import EmbeddedBackend, EmbeddedOptions
+from tests.fixtures.channel_references import CHANNEL_RECORDINGS, reference
 from tests.fixtures.conversation_sets import HELD_OUT, TUNING
 from tests.fixtures.conversations import assemble, decode_16k
 from tests.fixtures.diarization import BASELINE_FILE, der_parts
@@ -111,10 +114,39 @@ def run(runs: int, *, record: bool) -> None:
         )
     print(f"peak RSS: {_rss_mib():.0f} MiB (before loading: {rss_before:.0f} MiB)")
     print(f"whole task diarize=true / false: {whole_task_ratio()}")
+    channel_figures = run_channels(runs)
     if record:
-        BASELINE_FILE.write_text(
-            json.dumps({"collar_s_each_side": 0.25, "skip_overlap": False, "embedded": figures}, indent=2)
-            + "\n",
-            encoding="utf-8",
-        )
+        recorded = {"collar_s_each_side": 0.25, "skip_overlap": False, "embedded": figures}
+        recorded["channels"] = channel_figures
+        BASELINE_FILE.write_text(json.dumps(recorded, indent=2) + "\n", encoding="utf-8")
         print(f"recorded {BASELINE_FILE}")
+
+
+def run_channels(runs: int) -> dict[str, dict[str, Any]]:
+    """DER of the ``channels`` backend on the per-channel recordings; their figures."""
+    figures: dict[str, dict[str, Any]] = {}
+    print("channels backend")
+    with ChannelsBackend(ChannelsOptions()) as backend:
+        for name, audio in CHANNEL_RECORDINGS.items():
+            path = AUDIO_DIR / audio
+            times, artifact = [], None
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                artifact = backend.process(DiarizationInput(wav_path=path, source_path=path))
+                times.append(time.perf_counter() - t0)
+            assert artifact is not None  # noqa: S101 - runs >= 1
+            truth = reference(name)
+            parts = der_parts(truth, artifact.turns)
+            speakers = len({t.speaker for t in truth})
+            figures[name] = {
+                "der": round(parts.der, 4),
+                "speakers": artifact.num_speakers,
+                "reference_speakers": speakers,
+            }
+            rtf = statistics.median(times) / artifact.duration_s
+            print(
+                f"{'channels':<9} {name:<32} {artifact.duration_s:>7.1f} {parts.der:>6.3f} "
+                f"{parts.missed:>5.3f} {parts.false_alarm:>5.3f} {parts.confusion:>5.3f} "
+                f"{DEFAULT_TARGET:>6.2f} {artifact.num_speakers:>3} of {speakers:<2} {rtf:>7.4f}"
+            )
+    return figures

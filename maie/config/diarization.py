@@ -42,8 +42,12 @@ class DiarizationSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_
     pyannote_token: str | None = None
     #: ``pyannote``: ``auto``, ``cuda`` or ``cpu``.
     pyannote_device: Literal["auto", "cuda", "cpu"] = "auto"
-    #: ``channels``: a channel quieter than this (dBFS RMS over a 30 ms frame) is silent there.
-    channels_silence_dbfs: Annotated[float, msgspec.Meta(ge=-90, le=-10)] = -45.0
+    #: ``channels``: Silero speech probability above which a 32 ms frame of a level-normalised
+    #: channel is speech.
+    channels_vad_threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.25
+    #: ``channels``: correlation with a louder channel from which a frame is that channel's
+    #: crosstalk (bleed) rather than this channel's speaker.
+    channels_bleed_coherence: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.7
 
     def fallback_chain(self) -> tuple[str, ...]:
         """The fallback backend ids, in order, without blanks or repeats."""

@@ -2,9 +2,11 @@
 
 Call centres and podcast rigs record each party on its own channel, so who spoke when is which
 channel has speech when. Each channel of the original upload (the preprocessed WAV is mixed down
-to mono) goes through the same Silero VAD as the ``embedded`` backend; a region quieter than
-``MAIE_DIARIZATION_CHANNELS_SILENCE_DBFS`` is the other party bleeding in and is dropped. Both
-parties may speak at once, so turns may overlap. No model weights, no extra.
+to mono) is brought to a common level, so a quietly recorded party still counts, and goes
+through the same Silero VAD as the ``embedded`` backend; frames that are a louder channel's
+speech leaking in (crosstalk) are removed by correlation, not by an absolute level
+(:mod:`~maie.pipeline.diarization.crosstalk`). Both parties may speak at once, so turns may
+overlap. No model weights, no extra.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from maie.pipeline.diarization.base import (
     DiarizerAvailability,
     DiarizerSpec,
 )
+from maie.pipeline.diarization.crosstalk import FRAME_S, bleed_frames, frame_db, level_gain
 from maie.pipeline.diarization.speakers import label, relabel
 from maie.pipeline.diarization.vad import VadParams, speech_regions
 from maie.schemas import DiarizationArtifact, DiarizationVersion, SpeakerTurn
@@ -47,23 +50,38 @@ class MonoInputError(UnprocessableError):
 class ChannelsOptions(msgspec.Struct, frozen=True, kw_only=True):
     """What shapes the ``channels`` output."""
 
-    vad: VadParams = msgspec.field(default_factory=VadParams)
-    #: A speech region whose RMS is below this (dBFS) is another channel's bleed.
-    silence_dbfs: float = -45.0
+    #: Silero on the level-normalised channel; its threshold sits below the ``embedded`` one
+    #: because a channel holds one party and the bleed check removes the other.
+    vad: VadParams = msgspec.field(default_factory=lambda: VadParams(threshold=0.25))
+    #: Level each channel's loud frames are brought to before the VAD, in dBFS.
+    level_dbfs: float = -20.0
+    #: Correlation with a louder channel from which a frame is that channel's bleed.
+    bleed_coherence: float = 0.7
+    #: How much louder (dB) the other channel must be for a correlated frame to be its bleed.
+    bleed_louder_db: float = 3.0
+    #: Speech runs shorter than this after bleed removal are dropped, in seconds.
+    min_turn_s: float = 0.2
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ChannelsOptions:
         """The options of ``MAIE_DIARIZATION_*``."""
         d = settings.diarization
         return cls(
-            vad=VadParams(threshold=d.vad_threshold, min_silence_ms=d.vad_min_silence_ms),
-            silence_dbfs=d.channels_silence_dbfs,
+            vad=VadParams(threshold=d.channels_vad_threshold, min_silence_ms=d.vad_min_silence_ms),
+            bleed_coherence=d.channels_bleed_coherence,
         )
 
 
-def _dbfs(samples: np.ndarray) -> float:
-    rms = float(np.sqrt(np.mean(np.square(samples, dtype=np.float64)))) if len(samples) else 0.0
-    return 20 * np.log10(rms) if rms > 0 else -120.0
+def _runs(active: np.ndarray, bridge_s: float, least_s: float) -> list[tuple[float, float]]:
+    """Spans of active frames, gaps under ``bridge_s`` closed, spans under ``least_s`` dropped."""
+    spans: list[tuple[float, float]] = []
+    for index in np.flatnonzero(active):
+        start, end = index * FRAME_S, (index + 1) * FRAME_S
+        if spans and start - spans[-1][1] < bridge_s:
+            spans[-1] = (spans[-1][0], end)
+        else:
+            spans.append((start, end))
+    return [(a, b) for a, b in spans if b - a >= least_s]
 
 
 def _key(turn: SpeakerTurn) -> tuple[float, float, str]:
@@ -112,16 +130,7 @@ class ChannelsBackend(DiarizationBackend[ChannelsOptions]):
                 "one is mono: use diarization_backend=embedded (or pyannote) for mono recordings",
                 extra={"channels": int(channels.shape[0])},
             )
-        turns: list[SpeakerTurn] = []
-        for index, samples in enumerate(channels):
-            for region in speech_regions(samples, self.options.vad):
-                a, b = int(region.start * SAMPLE_RATE), int(region.end * SAMPLE_RATE)
-                if _dbfs(samples[a:b]) >= self.options.silence_dbfs:
-                    turns.append(
-                        SpeakerTurn(
-                            start=round(region.start, 3), end=round(region.end, 3), speaker=f"CH{index}"
-                        )
-                    )
+        turns = self._turns(channels)
         ordered = relabel(turns)
         names = {t.speaker for t in ordered}
         # relabel() numbers speakers by their first turn in (start, end, old label) order.
@@ -158,6 +167,29 @@ class ChannelsBackend(DiarizationBackend[ChannelsOptions]):
             warnings=warnings,
         )
 
+    def _turns(self, channels: np.ndarray) -> list[SpeakerTurn]:
+        """Speech of every channel, level-normalised, bleed removed; labels ``CH<index>``."""
+        opts = self.options
+        loudness = np.stack([frame_db(samples) for samples in channels])
+        frames = loudness.shape[1]
+        turns: list[SpeakerTurn] = []
+        for index, samples in enumerate(channels):
+            gain = level_gain(loudness[index], opts.level_dbfs)
+            speech = np.zeros(frames, bool)
+            for region in speech_regions(np.clip(samples * gain, -1.0, 1.0), opts.vad):
+                speech[int(region.start / FRAME_S) : int(np.ceil(region.end / FRAME_S))] = True
+            speech &= ~bleed_frames(channels, index, loudness, opts.bleed_coherence, opts.bleed_louder_db)
+            bridge = opts.vad.min_silence_ms / 1000
+            turns += [
+                SpeakerTurn(
+                    start=round(a, 3),
+                    end=round(min(b, channels.shape[1] / SAMPLE_RATE), 3),
+                    speaker=f"CH{index}",
+                )
+                for a, b in _runs(speech, bridge, opts.min_turn_s)
+            ]
+        return turns
+
 
 #: Registry entry of this backend.
 SPEC = DiarizerSpec(
@@ -165,7 +197,8 @@ SPEC = DiarizerSpec(
     name="Channels (one speaker per channel)",
     description=(
         "For stereo and multichannel call recordings: each channel is one speaker, speech found "
-        "by the Silero VAD per channel. Needs the original multichannel upload; refuses mono."
+        "by the Silero VAD per level-normalised channel, crosstalk removed by correlation. Needs "
+        "the original multichannel upload; refuses mono."
     ),
     capabilities=("overlap", "multichannel_input"),
     hardware=("cpu",),
