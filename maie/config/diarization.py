@@ -47,7 +47,7 @@ class DiarizationSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_
     channels_vad_threshold: Annotated[float, msgspec.Meta(gt=0, lt=1)] = 0.25
     #: ``channels``: correlation with a louder channel from which a frame is that channel's
     #: crosstalk (bleed) rather than this channel's speaker.
-    channels_bleed_coherence: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.7
+    channels_bleed_coherence: Annotated[float, msgspec.Meta(gt=0, le=1)] = 0.5
 
     def fallback_chain(self) -> tuple[str, ...]:
         """The fallback backend ids, in order, without blanks or repeats."""

@@ -56,7 +56,7 @@ class ChannelsOptions(msgspec.Struct, frozen=True, kw_only=True):
     #: Level each channel's loud frames are brought to before the VAD, in dBFS.
     level_dbfs: float = -20.0
     #: Correlation with a louder channel from which a frame is that channel's bleed.
-    bleed_coherence: float = 0.7
+    bleed_coherence: float = 0.5
     #: How much louder (dB) the other channel must be for a correlated frame to be its bleed.
     bleed_louder_db: float = 3.0
     #: Speech runs shorter than this after bleed removal are dropped, in seconds.

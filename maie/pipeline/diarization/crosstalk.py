@@ -73,8 +73,9 @@ def bleed_frames(
         channels: ``(channels, samples)`` float audio.
         index: the channel judged.
         loudness: ``(channels, frames)`` from :func:`frame_db`.
-        min_coherence: correlation from which a block is a copy (0.7: bleed scores 0.9+, two
-            people talking at once under 0.3).
+        min_coherence: correlation from which a block is a copy (the default 0.5: a copy
+            scored a median of 0.74-0.96 whether 2, 5 or 20 ms late and 6-20 dB down, two
+            people talking at once at most 0.38).
         louder_db: how much louder the source channel must be for the copy to be its bleed.
 
     Returns:
