@@ -147,6 +147,9 @@ class EmbeddedBackend(DiarizationBackend[EmbeddedOptions]):
             return
         if problem := self.options.problem():
             raise ModelLoadError(problem)
+        # The clustering's scikit-learn is imported here, not on the first request (seconds).
+        import sklearn.cluster  # noqa: F401, PLC0415
+
         from maie.pipeline.diarization.ge2e import Ge2eEncoder  # noqa: PLC0415 - reads 17 MB
 
         weights = self.options.resolved_weights()
