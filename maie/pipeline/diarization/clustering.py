@@ -39,6 +39,8 @@ __all__ = ["ClusterParams", "Clustering", "cluster"]
 
 #: Rounds of reassign-to-nearest within one refinement (it converges in two or three).
 _REASSIGN_ITERATIONS = 10
+#: Norm under which an embedding holds no voice at all.
+_EMPTY_NORM = 1e-6
 
 
 class ClusterParams(msgspec.Struct, frozen=True, kw_only=True):
@@ -79,6 +81,20 @@ def _unit(rows: np.ndarray) -> np.ndarray:
 
 def _dense(labels: np.ndarray) -> np.ndarray:
     return np.asarray(np.unique(labels, return_inverse=True)[1])
+
+
+def _voiced(embeddings: np.ndarray) -> np.ndarray:
+    """Unit rows; a zero row (an encoder output with no voice in it) becomes the mean voice.
+
+    Cosine distances are undefined for a zero vector and scikit-learn refuses them.
+    """
+    norms = np.linalg.norm(embeddings, axis=1)
+    empty = norms < _EMPTY_NORM
+    if not empty.any():
+        return embeddings
+    rows = np.array(embeddings, np.float64)
+    rows[empty] = _unit(rows[~empty].mean(axis=0)) if not empty.all() else 1 / np.sqrt(rows.shape[1])
+    return _unit(rows)
 
 
 def _nearest(embeddings: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -205,6 +221,7 @@ def cluster(
     n = len(embeddings)
     if n == 0:
         return Clustering(labels=np.zeros(0, int), count=0, estimated=0)
+    embeddings = _voiced(embeddings)
     covered = np.ones(n) if covered_s is None else covered_s
     low, high = speakers.bounds(default_max=params.auto_max_speakers)
     if speakers.num_speakers is None and speakers.max_speakers is None:

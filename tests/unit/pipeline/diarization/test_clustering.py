@@ -142,6 +142,15 @@ class TestRequestedCounts:
         assert run(parts, merge_similarity=0.8)[0].count == 1
         assert run(parts, SpeakerCount.checked(min_speakers=2), merge_similarity=0.8)[0].count == 2
 
+    def test_an_embedding_with_no_voice_in_it_does_not_break_the_clustering(self):
+        """A zero vector (cosine undefined) joins a voice instead of raising in scikit-learn."""
+        v = Voices()
+        parts = [v.windows(v.voice(0.75), 10), v.windows(v.voice(0.75), 10)]
+        parts[0][3] = 0.0
+        assert run(parts)[0].count == 2
+        silent = cluster(np.zeros((5, DIMS)), SpeakerCount(), ClusterParams())
+        assert silent.count == 1
+
     def test_no_embeddings_no_speakers_and_one_embedding_one(self):
         empty = cluster(np.zeros((0, DIMS)), SpeakerCount(), ClusterParams())
         assert (empty.count, empty.estimated, len(empty.labels)) == (0, 0, 0)
