@@ -17,6 +17,12 @@ backend's ``process_batch`` against ``process`` per recording, and Whisper's bat
     uv run python scripts/bench.py --tiny                       # tiny random model, built here
     uv run python scripts/bench.py --model /models/whisper-small-ct2 --audio ../shared/audio/jfk.flac
     uv run python scripts/bench.py --tiny --batching            # batched vs one-by-one
+
+With ``--diarization`` it measures the diarization stage instead (scripts/bench_diarization.py):
+DER on the guard's recordings, the stage's real-time factor, peak RSS; ``--record`` rewrites the
+DER baseline of tests/quality/der_baseline.json.
+
+    uv run python scripts/bench.py --diarization [--record]
 """
 
 from __future__ import annotations
@@ -48,7 +54,7 @@ def parse_args() -> argparse.Namespace:
     """Command-line options."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--audio", type=Path, default=DEFAULT_AUDIO, help="audio file (default: %(default)s)")
-    model = ap.add_mutually_exclusive_group(required=True)
+    model = ap.add_mutually_exclusive_group()
     model.add_argument("--model", help="faster-whisper model: a local CTranslate2 folder or a model name")
     model.add_argument("--tiny", action="store_true", help="build and use the tiny random test model")
     ap.add_argument("--runs", type=int, default=5, help="timed runs of each side (default: %(default)s)")
@@ -62,7 +68,12 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--batch-tasks", type=int, default=8, help="tasks per batch (default: %(default)s)")
     ap.add_argument("--residency", choices=["sequential", "resident"], default="sequential")
     ap.add_argument("--chunkformer-model", help="ChunkFormer model folder (with --tiny: a tiny one is built)")
-    return ap.parse_args()
+    ap.add_argument("--diarization", action="store_true", help="measure the diarization stage instead")
+    ap.add_argument("--record", action="store_true", help="with --diarization: rewrite the DER baseline")
+    args = ap.parse_args()
+    if not args.diarization and not (args.model or args.tiny):
+        ap.error("one of the arguments --model --tiny is required (unless --diarization)")
+    return args
 
 
 def whisper_env(args: argparse.Namespace, model: str) -> dict[str, str]:
@@ -159,6 +170,11 @@ def summary(times: list[float]) -> str:
 def main() -> None:
     """Run the benchmark and print its table."""
     args = parse_args()
+    if args.diarization:
+        import bench_diarization
+
+        bench_diarization.run(args.runs, record=args.record)
+        return
     with tempfile.TemporaryDirectory(prefix="maie-bench-") as tmp:
         work = Path(tmp)
         model = args.model

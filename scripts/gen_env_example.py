@@ -24,6 +24,7 @@ TITLES = {
     "whisper": "Whisper (faster-whisper)",
     "pocketsphinx": "PocketSphinx (extra: pocketsphinx)",
     "chunkformer": "ChunkFormer (extra: chunkformer)",
+    "diarization": "Speaker diarization (embedded backend: extra diarization)",
     "llm": "LLM",
     "worker": "Worker",
     "auth": "Auth",

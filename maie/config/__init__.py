@@ -9,7 +9,8 @@ constructor the service uses; the result is passed down explicitly (``create_app
 from __future__ import annotations
 
 from maie.config.database import DatabaseSettings, RetentionSettings
-from maie.config.fields import ASR_BACKENDS, MAX_PROMPT_CHARS, RATE_LIMIT_OFF
+from maie.config.diarization import DiarizationSettings
+from maie.config.fields import ASR_BACKENDS, DIARIZATION_BACKENDS, MAX_PROMPT_CHARS, RATE_LIMIT_OFF
 from maie.config.models import (
     AsrSettings,
     ChunkformerSettings,
@@ -34,6 +35,7 @@ from maie.config.settings import Settings, known_variables
 
 __all__ = [
     "ASR_BACKENDS",
+    "DIARIZATION_BACKENDS",
     "MAX_PROMPT_CHARS",
     "RATE_LIMIT_OFF",
     "AsrSettings",
@@ -43,6 +45,7 @@ __all__ = [
     "ChunkformerSettings",
     "ClientSettings",
     "DatabaseSettings",
+    "DiarizationSettings",
     "LlmSettings",
     "LogSettings",
     "PocketsphinxSettings",

@@ -8,6 +8,7 @@ import msgspec
 
 __all__ = [
     "ASR_BACKENDS",
+    "DIARIZATION_BACKENDS",
     "MAX_PROMPT_CHARS",
     "MAX_TEMPERATURE",
     "MIN_DECODE_MEMORY_MB",
@@ -55,6 +56,11 @@ MAX_TEMPERATURE = 2.0
 #: ASR backend ids MAIE_ASR_BACKEND and MAIE_ASR_FALLBACK may name; the registry
 #: (maie/pipeline/asr/registry.py) registers exactly these, which a test checks.
 ASR_BACKENDS = ("whisper", "pocketsphinx", "chunkformer")
+
+
+#: Diarization backend ids MAIE_DIARIZATION_BACKEND and MAIE_DIARIZATION_FALLBACK may name; the
+#: registry (maie/pipeline/diarization/registry.py) registers exactly these, which a test checks.
+DIARIZATION_BACKENDS = ("embedded", "pyannote", "channels")
 
 
 #: Longest Whisper prompt text (hotwords, initial prompt) accepted, in characters. Whisper keeps at

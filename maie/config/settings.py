@@ -10,6 +10,7 @@ import msgspec
 from dotenv import dotenv_values
 
 from maie.config.database import DatabaseSettings, RetentionSettings, redact_url
+from maie.config.diarization import DiarizationSettings
 from maie.config.models import (
     AsrSettings,
     ChunkformerSettings,
@@ -56,6 +57,7 @@ _GROUPS: dict[str, type[msgspec.Struct]] = {
     "whisper": WhisperSettings,
     "pocketsphinx": PocketsphinxSettings,
     "chunkformer": ChunkformerSettings,
+    "diarization": DiarizationSettings,
     "llm": LlmSettings,
     "worker": WorkerSettings,
     "auth": AuthSettings,
@@ -89,6 +91,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     whisper: WhisperSettings = msgspec.field(default_factory=WhisperSettings)
     pocketsphinx: PocketsphinxSettings = msgspec.field(default_factory=PocketsphinxSettings)
     chunkformer: ChunkformerSettings = msgspec.field(default_factory=ChunkformerSettings)
+    diarization: DiarizationSettings = msgspec.field(default_factory=DiarizationSettings)
     llm: LlmSettings = msgspec.field(default_factory=LlmSettings)
     worker: WorkerSettings = msgspec.field(default_factory=WorkerSettings)
     auth: AuthSettings = msgspec.field(default_factory=AuthSettings)
@@ -146,6 +149,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         database = data.get("database", {})
         if database.get("MAIE_DATABASE_URL"):
             database["MAIE_DATABASE_URL"] = redact_url(database["MAIE_DATABASE_URL"])
+        diarization = data.get("diarization", {})
+        if diarization.get("MAIE_DIARIZATION_PYANNOTE_TOKEN"):
+            diarization["MAIE_DIARIZATION_PYANNOTE_TOKEN"] = "***"  # noqa: S105 - the mask
         llm = data.get("llm", {})
         if llm.get("MAIE_LLM_API_KEY"):
             llm["MAIE_LLM_API_KEY"] = "***"

@@ -34,6 +34,12 @@ from maie.schemas.base import (
     TaskStatus,
     Unit,
 )
+from maie.schemas.diarization import (
+    DiarizationArtifact,
+    DiarizationVersion,
+    SpeakerInfo,
+    SpeakerTurn,
+)
 from maie.schemas.results import (
     AsrArtifact,
     AsrVersion,
@@ -74,6 +80,8 @@ __all__ = [
     "BatchAccepted",
     "BatchRecord",
     "BatchStatus",
+    "DiarizationArtifact",
+    "DiarizationVersion",
     "EnhanceArtifact",
     "EnhancementMetrics",
     "ErrorBody",
@@ -96,6 +104,8 @@ __all__ = [
     "Seconds",
     "Segment",
     "SkippedMember",
+    "SpeakerInfo",
+    "SpeakerTurn",
     "StageName",
     "StageRecord",
     "StageState",

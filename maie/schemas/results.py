@@ -36,6 +36,8 @@ class Word(Frozen, frozen=True, kw_only=True):
     end: Seconds
     word: str
     probability: Unit
+    #: Speaker label (``SPEAKER_00``...) when the task was diarized; ``None`` otherwise.
+    speaker: str | None = None
 
 
 class Segment(Frozen, frozen=True, kw_only=True):
@@ -47,6 +49,8 @@ class Segment(Frozen, frozen=True, kw_only=True):
     text: str
     confidence: Unit | None = None
     words: list[Word] | None = None
+    #: Speaker label (``SPEAKER_00``...) when the task was diarized; ``None`` otherwise.
+    speaker: str | None = None
 
 
 class AudioInfo(Frozen, frozen=True, kw_only=True):
