@@ -32,7 +32,6 @@ from maie.broker import QUEUE_CPU, stage_message
 from maie.errors import (
     AudioTooLongError,
     AudioTooShortError,
-    QueueFullError,
     StoreUnavailableError,
     UnprocessableError,
     UnsupportedMediaError,
@@ -45,6 +44,7 @@ if TYPE_CHECKING:
 
     from litestar.datastructures import UploadFile
 
+    from maie.api.admission import QueueSlots
     from maie.api.services import Services
     from maie.config import Settings
     from maie.pipeline.sandbox import DecodeSandbox
@@ -155,28 +155,27 @@ async def take_in(
     return recordings, skipped
 
 
-async def _check_room(services: Services, recordings: list[Recording], skipped: list[SkippedMember]) -> None:
-    """Refuse a batch with nothing to do, or one that would take the queue past ``MAIE_MAX_QUEUE_DEPTH``."""
+async def _check_room(recordings: list[Recording], skipped: list[SkippedMember], slots: QueueSlots) -> None:
+    """Refuse a batch with nothing to do, or hold a queue slot for each of its recordings.
+
+    Raises:
+        UnprocessableError: no usable recording, or more than ``MAIE_MAX_QUEUE_DEPTH`` of them.
+        QueueFullError: the queue has no room for them now.
+    """
     if not recordings:
         raise UnprocessableError(
             "no part of the upload is usable audio; see extra for the reason of each",
             extra={"skipped": msgspec.to_builtins(skipped)},
         )
     count = len(recordings)
-    server = services.settings.server
+    server = slots.services.settings.server
     if count > server.max_queue_depth:
         raise UnprocessableError(
             f"the batch holds {count} recordings, more than MAIE_MAX_QUEUE_DEPTH={server.max_queue_depth} "
             "tasks may wait at once; split it into batches of at most that many",
             extra={"recordings": count, "max_queue_depth": server.max_queue_depth},
         )
-    depth = await services.store.queue_depth()
-    if depth + count > server.max_queue_depth:
-        raise QueueFullError(
-            f"{depth} tasks are waiting and the batch adds {count}, over MAIE_MAX_QUEUE_DEPTH="
-            f"{server.max_queue_depth}; retry after {server.busy_retry_after_s} s",
-            retry_after_s=server.busy_retry_after_s,
-        )
+    await slots.hold_total(count)
 
 
 def _enqueue_all(services: Services, task_ids: Sequence[str], request_id: str | None = None) -> None:
@@ -194,6 +193,7 @@ async def accept_batch(
     parts: Sequence[UploadFile],
     request: TaskRequest,
     stages: Callable[[], list[StageRecord]],
+    slots: QueueSlots,
 ) -> BatchAccepted:
     """Turn the parts into queued tasks of one new batch.
 
@@ -204,6 +204,7 @@ async def accept_batch(
         parts: The uploaded ``file`` parts.
         request: The validated options every task gets (its ``filename`` is replaced per task).
         stages: Makes the planned stages of one task.
+        slots: The queue slots the request holds; one per recording is held before any is moved.
 
     Raises:
         UnprocessableError: when no part holds usable audio (the reasons are in ``extra``), or
@@ -221,7 +222,7 @@ async def accept_batch(
     batch: BatchRecord | None = None
     try:
         recordings, skipped = await take_in(parts, batch_dir, settings, services.sandbox)
-        await _check_room(services, recordings, skipped)
+        await _check_room(recordings, skipped, slots)
         now = datetime.now(UTC)
         records = []
         for recording in recordings:
@@ -252,7 +253,8 @@ async def accept_batch(
             task_ids=[r.task_id for r in records],
             skipped=skipped,
         )
-        await services.store.create_batch(batch, records)
+        await services.store.create_batch(batch, records, slots=slots.ids)
+        slots.stored()
         try:
             await anyio.to_thread.run_sync(_enqueue_all, services, batch.task_ids, request_id)
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:

@@ -18,9 +18,10 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import Stream
 
+from maie.api.admission import AdmissionMiddleware, queue_slot_guard, slots_of
 from maie.api.batch_export import ExportFormat, export_rows, render_rows
 from maie.api.batch_intake import accept_batch
-from maie.api.guards import admission_guard, tenant_of
+from maie.api.guards import tenant_of
 from maie.api.idempotency import IdempotencyClaim
 from maie.api.openapi import error_responses
 from maie.api.process import TaskOptions, planned_stages, validate_request
@@ -77,7 +78,8 @@ class BatchesController(Controller):
     @post(
         "/",
         status_code=202,
-        guards=[admission_guard],
+        guards=[queue_slot_guard],
+        middleware=[AdmissionMiddleware()],
         responses=error_responses(409, 413, 422),
         summary="Submit an archive or several recordings as one batch",
         description=(
@@ -119,6 +121,7 @@ class BatchesController(Controller):
                 parts=data.file,
                 request=task_request,
                 stages=lambda: planned_stages(task_request.features),
+                slots=slots_of(request),
             )
         except BaseException:
             await idempotency.release()

@@ -15,8 +15,9 @@ from litestar.datastructures import UploadFile  # noqa: TC002 - Litestar reads t
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
+from maie.api.admission import AdmissionMiddleware, queue_slot_guard, slots_of
 from maie.api.asr_request import check_asr_options
-from maie.api.guards import admission_guard, tenant_of
+from maie.api.guards import tenant_of
 from maie.api.idempotency import IdempotencyClaim
 from maie.api.openapi import error_responses
 from maie.api.rate_limit import submission_rate_limit_guard
@@ -230,7 +231,8 @@ class ProcessController(Controller):
     @post(
         "/",
         status_code=202,
-        guards=[submission_rate_limit_guard, admission_guard],
+        guards=[submission_rate_limit_guard, queue_slot_guard],
+        middleware=[AdmissionMiddleware()],
         responses=error_responses(400, 409, 413, 415, 422),
         summary="Submit a recording",
         description="Streams the upload to disk, checks it is decodable audio, and queues the pipeline.",
@@ -267,7 +269,9 @@ class ProcessController(Controller):
                 stages=planned_stages(task_request.features),
                 request_id=request_id_of(request),
             )
-            await services.store.create(record)
+            slots = slots_of(request)
+            await services.store.create(record, slots=slots.ids)
+            slots.stored()
             created = True
             await services.enqueue(
                 stage_message(StageName.PREPROCESS.value, QUEUE_CPU, task_id, request_id=record.request_id)

@@ -15,6 +15,8 @@ from maie.errors import NotFoundError, StoreUnavailableError
 
 __all__ = [
     "ACTIVE_KEY",
+    "ADMISSION_KEY",
+    "ADMIT_LUA",
     "PREFIX",
     "REDIS_DOWN",
     "RELEASE_LUA",
@@ -37,12 +39,29 @@ StructT = TypeVar("StructT", bound=msgspec.Struct)
 PREFIX = "maie"
 ACTIVE_KEY = f"{PREFIX}:active"
 WORKERS_KEY = f"{PREFIX}:workers"
+#: Queue slots held by submissions whose upload is still being received, scored by expiry time.
+ADMISSION_KEY = f"{PREFIX}:admission"
 #: Errors that mean "Redis cannot be reached right now".
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 encoder = msgspec.json.Encoder()
 #: Compare-and-delete: remove KEYS[1] only while it holds ARGV[1].
 RELEASE_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+#: Admission: hold ARGV[5..] as queue slots (KEYS[2], expiring at ARGV[4]) if unfinished tasks
+#: (KEYS[1], entries older than ARGV[2] dropped) plus live slots (expired ones, before ARGV[1],
+#: dropped) leave room under the limit ARGV[3]. Returns -1 when held, else the slots in use.
+ADMIT_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+local used = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+if used + #ARGV - 4 > tonumber(ARGV[3]) then
+  return used
+end
+for i = 5, #ARGV do
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[i])
+end
+return -1
+"""
 
 
 def task_key(task_id: str) -> str:
