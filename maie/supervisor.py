@@ -196,8 +196,9 @@ class Supervisor:
     def _start(self) -> None:
         redis_url = self.settings.redis.url
         if not redis_url:
-            self._redis = _KeptRedis(EmbeddedRedis(self.settings.storage.data_dir / "redis"))
-            redis_url = self._redis.start()
+            redis = _KeptRedis(EmbeddedRedis(self.settings.storage.data_dir / "redis"))
+            redis_url = redis.start()
+            self._redis = redis  # only a server this process started is stopped (and its URL file removed)
         for child in self._children(redis_url):
             if self._stopping():
                 return

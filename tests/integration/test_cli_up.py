@@ -194,6 +194,22 @@ class TestUp:
             extra.send_signal(signal.SIGTERM)
             assert extra.wait(timeout=30) == 0
 
+    def test_second_up_on_the_same_data_refuses_and_leaves_the_first_alone(self, up):
+        url_file = up["data_dir"] / "redis" / "url"
+        url = url_file.read_text()
+        second = subprocess.run(
+            [sys.executable, "-m", "maie", "up", "--port", str(free_port())],
+            env=up["env"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode != 0
+        assert "already runs" in second.stdout + second.stderr
+        assert url_file.read_text() == url, "the running server's URL file is not removed"
+        assert up["client"].get("/ready").status_code == 200
+
     @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
     def test_clean_stop(self, up, sig):
         process = up["process"]
