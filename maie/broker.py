@@ -49,7 +49,7 @@ REQUEST_ID_OPTION = "request_id"
 
 
 class _RecoveringConsumer(_RedisConsumer):
-    """Dramatiq's Redis consumer, telling its broker when Redis went away and when it came back."""
+    """Dramatiq's Redis consumer, telling its broker when Redis went away."""
 
     broker: RecoveringRedisBroker
 
@@ -59,7 +59,6 @@ class _RecoveringConsumer(_RedisConsumer):
         except ConnectionClosed:
             self.broker.outage_seen()
             raise
-        self.broker.reconnected()
         return message
 
 
@@ -73,10 +72,15 @@ class RecoveringRedisBroker(RedisBroker):
     nothing ever hands them back, and their tasks hang (upstream, such messages come back only once
     their worker's heartbeat goes stale: https://github.com/Bogdanp/dramatiq/issues/527).
 
-    So after a consumer saw Redis go away, the first successful fetch gives this worker a new id.
-    The old id's heartbeat then goes stale and, ``MAIE_WORKER_HEARTBEAT_TIMEOUT_S`` later, broker
-    maintenance returns its unacknowledged messages to their queues. A message that was running
-    through the outage may then run twice; MAIE's actors are idempotent, so that costs time only.
+    So once a consumer saw Redis go away, the next fetch first pings Redis and, when it answers,
+    gives this worker a new id, then fetches under that id. The old id's heartbeat then goes
+    stale and, ``MAIE_WORKER_HEARTBEAT_TIMEOUT_S`` later, broker maintenance returns its
+    unacknowledged messages to their queues. A message that was running through the outage may
+    then run twice; MAIE's actors are idempotent, so that costs time only.
+
+    Recovery is decided on a round trip to Redis, never on a consumer merely returning: a
+    consumer whose prefetch is full returns without touching Redis, and counting that as recovery
+    logged ``broker.recovered_after_outage`` over and over while Redis was still down.
     """
 
     def __init__(self, **parameters: object) -> None:
@@ -93,8 +97,21 @@ class RecoveringRedisBroker(RedisBroker):
         """A consumer could not reach Redis."""
         self._outage.set()
 
+    def do_fetch(self, queue_name: str, count: int) -> list[bytes]:
+        """Fetch up to ``count`` messages of ``queue_name``; after an outage, recover first.
+
+        Raises:
+            redis.exceptions.ConnectionError: while Redis cannot be reached (the consumer turns it
+                into Dramatiq's ``ConnectionClosed``).
+        """
+        if self._outage.is_set():
+            self.client.ping()  # raises while Redis is still away
+            self.reconnected()
+        fetched: list[bytes] = self._dispatch("fetch")(queue_name, count)  # type: ignore[no-untyped-call]
+        return fetched
+
     def reconnected(self) -> None:
-        """A consumer reached Redis: if an outage came before, take a new worker id (once)."""
+        """Redis answered: if an outage came before, take a new worker id (once per outage)."""
         if not self._outage.is_set():
             return
         with self._rotate_lock:

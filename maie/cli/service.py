@@ -36,19 +36,11 @@ def up(host: str | None, port: int | None, workers: int) -> None:
 @click.option("--port", type=int, help="Port (MAIE_PORT).")
 def api(host: str | None, port: int | None) -> None:
     """Run the HTTP API."""
-    import uvicorn  # noqa: PLC0415 - keeps `maie --help` fast
-
-    from maie.api import create_app  # noqa: PLC0415
+    from maie.api import create_app  # noqa: PLC0415 - keeps `maie --help` fast
+    from maie.api.server import run_api  # noqa: PLC0415
 
     settings = with_keys(load_settings("api", host=host, port=port), create=False)
-    app = create_app(settings, redis_url=redis_url(settings))
-    uvicorn.run(
-        app,
-        host=settings.server.host,
-        port=settings.server.port,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+    run_api(create_app(settings, redis_url=redis_url(settings)), settings)
 
 
 @click.command()

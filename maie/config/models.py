@@ -40,6 +40,9 @@ class AsrSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("A
     fallback: str = ""
     #: Tasks waiting for the same backend that one ASR worker may transcribe together (1: one by one).
     batch_max_tasks: Annotated[int, msgspec.Meta(ge=1, le=64)] = 1
+    #: Seconds of audio an ASR backend holds in memory at once: longer recordings are transcribed
+    #: in windows of this length, cut at the quietest moment near their end (Whisper, ChunkFormer).
+    window_s: Annotated[int, msgspec.Meta(ge=60, le=14_400)] = 300
 
     def fallback_chain(self) -> tuple[str, ...]:
         """The fallback backend ids, in order, without blanks or repeats."""

@@ -55,6 +55,19 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names
     public_url: str | None = None
     #: Milliseconds between two looks at a task while streaming its events (/v1/status/{id}/events).
     events_poll_ms: Annotated[int, msgspec.Meta(ge=50, le=60_000)] = 500
+    #: Seconds an idle kept-alive connection stays open after a response.
+    http_keep_alive_timeout_s: Positive = 5
+    #: Seconds a client has to send the request line and headers (from connecting, or from the
+    #: previous response); slower ones get 408 and are closed.
+    http_header_timeout_s: PositiveFloat = 20
+    #: Longest gap, in seconds, between two reads of a request body; also the grace before
+    #: MAIE_HTTP_BODY_MIN_BYTES_PER_S counts. A body that stops (or a Content-Length larger than
+    #: what is sent) is dropped after it.
+    http_body_timeout_s: PositiveFloat = 30
+    #: Lowest average upload rate, in bytes per second, after the grace; slower bodies are dropped.
+    http_body_min_bytes_per_s: PositiveFloat = 500
+    #: Open HTTP connections one API process serves; more get 503 and are closed at once.
+    http_max_connections: Positive = 1000
 
     def __post_init__(self) -> None:
         if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):

@@ -7,6 +7,7 @@ is encoded as JSON with the contract Structs of :mod:`maie.schemas`:
 - ``maie:task:<id>:artifact:<stage>`` — a stage's output (preprocess metadata, ASR segments, ...);
 - ``maie:task:<id>:result:<n>`` — immutable :class:`~maie.schemas.ResultVersion` number ``n``;
 - ``maie:active`` — sorted set of unfinished task ids by submit time (the queue depth);
+- ``maie:admission`` — queue slots held by submissions still being received, by expiry time;
 - ``maie:workers`` — sorted set of worker ids by last heartbeat;
 - ``maie:tenant:<tenant>:tasks`` — the tenant's tasks, newest last, for cursor paging
   (:mod:`maie.store.task_index`);

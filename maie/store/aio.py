@@ -13,6 +13,8 @@ from maie.schemas import BatchRecord, ResultVersion, ResultVersionInfo, StageRec
 from maie.store import task_index
 from maie.store.keys import (
     ACTIVE_KEY,
+    ADMISSION_KEY,
+    ADMIT_LUA,
     REDIS_DOWN,
     RELEASE_LUA,
     WORKERS_KEY,
@@ -45,6 +47,7 @@ class AsyncTaskStore:
         self.client = client
         self.ttl_s = ttl_s
         self._release_script = client.register_script(RELEASE_LUA)
+        self._admit_script = client.register_script(ADMIT_LUA)
 
     @classmethod
     def from_url(cls, url: str, *, ttl_s: int) -> AsyncTaskStore:
@@ -65,13 +68,38 @@ class AsyncTaskStore:
         except REDIS_DOWN:
             return False
 
-    async def create(self, record: TaskRecord) -> None:
-        """Store a new task and count it as active, in one transaction."""
+    async def create(self, record: TaskRecord, *, slots: Collection[str] = ()) -> None:
+        """Store a new task and count it as active, in one transaction that frees its ``slots``."""
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.set(task_key(record.task_id), encoder.encode(record), ex=self.ttl_s, nx=True)
             pipe.zadd(ACTIVE_KEY, {record.task_id: record.submitted_at.timestamp()})
+            if slots:
+                pipe.zrem(ADMISSION_KEY, *slots)
             task_index.add(pipe, record, ttl_s=self.ttl_s)
             await self._call(pipe.execute())
+
+    async def hold_slots(self, slots: Collection[str], *, limit: int, hold_s: float) -> int | None:
+        """Hold queue ``slots`` for submissions being received, if there is room under ``limit``.
+
+        Unfinished tasks and the slots other submissions hold count against the limit, checked and
+        taken in one Lua call, so concurrent submissions cannot overshoot it. A slot is freed when
+        its task is stored (:meth:`create`), by :meth:`free_slots`, or ``hold_s`` seconds later.
+
+        Returns:
+            None when the slots are held; else how many are in use (unfinished tasks plus held).
+        """
+        now = time.time()
+        used = await self._call(
+            self._admit_script(
+                keys=[ACTIVE_KEY, ADMISSION_KEY], args=[now, now - self.ttl_s, limit, now + hold_s, *slots]
+            )
+        )
+        return None if int(used) < 0 else int(used)
+
+    async def free_slots(self, slots: Collection[str]) -> None:
+        """Give back queue slots a submission no longer needs (freed ones are ignored)."""
+        if slots:
+            await self._call(self.client.zrem(ADMISSION_KEY, *slots))
 
     async def update(self, task_id: str, change: Callable[[TaskRecord], T]) -> Updated[T]:
         """Apply ``change`` to the stored record atomically (optimistic WATCH/MULTI).
@@ -179,10 +207,14 @@ class AsyncTaskStore:
         except REDIS_DOWN as exc:
             raise unavailable(exc) from exc
 
-    async def create_batch(self, batch: BatchRecord, records: Collection[TaskRecord]) -> None:
-        """Store a batch and all its tasks, counted as active, in one transaction."""
+    async def create_batch(
+        self, batch: BatchRecord, records: Collection[TaskRecord], *, slots: Collection[str] = ()
+    ) -> None:
+        """Store a batch and all its tasks, counted as active, in one transaction that frees ``slots``."""
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.set(batch_key(batch.batch_id), encoder.encode(batch), ex=self.ttl_s, nx=True)
+            if slots:
+                pipe.zrem(ADMISSION_KEY, *slots)
             for record in records:
                 pipe.set(task_key(record.task_id), encoder.encode(record), ex=self.ttl_s, nx=True)
                 pipe.zadd(ACTIVE_KEY, {record.task_id: record.submitted_at.timestamp()})

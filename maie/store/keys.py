@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTIVE_KEY",
+    "ADMISSION_KEY",
+    "ADMIT_LUA",
     "BROKER_NAMESPACE",
     "METRICS_FAILURES_KEY",
     "METRICS_TASKS_KEY",
@@ -70,6 +72,8 @@ METRICS_FAILURES_KEY: Final = f"{PREFIX}:metrics:failures"
 RATE_LIMIT_PREFIX: Final = f"{PREFIX}:ratelimit"
 #: Prefix of the broker's keys (Dramatiq's namespace), apart from other Dramatiq users of a server.
 BROKER_NAMESPACE: Final = "maie-dramatiq"
+#: Sorted set of queue slots held by submissions whose upload is still being received, by expiry.
+ADMISSION_KEY: Final = f"{PREFIX}:admission"
 #: Errors that mean "Redis cannot be reached right now".
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
@@ -85,6 +89,21 @@ class Updated(NamedTuple, Generic[T]):
 
 #: Compare-and-delete: remove KEYS[1] only while it holds ARGV[1].
 RELEASE_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+#: Admission: hold ARGV[5..] as queue slots (KEYS[2], expiring at ARGV[4]) if unfinished tasks
+#: (KEYS[1], entries older than ARGV[2] dropped) plus live slots (expired ones, before ARGV[1],
+#: dropped) leave room under the limit ARGV[3]. Returns -1 when held, else the slots in use.
+ADMIT_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+local used = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
+if used + #ARGV - 4 > tonumber(ARGV[3]) then
+  return used
+end
+for i = 5, #ARGV do
+  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[i])
+end
+return -1
+"""
 
 
 def task_key(task_id: str) -> str:

@@ -168,6 +168,10 @@ class EmbeddedRedis:
         log.info("redis.started", url=self.url, directory=str(self.directory), aof="everysec")
         return self.url
 
+    def exit_code(self) -> int | None:
+        """The server's exit status once it has exited (the process is reaped), else None."""
+        return None if self.process is None else self.process.poll()
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop the server (SIGTERM makes Redis flush its AOF) and remove the URL file."""
         with contextlib.suppress(FileNotFoundError):
@@ -183,6 +187,10 @@ class EmbeddedRedis:
         log.info("redis.stopped", url=self.url)
 
     def restart(self) -> None:
-        """Stop and start again on the same port and folder (its AOF is replayed)."""
+        """Stop (if it still runs) and start again on the same port and folder; its AOF is replayed.
+
+        Raises:
+            ConfigError: if it does not start again (the port was taken meanwhile, ...).
+        """
         self.stop()
         self.start()

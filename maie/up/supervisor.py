@@ -1,32 +1,36 @@
 """``maie up``: embedded Redis, the API and workers as child processes, kept alive until told to stop.
 
-A child that dies is started again after a back-off that grows while it keeps dying quickly. On
-SIGINT or SIGTERM every child is asked to stop (SIGTERM), given time to finish, then killed if it
-must be, and the embedded Redis is stopped last so nothing is lost from its AOF. Children run in
-their own sessions, so a terminal's Ctrl-C reaches only the supervisor, and they get SIGTERM if the
-supervisor dies.
+A child that dies is started again after a back-off that grows while it keeps dying quickly; so is
+the embedded Redis, on the same port and folder, so its AOF brings the data back and the API and
+workers reconnect by themselves. On SIGINT or SIGTERM every child is asked to stop (SIGTERM),
+given time to finish, then killed if it must be, and the embedded Redis is stopped last so
+nothing is lost from its AOF. Children run in their own sessions, so a terminal's Ctrl-C reaches
+only the supervisor, and they get SIGTERM if the supervisor dies.
+
+Signals are caught by :class:`~maie.stop_signal.StopSignal`, whose handler takes no lock.
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import threading
 import time
 from typing import TYPE_CHECKING
 
 import structlog
 
+from maie.errors import ConfigError
+from maie.stop_signal import StopSignal
 from maie.up.redis import EmbeddedRedis, die_with_parent
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Mapping
 
     from maie.config import Settings
 
-__all__ = ["Child", "Supervisor"]
+__all__ = ["Backoff", "Child", "Supervisor"]
 
 log = structlog.get_logger(__name__)
 
@@ -34,6 +38,35 @@ log = structlog.get_logger(__name__)
 MAX_BACKOFF_S = 30.0
 #: A child that ran this long is healthy again: its back-off starts over.
 HEALTHY_AFTER_S = 60.0
+#: Seconds between two looks at the children when no signal wakes the loop.
+TICK_S = 0.5
+
+
+class Backoff:
+    """When to start a process again after it exited: 0.5 s, then doubling up to :data:`MAX_BACKOFF_S`."""
+
+    def __init__(self) -> None:
+        self.started_at = 0.0
+        self.failures = 0
+        self.restart_at: float | None = None
+
+    def started(self, now: float) -> None:
+        """The process was (re)started at ``now``."""
+        self.started_at = now
+        self.restart_at = None
+
+    def exited(self, now: float) -> float | None:
+        """Note an exit seen at ``now`` (once per exit); return the delay chosen, None if already noted."""
+        if self.restart_at is not None:
+            return None
+        self.failures = 0 if now - self.started_at > HEALTHY_AFTER_S else self.failures + 1
+        delay = min(MAX_BACKOFF_S, 2.0 ** max(0, self.failures - 1)) if self.failures else 0.5
+        self.restart_at = now + delay
+        return delay
+
+    def due(self, now: float) -> bool:
+        """Whether the restart noted by :meth:`exited` may happen now."""
+        return self.restart_at is not None and now >= self.restart_at
 
 
 class Child:
@@ -44,9 +77,7 @@ class Child:
         self.argv = argv
         self.env = dict(env)
         self.process: subprocess.Popen[bytes] | None = None
-        self.started_at = 0.0
-        self.failures = 0
-        self.restart_at: float | None = None
+        self.backoff = Backoff()
 
     def start(self) -> None:
         """Start (or start again) the process."""
@@ -57,23 +88,19 @@ class Child:
             start_new_session=True,
             preexec_fn=die_with_parent,  # noqa: PLW1509 - it only calls prctl, looked up before the fork
         )
-        self.started_at = time.monotonic()
-        self.restart_at = None
+        self.backoff.started(time.monotonic())
         log.info("child.started", child=self.name, pid=self.process.pid)
 
     def check(self, now: float) -> None:
-        """Notice an exit and start the process again when its back-off has passed."""
+        """Notice (and reap) an exit and start the process again when its back-off has passed."""
         if self.process is None:
             return
         code = self.process.poll()
         if code is None:
             return
-        if self.restart_at is None:
-            self.failures = 0 if now - self.started_at > HEALTHY_AFTER_S else self.failures + 1
-            delay = min(MAX_BACKOFF_S, 2.0 ** max(0, self.failures - 1)) if self.failures else 0.5
-            self.restart_at = now + delay
+        if (delay := self.backoff.exited(now)) is not None:
             log.warning("child.exited", child=self.name, code=code, restart_in_s=delay)
-        if now >= self.restart_at:
+        if self.backoff.due(now):
             self.start()
 
     def terminate(self) -> None:
@@ -93,6 +120,36 @@ class Child:
             self.process.wait()
 
 
+class _KeptRedis:
+    """The embedded Redis, started again on its port and folder whenever it exits."""
+
+    def __init__(self, server: EmbeddedRedis) -> None:
+        self.server = server
+        self.backoff = Backoff()
+
+    def start(self) -> str:
+        url = self.server.start()
+        self.backoff.started(time.monotonic())
+        return url
+
+    def check(self, now: float) -> None:
+        code = self.server.exit_code()
+        if code is None:
+            return
+        if (delay := self.backoff.exited(now)) is not None:
+            log.warning("redis.exited", code=code, url=self.server.url, restart_in_s=delay)
+        if not self.backoff.due(now):
+            return
+        try:
+            self.server.restart()
+        except ConfigError as exc:  # the port was taken meanwhile, the AOF is damaged, ...
+            self.backoff.started(now)  # counts as a quick death: the next delay doubles
+            log.exception("redis.restart_failed", reason=exc.detail, retry_in_s=self.backoff.exited(now))
+            return
+        self.backoff.started(time.monotonic())
+        log.warning("redis.restarted", url=self.server.url)
+
+
 class Supervisor:
     """Runs everything ``maie up`` starts."""
 
@@ -100,21 +157,66 @@ class Supervisor:
         self.settings = settings
         self.api_keys = api_keys
         self.workers = workers
-        self._stop = threading.Event()
+        self._signal: StopSignal | None = None
+        self._stop_asked = False
+        self._redis: _KeptRedis | None = None
+        self._running: list[Child] = []
 
     def stop(self) -> None:
-        """Ask :meth:`run` to stop everything (safe from a signal handler or another thread)."""
-        self._stop.set()
+        """Ask :meth:`run` to stop everything; takes no lock, so a signal handler may call it too."""
+        self._stop_asked = True
+        if self._signal is not None:
+            self._signal.request()
+
+    def _stopping(self) -> bool:
+        return self._stop_asked or (self._signal is not None and self._signal.requested)
 
     def run(self, *, ready: threading.Event | None = None) -> None:
-        """Start Redis (unless MAIE_REDIS_URL is set), the API and the workers; supervise until stopped."""
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: self.stop())
-        embedded = None
+        """Start Redis (unless MAIE_REDIS_URL is set), the API and the workers; supervise until stopped.
+
+        Must run in the main thread, where signal handlers live. A second SIGTERM or SIGINT while
+        stopping changes nothing: the children still get their ``MAIE_WORKER_STOP_TIMEOUT_S``.
+        """
+        with StopSignal() as stop:
+            self._signal = stop
+            try:
+                self._start()
+                if ready is not None:
+                    ready.set()
+                while not self._stopping() and not stop.wait(TICK_S):
+                    now = time.monotonic()
+                    if self._redis is not None:
+                        self._redis.check(now)
+                    for child in self._running:
+                        child.check(now)
+            finally:
+                self._shutdown()
+                self._signal = None
+
+    def _start(self) -> None:
         redis_url = self.settings.redis.url
         if not redis_url:
-            embedded = EmbeddedRedis(self.settings.storage.data_dir / "redis")
-            redis_url = embedded.start()
+            redis = _KeptRedis(EmbeddedRedis(self.settings.storage.data_dir / "redis"))
+            redis_url = redis.start()
+            self._redis = redis  # only a server this process started is stopped (and its URL file removed)
+        for child in self._children(redis_url):
+            if self._stopping():
+                return
+            child.start()
+            self._running.append(child)
+
+    def _shutdown(self) -> None:
+        log.info("up.stopping")
+        for child in self._running:
+            child.terminate()
+        deadline = time.monotonic() + self.settings.worker.worker_stop_timeout_s + 5
+        for child in self._running:
+            child.wait(deadline)
+        if self._redis is not None:
+            self._redis.server.stop()
+        log.info("up.stopped")
+
+    def _children(self, redis_url: str) -> list[Child]:
         server = self.settings.server
         env = {
             **os.environ,
@@ -126,22 +228,4 @@ class Supervisor:
         command = [sys.executable, "-m", "maie"]
         children = [Child("api", [*command, "api"], env)]
         children += [Child(f"worker-{i + 1}", [*command, "worker"], env) for i in range(self.workers)]
-        try:
-            for child in children:
-                child.start()
-            if ready is not None:
-                ready.set()
-            while not self._stop.wait(0.5):
-                now = time.monotonic()
-                for child in children:
-                    child.check(now)
-        finally:
-            log.info("up.stopping")
-            for child in children:
-                child.terminate()
-            deadline = time.monotonic() + self.settings.worker.worker_stop_timeout_s + 5
-            for child in children:
-                child.wait(deadline)
-            if embedded is not None:
-                embedded.stop()
-            log.info("up.stopped")
+        return children

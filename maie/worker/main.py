@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import threading
 import uuid
@@ -15,6 +14,7 @@ from dramatiq.middleware import AgeLimit, Retries
 
 from maie.actor_table import RESUMMARIZE
 from maie.broker import QUEUE_CPU, QUEUE_GPU, build_broker
+from maie.stop_signal import StopSignal
 from maie.store import TaskStore, results_url
 from maie.worker.actors import STAGE_OF_ACTOR, register_actors
 from maie.worker.metrics import WorkerMetrics
@@ -68,20 +68,22 @@ def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | No
     broker.add_middleware(AwaitRedis(broker.client.ping, stop))
     register_actors(broker, runtime)
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-
-    worker = dramatiq.Worker(
-        broker,
-        queues=queue_names,
-        worker_threads=settings.worker.worker_threads,
-        worker_timeout=settings.worker.worker_poll_ms,
-    )
-    worker.start()
-    log.info("worker.started", worker_id=worker_id, queues=sorted(queue_names), threads=worker.worker_threads)
-    stop.wait()
-    log.info("worker.stopping")
-    worker.stop(timeout=settings.worker.worker_stop_timeout_s * 1000)
+    with StopSignal() as signals:
+        worker = dramatiq.Worker(
+            broker,
+            queues=queue_names,
+            worker_threads=settings.worker.worker_threads,
+            worker_timeout=settings.worker.worker_poll_ms,
+        )
+        worker.start()
+        log.info(
+            "worker.started", worker_id=worker_id, queues=sorted(queue_names), threads=worker.worker_threads
+        )
+        signals.wait()
+        # Set here, in the main thread after the handler returned: a handler must take no lock.
+        stop.set()
+        log.info("worker.stopping")
+        worker.stop(timeout=settings.worker.worker_stop_timeout_s * 1000)  # a second signal changes nothing
     runtime.close()
     broker.close()
     log.info("worker.stopped")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import httpx
 import pytest
 
 from tests.fixtures import bad_media
@@ -206,6 +209,49 @@ class TestBackPressure:
         assert "MAIE_MAX_QUEUE_DEPTH" in refused.json()["detail"]
         assert len(list((Path(env["MAIE_DATA_DIR"]) / "audio").iterdir())) == 2
         assert api.client.get("/health").json()["queue_depth"] == 2
+        api.stop()
+
+    def test_concurrent_submissions_never_overshoot(self, isolated, start_process):
+        """Twenty uploads at once against MAIE_MAX_QUEUE_DEPTH=5: exactly five are accepted.
+
+        Each submission holds its queue slot from before its body is read until its task is
+        stored; none is left held afterwards.
+        """
+        import redis
+
+        server, env = isolated
+        api = start_process("api", {**env, "MAIE_MAX_QUEUE_DEPTH": "5"})
+        clip = shared_audio("jfk_16k.wav")
+        start = threading.Barrier(20)
+
+        def submit(_: int) -> int:
+            with httpx.Client(base_url=api.url, timeout=120) as client, clip.open("rb") as fh:
+                start.wait()
+                return client.post(
+                    "/v1/process",
+                    headers=HEADERS_A,
+                    files={"file": (clip.name, fh)},
+                    data={"features": "raw_transcript"},
+                ).status_code
+
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            codes = sorted(pool.map(submit, range(20)))
+        assert codes == [202] * 5 + [429] * 15, codes
+        assert api.client.get("/health").json()["queue_depth"] == 5
+        assert len(list((Path(env["MAIE_DATA_DIR"]) / "audio").iterdir())) == 5
+        results = redis.Redis.from_url(server.url.rsplit("/", 1)[0] + "/1")
+        assert results.zcard("maie:admission") == 0, "every slot was freed by its task or its refusal"
+        results.close()
+        api.stop()
+
+    def test_refused_upload_frees_its_slot(self, isolated, start_process, tmp_path):
+        """With room for one task, a refused upload does not keep the next one out."""
+        _, env = isolated
+        api = start_process("api", {**env, "MAIE_MAX_QUEUE_DEPTH": "1"})
+        assert api.submit(bad_media.write_text(tmp_path)).status_code == 415
+        assert api.submit(shared_audio("jfk_16k.wav"), features="no_such_feature").status_code == 422
+        assert api.submit(shared_audio("jfk_16k.wav")).status_code == 202
+        assert api.submit(shared_audio("jfk_16k.wav")).status_code == 429
         api.stop()
 
     def test_redis_down(self, isolated, start_process):

@@ -1,8 +1,14 @@
-"""`maie up` on its embedded defaults: Redis with AOF, the API and a worker, supervised."""
+"""`maie up` on its embedded defaults: Redis with AOF, the API and a worker, supervised.
+
+Faults are real: SIGKILL of the embedded redis-server, SIGTERM at every moment of a start, and a
+SIGTERM made to land while the main loop holds a lock.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -43,13 +49,28 @@ def _wait_for(predicate, timeout=30.0, what="condition"):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def _up_env(service_env, data_dir) -> dict[str, str]:
+    env = {k: v for k, v in service_env.items() if k not in {"MAIE_REDIS_URL", "MAIE_API_KEYS"}}
+    env.update({"MAIE_DATA_DIR": str(data_dir), "MAIE_LOG_FORMAT": "console"})
+    return env
+
+
+def _kill_tree(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        descendants = psutil.Process(process.pid).children(recursive=True)
+        process.kill()
+        for child in descendants:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        process.wait()
+
+
 @pytest.fixture
 def up(service_env, tmp_path) -> dict:
     """`maie up` with no MAIE_REDIS_URL and no MAIE_API_KEYS, in a fresh data folder."""
-    env = {k: v for k, v in service_env.items() if k not in {"MAIE_REDIS_URL", "MAIE_API_KEYS"}}
     data_dir = tmp_path / "data"
+    env = _up_env(service_env, data_dir)
     port = free_port()
-    env.update({"MAIE_DATA_DIR": str(data_dir), "MAIE_LOG_FORMAT": "console"})
     log = (tmp_path / "up.log").open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "maie", "up", "--port", str(port)],
@@ -69,13 +90,33 @@ def up(service_env, tmp_path) -> dict:
     _wait_for(ready, 60, "maie up to serve with a worker")
     yield {"process": process, "client": client, "data_dir": data_dir, "env": env, "log": tmp_path / "up.log"}
     client.close()
-    if process.poll() is None:
-        process.kill()
-        for child in (
-            psutil.Process(process.pid).children(recursive=True) if psutil.pid_exists(process.pid) else []
-        ):
-            child.kill()
+    _kill_tree(process)
     log.close()
+
+
+def _submit(client: httpx.Client, key: str) -> str:
+    with shared_audio("jfk_16k.wav").open("rb") as fh:
+        accepted = client.post(
+            "/v1/process",
+            headers={"X-API-Key": key},
+            files={"file": ("jfk.wav", fh)},
+            data={"features": "raw_transcript"},
+        )
+    assert accepted.status_code == 202, accepted.text
+    task_id: str = accepted.json()["task_id"]
+    return task_id
+
+
+def _finished(client: httpx.Client, key: str, task_id: str, timeout: float = 60) -> dict:
+    def done():
+        try:
+            response = client.get(f"/v1/status/{task_id}", headers={"X-API-Key": key})
+        except httpx.TransportError:
+            return False
+        body = response.json() if response.status_code == 200 else {}
+        return body.get("status") in {"COMPLETE", "FAILED"} and body
+
+    return _wait_for(done, timeout, f"task {task_id} to finish")
 
 
 @pytest.mark.slow
@@ -89,26 +130,47 @@ class TestUp:
         assert (data_dir / "redis" / "url").read_text().startswith("redis://127.0.0.1:")
         assert (data_dir / "redis" / "appendonly.aof").exists(), "the embedded Redis persists with AOF"
 
-        client = up["client"]
-        with shared_audio("jfk_16k.wav").open("rb") as fh:
-            accepted = client.post(
-                "/v1/process",
-                headers={"X-API-Key": key},
-                files={"file": ("jfk.wav", fh)},
-                data={"features": "raw_transcript"},
-            )
-        assert accepted.status_code == 202, accepted.text
-        task_id = accepted.json()["task_id"]
-        status = _wait_for(
-            lambda: (
-                (b := client.get(f"/v1/status/{task_id}", headers={"X-API-Key": key}).json())["status"]
-                in {"COMPLETE", "FAILED"}
-                and b
-            ),
-            60,
-            "the task to finish",
-        )
+        status = _finished(up["client"], key, _submit(up["client"], key))
         assert status["status"] == "COMPLETE", status
+
+    def test_killed_redis_is_restarted_with_its_data(self, up):
+        """SIGKILL of redis-server: `maie up` reaps it and starts it again on the same port and AOF.
+
+        The API and the worker reconnect by themselves: a task finished before the kill is still
+        there, a new one completes, and the worker says it recovered at most once.
+        """
+        data_dir: Path = up["data_dir"]
+        client: httpx.Client = up["client"]
+        key = (data_dir / "dev-api-key").read_text().strip()
+        url = (data_dir / "redis" / "url").read_text()
+        before = _submit(client, key)
+        assert _finished(client, key, before)["status"] == "COMPLETE"
+        # The record is in the AOF once Redis wrote it there; a SIGKILL cannot lose it after that.
+        _wait_for(
+            lambda: before.encode() in (data_dir / "redis" / "appendonly.aof").read_bytes(),
+            10,
+            "the task in the AOF",
+        )
+        pid = up["process"].pid
+        redis = _children(pid)["redis"]
+        redis.send_signal(signal.SIGKILL)
+
+        def back():
+            current = _children(pid).get("redis")
+            return current is not None and current.pid != redis.pid and current
+
+        replacement = _wait_for(back, 30, "a new redis-server")
+        assert not psutil.pid_exists(redis.pid) or redis.status() != psutil.STATUS_ZOMBIE, "reaped"
+        assert (data_dir / "redis" / "url").read_text() == url, "same port, same URL"
+        _wait_for(lambda: client.get("/ready").status_code == 200, 30, "/ready to answer 200 again")
+        old = client.get(f"/v1/status/{before}", headers={"X-API-Key": key})
+        assert old.status_code == 200, old.text
+        assert old.json()["status"] == "COMPLETE"
+
+        after = _finished(client, key, _submit(client, key), timeout=90)
+        assert after["status"] == "COMPLETE", after
+        assert replacement.is_running()
+        assert up["log"].read_text().count("broker.recovered_after_outage") <= 1
 
     def test_dead_worker_is_restarted(self, up):
         pid = up["process"].pid
@@ -132,6 +194,22 @@ class TestUp:
             extra.send_signal(signal.SIGTERM)
             assert extra.wait(timeout=30) == 0
 
+    def test_second_up_on_the_same_data_refuses_and_leaves_the_first_alone(self, up):
+        url_file = up["data_dir"] / "redis" / "url"
+        url = url_file.read_text()
+        second = subprocess.run(
+            [sys.executable, "-m", "maie", "up", "--port", str(free_port())],
+            env=up["env"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert second.returncode != 0
+        assert "already runs" in second.stdout + second.stderr
+        assert url_file.read_text() == url, "the running server's URL file is not removed"
+        assert up["client"].get("/ready").status_code == 200
+
     @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
     def test_clean_stop(self, up, sig):
         process = up["process"]
@@ -153,6 +231,82 @@ class TestUp:
         gone, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, [c.cmdline() for c in alive]
         assert len(gone) == 3
+
+
+#: Seconds a stopping `maie up` may take: its workers' stop timeout (set to 5 s below) plus margins.
+STOP_DEADLINE_S = 40.0
+
+
+def _start_up(env, tmp_path, name: str, *, module: str = "maie") -> tuple[subprocess.Popen[bytes], Path]:
+    log_path = tmp_path / f"{name}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", module, "up", "--port", str(free_port())],
+            env={**env, "MAIE_WORKER_STOP_TIMEOUT_S": "5"},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    return process, log_path
+
+
+def _assert_stopped_cleanly(process, descendants, data_dir, log_path) -> None:
+    try:
+        code = process.wait(timeout=STOP_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        _kill_tree(process)
+        pytest.fail(f"`maie up` still running {STOP_DEADLINE_S} s after SIGTERM:\n{log_path.read_text()}")
+    assert code == 0, log_path.read_text()
+    _, alive = psutil.wait_procs(descendants, timeout=10)
+    assert not alive, [c.cmdline() for c in alive]
+    assert not (data_dir / "redis" / "url").exists(), "redis/url is removed with its server"
+
+
+@pytest.mark.slow
+class TestStop:
+    """SIGTERM always stops `maie up`, whenever it comes and however often."""
+
+    def test_quick_start_stop_cycles(self, service_env, tmp_path):
+        """Twenty starts, each stopped at a different moment of its start-up, some with two SIGTERMs.
+
+        The children are still importing and starting (the machine is busy with them) when most
+        of the signals come.
+        """
+        data_dir = tmp_path / "data"
+        env = _up_env(service_env, data_dir)
+        rng = random.Random(10)  # noqa: S311 - moments of the faults, not secrets
+        for cycle in range(20):
+            process, log_path = _start_up(env, tmp_path, f"cycle-{cycle}")
+            # Stop only once `maie up` owns its signals (it writes redis/url after installing them).
+            _wait_for(lambda p=process: (data_dir / "redis" / "url").exists() or p.poll() is not None, 30)
+            assert process.poll() is None, log_path.read_text()
+            time.sleep(rng.uniform(0.0, 3.0))  # the moment of the fault, not a wait for a state
+            descendants = psutil.Process(process.pid).children(recursive=True)
+            process.send_signal(signal.SIGTERM)
+            if cycle % 3 == 0:
+                time.sleep(rng.uniform(0.0, 0.5))
+                if process.poll() is None:
+                    process.send_signal(signal.SIGTERM)  # an impatient operator
+            _assert_stopped_cleanly(process, descendants, data_dir, log_path)
+
+    def test_sigterm_inside_a_lock_of_the_main_loop(self, service_env, tmp_path):
+        """A SIGTERM that lands while the main thread holds a threading primitive's lock still stops it.
+
+        The fault injector (tests/fixtures/signal_race.py) makes the signal land there every time.
+        A handler that took that lock (``threading.Event.set()``) would hang for ever.
+        """
+        data_dir = tmp_path / "data"
+        process, log_path = _start_up(
+            _up_env(service_env, data_dir), tmp_path, "race", module="tests.fixtures.signal_race"
+        )
+        _wait_for(lambda: "child.started" in log_path.read_text() or process.poll() is not None, 60)
+        assert process.poll() is None, log_path.read_text()
+        descendants = psutil.Process(process.pid).children(recursive=True)
+        process.send_signal(signal.SIGUSR1)  # arms the injector
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=3)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # the main loop took no such lock: a plain stop
+        _assert_stopped_cleanly(process, descendants, data_dir, log_path)
 
 
 def test_api_without_redis_explains(tmp_path):

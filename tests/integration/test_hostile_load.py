@@ -213,6 +213,31 @@ class TestRedisRestart:
         assert transcribe["attempts"] >= 2
         assert status["result_version"] == 1, "one result, however often the stage ran"
 
+    def test_recovery_is_logged_once_and_only_when_true(self, stack):
+        """While Redis is down the worker never claims it recovered; once it is back, it says so once."""
+        server: EmbeddedRedis = stack["server"]
+        api = stack["start"]("api", stack["env"])
+        worker = stack["start"]("worker", stack["env"])
+
+        def events(name: str) -> int:
+            return sum(1 for line in _json_lines(worker.log()) if str(line.get("event", "")).startswith(name))
+
+        deadline = time.monotonic() + 60
+        while not events("worker.started"):
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(0.1)
+        server.stop()
+        # Every consumer (two queues and their delay queues) fails and restarts a few times.
+        deadline = time.monotonic() + 60
+        while events("Consumer encountered a connection error") < 12:  # 3 rounds of 4 consumers
+            assert time.monotonic() < deadline, worker.log()
+            time.sleep(0.2)
+        assert events("broker.recovered_after_outage") == 0, "Redis is still down"
+        server.start()
+        status = _settle(api, [api.submit(shared_audio("lhotse/LJ002-0020.wav")).json()["task_id"]])
+        assert next(iter(status.values()))["status"] == "COMPLETE"
+        assert events("broker.recovered_after_outage") == 1
+
     def test_restart_while_a_retry_waits(self, stack):
         """A retry waiting out its back-off in the worker's memory survives a Redis restart.
 

@@ -55,6 +55,25 @@ class TestAsyncStore:
             await store.get("t1")
         await store.close()
 
+    async def test_queue_slots(self, results_db):
+        """Slots count with unfinished tasks against the limit; a stored task frees its slot."""
+        store = AsyncTaskStore.from_url(results_db, ttl_s=60)
+        assert await store.hold_slots(["a", "b"], limit=3, hold_s=60) is None
+        assert await store.hold_slots(["c", "d"], limit=3, hold_s=60) == 2, "no room for two more"
+        await store.create(make_record(), slots=["a"])  # the task takes a's place
+        assert await store.hold_slots(["c"], limit=3, hold_s=60) is None
+        assert await store.hold_slots(["d"], limit=3, hold_s=60) == 3
+        await store.free_slots(["b", "c"])
+        assert await store.hold_slots(["d"], limit=3, hold_s=60) is None
+        await store.close()
+
+    async def test_queue_slots_expire(self, results_db):
+        """A slot whose holder vanished (a killed API process) stops counting once it expires."""
+        store = AsyncTaskStore.from_url(results_db, ttl_s=60)
+        assert await store.hold_slots(["gone"], limit=1, hold_s=-1) is None  # already expired
+        assert await store.hold_slots(["next"], limit=1, hold_s=60) is None
+        await store.close()
+
     async def test_unreachable_redis(self):
         store = AsyncTaskStore.from_url("redis://127.0.0.1:1/1", ttl_s=60)
         assert await store.ping() is False

@@ -35,7 +35,6 @@ from maie.errors import (
     AudioTooLongError,
     AudioTooShortError,
     NotFoundError,
-    QueueFullError,
     StoreUnavailableError,
     UnprocessableError,
     UnsupportedMediaError,
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
 
     from litestar.datastructures import UploadFile
 
+    from maie.api.admission import QueueSlots
     from maie.api.intake.idempotency import IdempotencyClaim
     from maie.api.services import Services
     from maie.config import Settings
@@ -159,28 +159,27 @@ async def take_in(
     return recordings, skipped
 
 
-async def _check_room(services: Services, recordings: list[Recording], skipped: list[SkippedMember]) -> None:
-    """Refuse a batch with nothing to do, or one that would take the queue past ``MAIE_MAX_QUEUE_DEPTH``."""
+async def _check_room(recordings: list[Recording], skipped: list[SkippedMember], slots: QueueSlots) -> None:
+    """Refuse a batch with nothing to do, or hold a queue slot for each of its recordings.
+
+    Raises:
+        UnprocessableError: no usable recording, or more than ``MAIE_MAX_QUEUE_DEPTH`` of them.
+        QueueFullError: the queue has no room for them now.
+    """
     if not recordings:
         raise UnprocessableError(
             "no part of the upload is usable audio; see extra for the reason of each",
             extra={"skipped": msgspec.to_builtins(skipped)},
         )
     count = len(recordings)
-    server = services.settings.server
+    server = slots.services.settings.server
     if count > server.max_queue_depth:
         raise UnprocessableError(
             f"the batch holds {count} recordings, more than MAIE_MAX_QUEUE_DEPTH={server.max_queue_depth} "
             "tasks may wait at once; split it into batches of at most that many",
             extra={"recordings": count, "max_queue_depth": server.max_queue_depth},
         )
-    depth = await services.store.queue_depth()
-    if depth + count > server.max_queue_depth:
-        raise QueueFullError(
-            f"{depth} tasks are waiting and the batch adds {count}, over MAIE_MAX_QUEUE_DEPTH="
-            f"{server.max_queue_depth}; retry after {server.busy_retry_after_s} s",
-            retry_after_s=server.busy_retry_after_s,
-        )
+    await slots.hold_total(count)
 
 
 async def accept_batch(
@@ -191,6 +190,7 @@ async def accept_batch(
     request: TaskRequest,
     request_id: str | None,
     idempotency: IdempotencyClaim,
+    slots: QueueSlots,
 ) -> Accepted[BatchAccepted]:
     """Turn the parts into queued tasks of one new batch, once per ``Idempotency-Key``.
 
@@ -201,6 +201,7 @@ async def accept_batch(
         request: The validated options every task gets (its ``filename`` is replaced per task).
         request_id: The HTTP request's id, kept on every task of the batch and its messages.
         idempotency: The request's claim on its ``Idempotency-Key`` (a no-op without one).
+        slots: The queue slots the request holds; one per recording is held before any is moved.
 
     Raises:
         UnprocessableError: when no part holds usable audio (the reasons are in ``extra``), or
@@ -214,7 +215,13 @@ async def accept_batch(
 
     async def create() -> Accepted[BatchAccepted]:
         return await _create(
-            services, batch_id=batch_id, tenant=tenant, parts=parts, request=request, request_id=request_id
+            services,
+            batch_id=batch_id,
+            tenant=tenant,
+            parts=parts,
+            request=request,
+            request_id=request_id,
+            slots=slots,
         )
 
     async def replay(earlier: str) -> Accepted[BatchAccepted]:
@@ -242,6 +249,7 @@ async def _create(
     parts: Sequence[UploadFile],
     request: TaskRequest,
     request_id: str | None,
+    slots: QueueSlots,
 ) -> Accepted[BatchAccepted]:
     settings = services.settings
     batch_dir = settings.storage.data_dir / "batches" / batch_id
@@ -250,7 +258,7 @@ async def _create(
     batch: BatchRecord | None = None
     try:
         recordings, skipped = await take_in(parts, batch_dir, settings, services.sandbox)
-        await _check_room(services, recordings, skipped)
+        await _check_room(recordings, skipped, slots)
         now = datetime.now(UTC)
         records = []
         for recording in recordings:
@@ -281,7 +289,8 @@ async def _create(
             task_ids=[r.task_id for r in records],
             skipped=skipped,
         )
-        await services.store.create_batch(batch, records)
+        await services.store.create_batch(batch, records, slots=slots.ids)
+        slots.stored()
         await services.enqueue(*(PREPROCESS.message(t, request_id=request_id) for t in batch.task_ids))
     except BaseException:
         for task_dir in task_dirs:

@@ -26,6 +26,7 @@ from maie.schemas import ProcessAccepted, TaskRecord, TaskStatus
 if TYPE_CHECKING:
     from litestar.datastructures import UploadFile
 
+    from maie.api.admission import QueueSlots
     from maie.api.intake.idempotency import IdempotencyClaim
     from maie.api.services import Services
     from maie.schemas import TaskRequest
@@ -43,6 +44,7 @@ async def accept_task(
     request: TaskRequest,
     request_id: str | None,
     idempotency: IdempotencyClaim,
+    slots: QueueSlots,
 ) -> Accepted[ProcessAccepted]:
     """Turn the upload into a queued task, once per ``Idempotency-Key``.
 
@@ -53,6 +55,7 @@ async def accept_task(
         request: The validated options of the task.
         request_id: The HTTP request's id, kept on the task and its messages.
         idempotency: The request's claim on its ``Idempotency-Key`` (a no-op without one).
+        slots: The queue slot the request holds; storing the task frees it.
 
     Raises:
         UnsupportedMediaError, DecodeLimitError: the upload is not decodable audio (415).
@@ -63,7 +66,13 @@ async def accept_task(
 
     async def create() -> Accepted[ProcessAccepted]:
         return await _create(
-            services, task_id=task_id, tenant=tenant, upload=upload, request=request, request_id=request_id
+            services,
+            task_id=task_id,
+            tenant=tenant,
+            upload=upload,
+            request=request,
+            request_id=request_id,
+            slots=slots,
         )
 
     async def replay(earlier: str) -> Accepted[ProcessAccepted]:
@@ -89,6 +98,7 @@ async def _create(
     upload: UploadFile,
     request: TaskRequest,
     request_id: str | None,
+    slots: QueueSlots,
 ) -> Accepted[ProcessAccepted]:
     settings = services.settings
     structlog.contextvars.bind_contextvars(task_id=task_id)
@@ -108,7 +118,8 @@ async def _create(
             stages=planned_stages(request.features),
             request_id=request_id,
         )
-        await services.store.create(record)
+        await services.store.create(record, slots=slots.ids)
+        slots.stored()
         created = True
         await services.enqueue(PREPROCESS.message(task_id, request_id=request_id))
     except BaseException:

@@ -15,8 +15,9 @@ from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import Stream
 
+from maie.api.admission import AdmissionMiddleware, queue_slot_guard, slots_of
 from maie.api.batch_export import BatchExportFormat, export_rows, render_rows
-from maie.api.guards import admission_guard, tenant_of
+from maie.api.guards import tenant_of
 from maie.api.intake import BatchForm, IdempotencyClaim, accept_batch, validate_request
 from maie.api.openapi import error_responses
 from maie.api.queries import load_batch, summary_of
@@ -46,7 +47,8 @@ class BatchesController(Controller):
     @post(
         "/",
         status_code=202,
-        guards=[admission_guard],
+        guards=[queue_slot_guard],
+        middleware=[AdmissionMiddleware()],
         responses=error_responses(409, 413, 422),
         summary="Submit an archive or several recordings as one batch",
         description=(
@@ -71,6 +73,7 @@ class BatchesController(Controller):
             request=task_request,
             request_id=request_id_of(request),
             idempotency=claim,
+            slots=slots_of(request),
         )
         return Response(accepted.body, status_code=202, headers=accepted.headers)
 

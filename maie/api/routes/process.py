@@ -8,7 +8,8 @@ from litestar import Controller, Request, Response, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body
 
-from maie.api.guards import admission_guard, submission_rate_limit_guard, tenant_of
+from maie.api.admission import AdmissionMiddleware, queue_slot_guard, slots_of
+from maie.api.guards import submission_rate_limit_guard, tenant_of
 from maie.api.intake import IdempotencyClaim, ProcessForm, accept_task, validate_request
 from maie.api.openapi import error_responses
 from maie.api.request_id import request_id_of
@@ -31,7 +32,8 @@ class ProcessController(Controller):
     @post(
         "/",
         status_code=202,
-        guards=[submission_rate_limit_guard, admission_guard],
+        guards=[submission_rate_limit_guard, queue_slot_guard],
+        middleware=[AdmissionMiddleware()],
         responses=error_responses(400, 409, 413, 415, 422),
         summary="Submit a recording",
         description="Streams the upload to disk, checks it is decodable audio, and queues the pipeline.",
@@ -53,5 +55,6 @@ class ProcessController(Controller):
             request=task_request,
             request_id=request_id_of(request),
             idempotency=claim,
+            slots=slots_of(request),
         )
         return Response(accepted.body, status_code=202, headers=accepted.headers)

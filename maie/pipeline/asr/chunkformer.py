@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import gc
 import sys
+import tempfile
 import time
+import wave
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+import numpy as np
 import structlog
 
 from maie.errors import ModelLoadError, PermanentError
@@ -32,11 +37,13 @@ from maie.pipeline.asr.chunkformer_options import (
     torch_stack,
 )
 from maie.pipeline.asr.segments import whole_segment
+from maie.pipeline.asr.wav_windows import SAMPLE_RATE, WavWindows
 from maie.schemas import AsrArtifact, AsrVersion, Segment
 
 if TYPE_CHECKING:
     from collections.abc import Hashable, Sequence
-    from pathlib import Path
+
+    import numpy.typing as npt
 
     from maie.config import Settings
 
@@ -133,7 +140,12 @@ class ChunkformerBackend(AsrBackend[ChunkformerOptions]):
         return self._version("endless_decode")
 
     def process(self, data: AsrInput) -> AsrArtifact:
-        """Transcribe one recording with ``endless_decode``.
+        """Transcribe one recording with ``endless_decode``, window by window.
+
+        ``endless_decode`` loads the whole file and computes its features and CTC output at once
+        (memory grows with the length), so a recording longer than ``window_s`` is decoded in
+        windows (:mod:`maie.pipeline.asr.wav_windows`), each written to a temporary WAV beside the
+        recording; segment times are moved by each window's start.
 
         Raises:
             RuntimeError: if called before ``load()``.
@@ -143,23 +155,52 @@ class ChunkformerBackend(AsrBackend[ChunkformerOptions]):
         _require_wav(data.wav_path)
         opts = self.options
         started = time.perf_counter()
-        output = model.endless_decode(
-            str(data.wav_path),
-            **opts.decode_kwargs(),
-            return_timestamps=opts.return_timestamps,
-            max_silence_duration=opts.max_silence_duration_s,
-        )
+        segments: list[Segment] = []
+        texts: list[str] = []
+        with WavWindows(data.wav_path, window_s=opts.window_s) as audio:
+            for first, samples in audio.windows():
+                output = self._decode_window(model, data.wav_path, samples, whole=samples.size == audio.size)
+                if opts.return_timestamps:
+                    offset = first / SAMPLE_RATE
+                    for segment in _timed_segments(output, data.duration_s, offset=offset):
+                        segments.append(msgspec.structs.replace(segment, id=len(segments) + 1))
+                else:
+                    texts.append(str(output).strip())
         elapsed = time.perf_counter() - started
-        if opts.return_timestamps:
-            segments = _timed_segments(output, data.duration_s)
-        else:
-            segments = whole_segment(str(output), data.duration_s)
+        if not opts.return_timestamps:
+            segments = whole_segment(" ".join(t for t in texts if t), data.duration_s)
         return self._artifact(segments, data.duration_s, elapsed, "endless_decode")
+
+    def _decode_window(self, model: Any, wav: Path, samples: npt.NDArray[np.float32], *, whole: bool) -> Any:  # noqa: ANN401 - torch module, library output
+        """``endless_decode`` of one window: the recording itself when it is one window, else a copy."""
+        opts = self.options
+        kwargs = {
+            **opts.decode_kwargs(),
+            "return_timestamps": opts.return_timestamps,
+            "max_silence_duration": opts.max_silence_duration_s,
+        }
+        if whole:
+            return model.endless_decode(str(wav), **kwargs)
+        with tempfile.NamedTemporaryFile(
+            dir=wav.parent, prefix=f".{wav.stem}.", suffix=".wav", delete=False
+        ) as file:
+            part = Path(file.name)
+        try:
+            with wave.open(str(part), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(SAMPLE_RATE)
+                out.writeframes(np.round(samples * 32768.0).astype("<i2").tobytes())
+            return model.endless_decode(str(part), **kwargs)
+        finally:
+            part.unlink(missing_ok=True)
 
     def process_batch(self, items: Sequence[AsrInput]) -> list[AsrArtifact | Exception]:
         """Several recordings: one ``batch_decode`` pass when timestamps are off, else one by one.
 
-        Recordings whose WAV is missing get their error in place and are left out of the pass.
+        Recordings whose WAV is missing get their error in place and are left out of the pass;
+        recordings longer than ``window_s`` are decoded alone, window by window (``batch_decode``
+        holds each recording whole).
         """
         if self.options.return_timestamps or len(items) < 2:  # noqa: PLR2004 - one item needs no batch
             return super().process_batch(items)
@@ -167,6 +208,9 @@ class ChunkformerBackend(AsrBackend[ChunkformerOptions]):
         results: list[AsrArtifact | Exception] = []
         ready: list[tuple[int, AsrInput]] = []
         for index, item in enumerate(items):
+            if item.duration_s > self.options.window_s:
+                results.extend(super().process_batch([item]))
+                continue
             try:
                 _require_wav(item.wav_path)
             except PermanentError as exc:
@@ -249,15 +293,15 @@ def parse_clock(value: str) -> float:
     return hours * 3600 + minutes * 60 + seconds + millis / 1000
 
 
-def _timed_segments(items: Any, duration: float) -> list[Segment]:  # noqa: ANN401 - library output
-    """``[{"decode", "start", "end"}, ...]`` as segments clamped into the recording."""
+def _timed_segments(items: Any, duration: float, *, offset: float = 0.0) -> list[Segment]:  # noqa: ANN401 - library output
+    """``[{"decode", "start", "end"}, ...]`` as segments, moved by ``offset`` s, clamped to the recording."""
     segments: list[Segment] = []
     for item in items:
         text = str(item["decode"]).strip()
         if not text:
             continue
-        start = min(max(parse_clock(item["start"]), 0.0), duration)
-        end = min(max(parse_clock(item["end"]), start), duration)
+        start = min(max(offset + parse_clock(item["start"]), 0.0), duration)
+        end = min(max(offset + parse_clock(item["end"]), start), duration)
         segments.append(Segment(id=len(segments) + 1, start=start, end=end, text=text))
     return segments
 

@@ -119,6 +119,8 @@ class ChunkformerOptions(msgspec.Struct, frozen=True, kw_only=True):
     total_batch_duration_s: int = 1800
     return_timestamps: bool = True
     max_silence_duration_s: float = 0.5
+    #: Seconds of audio decoded per ``endless_decode`` call (MAIE_ASR_WINDOW_S): bounds memory.
+    window_s: float = 300.0
     #: Where hub models are downloaded (``MAIE_DATA_DIR/models``).
     download_root: Path = Path("data/models")
     #: Where the checkpoint-hash cache lives; ``None`` keeps it in memory.
@@ -146,6 +148,7 @@ class ChunkformerOptions(msgspec.Struct, frozen=True, kw_only=True):
             total_batch_duration_s=cf.total_batch_duration_s,
             return_timestamps=cf.return_timestamps,
             max_silence_duration_s=cf.max_silence_duration_s,
+            window_s=float(settings.asr.window_s),
             download_root=settings.storage.data_dir / "models",
             cache_dir=settings.storage.data_dir / "cache",
         )

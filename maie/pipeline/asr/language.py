@@ -20,16 +20,24 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Callable, Iterator, Sequence
 
     import numpy.typing as npt
 
-__all__ = ["SAMPLE_RATE", "WINDOW_SECONDS", "Detection", "LanguageDetector", "spread", "whisper_detector"]
+__all__ = [
+    "SAMPLE_RATE",
+    "WINDOW_SECONDS",
+    "Detection",
+    "LanguageDetector",
+    "Samples",
+    "spread",
+    "whisper_detector",
+]
 
 #: Sample rate of the audio given to the detector.
 SAMPLE_RATE = 16000
@@ -75,29 +83,37 @@ class LanguageDetector:
     #: Windows to score at most.
     windows: int = 3
 
-    def detect(self, audio: npt.NDArray[np.float32]) -> Detection:
-        """Detect the language of ``audio``.
+    def detect(self, audio: npt.NDArray[np.float32] | Samples) -> Detection:
+        """Detect the language of ``audio``: samples in memory, or a source read window by window.
 
-        Without any speech found the whole audio is scored, so the answer is never empty.
+        Speech is found window by window (VAD over one window at a time), and only the chosen 30 s
+        of speech are read again, so a source never needs to be in memory whole. Without any speech
+        found the whole audio is scored, so the answer is never empty.
 
         Raises:
             ValueError: if ``audio`` is empty.
         """
-        if audio.size == 0:
+        source = _InMemory(audio) if isinstance(audio, np.ndarray) else audio
+        if source.size == 0:
             msg = "cannot detect the language of empty audio"
             raise ValueError(msg)
-        chunks = [audio[c["start"] : c["end"]] for c in self.find_speech(audio) if c["end"] > c["start"]]
-        speech = np.concatenate(chunks) if chunks else audio
+        speech = [
+            (offset + c["start"], offset + c["end"])
+            for offset, samples in source.windows()
+            for c in self.find_speech(samples)
+            if c["end"] > c["start"]
+        ] or [(0, source.size)]
+        total = sum(end - start for start, end in speech)
         size = WINDOW_SECONDS * SAMPLE_RATE
-        starts = list(range(0, speech.size, size))
+        starts = list(range(0, total, size))
         # A short tail window says little: drop it when there are longer ones to score.
-        if len(starts) > 1 and speech.size - starts[-1] < MIN_WINDOW_SECONDS * SAMPLE_RATE:
+        if len(starts) > 1 and total - starts[-1] < MIN_WINDOW_SECONDS * SAMPLE_RATE:
             starts.pop()
         chosen = [starts[i] for i in spread(len(starts), self.windows)]
         totals: dict[str, float] = defaultdict(float)
         weight_sum = 0.0
         for start in chosen:
-            window = speech[start : start + size]
+            window = _speech_window(source, speech, start, start + size)
             weight = window.size / size
             for language, probability in self.score(window):
                 totals[language] += weight * float(probability)
@@ -108,6 +124,52 @@ class LanguageDetector:
             probability=min(max(totals[language] / weight_sum, 0.0), 1.0),
             windows_s=tuple(start / SAMPLE_RATE for start in chosen),
         )
+
+
+class Samples(Protocol):
+    """Audio read in pieces (:class:`~maie.pipeline.asr.wav_windows.WavWindows` is one)."""
+
+    #: Length in samples.
+    size: int
+
+    def windows(self) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+        """``(first sample, samples)`` of consecutive windows covering the audio."""
+        ...
+
+    def read(self, start: int, stop: int) -> npt.NDArray[np.float32]:
+        """Samples ``start`` to ``stop``."""
+        ...
+
+
+class _InMemory:
+    """Samples already in memory: one window."""
+
+    def __init__(self, audio: npt.NDArray[np.float32]) -> None:
+        self.audio = audio
+        self.size = int(audio.size)
+
+    def windows(self) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+        yield 0, self.audio
+
+    def read(self, start: int, stop: int) -> npt.NDArray[np.float32]:
+        return self.audio[start:stop]
+
+
+def _speech_window(
+    source: Samples, speech: Sequence[tuple[int, int]], start: int, stop: int
+) -> npt.NDArray[np.float32]:
+    """Samples ``start`` to ``stop`` of the speech-only timeline (``speech`` regions put end to end)."""
+    pieces = []
+    position = 0  # where the current region starts on the speech-only timeline
+    for begin, end in speech:
+        length = end - begin
+        low, high = max(start, position), min(stop, position + length)
+        if low < high:
+            pieces.append(source.read(begin + low - position, begin + high - position))
+        position += length
+        if position >= stop:
+            break
+    return np.concatenate(pieces) if len(pieces) > 1 else pieces[0] if pieces else np.zeros(0, np.float32)
 
 
 def whisper_detector(model: Any, *, windows: int, vad_parameters: dict[str, Any]) -> LanguageDetector:  # noqa: ANN401 - faster-whisper is untyped

@@ -5,15 +5,17 @@ with no download and no GPU. Accuracy is far below Whisper; MAIE uses it as a CP
 the real recognizer of its test suite, where a word error rate against reference transcripts
 catches preprocessing that damages audio (see docs/asr.md).
 
-Decoding follows the library's recipe for long audio: its voice activity ``Segmenter`` splits the
-WAV into utterances, and the ``Decoder`` transcribes each one; an utterance becomes a segment, its
-words (with times and posterior probabilities) come from the decoder's word alignment.
+Decoding follows the library's recipe for long audio: its voice activity ``Endpointer`` splits the
+WAV into utterances (at most :data:`MAX_UTTERANCE_S` long, so memory stays bounded), and the
+``Decoder`` transcribes each one; an utterance becomes a segment, its words (with times and
+posterior probabilities) come from the decoder's word alignment.
 """
 
 from __future__ import annotations
 
 import time
 import wave
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -26,7 +28,7 @@ from maie.pipeline.asr.segments import clamp, weighted_confidence
 from maie.schemas import AsrArtifact, AsrVersion, Segment, Word
 
 if TYPE_CHECKING:
-    from collections.abc import Hashable
+    from collections.abc import Hashable, Iterator
     from pathlib import Path
 
     from maie.config import Settings
@@ -43,6 +45,8 @@ __all__ = [
 SAMPLE_RATE = 16000
 #: Decoder frames per second (PocketSphinx's default ``-frate``): word times are in these frames.
 FRAMES_PER_SECOND = 100
+#: Longest utterance decoded at once, in seconds; longer speech is cut, so memory stays bounded.
+MAX_UTTERANCE_S = 60.0
 
 log = structlog.get_logger(__name__)
 
@@ -123,18 +127,18 @@ class PocketsphinxBackend(AsrBackend[PocketsphinxOptions]):
         if self._decoder is None:
             msg = "PocketsphinxBackend.process() called before load()"
             raise RuntimeError(msg)
-        from pocketsphinx import Segmenter  # noqa: PLC0415 - optional extra, loaded on demand
+        from pocketsphinx import Endpointer  # noqa: PLC0415 - optional extra, loaded on demand
 
         opts = self.options
         want_words = bool(data.word_timestamps)
         started = time.perf_counter()
-        segmenter = Segmenter(
+        endpointer = Endpointer(
             window=opts.vad_window_s, ratio=opts.vad_ratio, vad_mode=opts.vad_mode, sample_rate=SAMPLE_RATE
         )
         segments: list[Segment] = []
         speech_s = 0.0
         with _OpenWav(data.wav_path) as (reader, duration):
-            for utterance in segmenter.segment(reader):
+            for utterance in utterances(reader, endpointer):
                 speech_s += utterance.end_time - utterance.start_time
                 segment = self._decode(utterance, len(segments) + 1, duration, want_words=want_words)
                 if segment is not None:
@@ -212,6 +216,55 @@ class PocketsphinxBackend(AsrBackend[PocketsphinxOptions]):
                 "word_timestamps": word_timestamps,
             },
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Utterance:
+    """A stretch of speech: its times in the recording and its 16-bit samples."""
+
+    start_time: float
+    end_time: float
+    pcm: bytes
+
+
+def utterances(
+    reader: _PcmReader,
+    endpointer: Any,  # noqa: ANN401 - pocketsphinx is untyped
+    *,
+    max_s: float = MAX_UTTERANCE_S,
+) -> Iterator[Utterance]:
+    """The speech of ``reader`` as utterances of at most ``max_s`` seconds, as the endpointer finds them.
+
+    PocketSphinx's own ``Segmenter`` holds an utterance in memory until the speech ends, so a
+    recording without a pause (music, noise, a long monologue) was held whole, and speech still
+    going on at the very end of a file whose length is a whole number of frames was never
+    returned. Here an utterance longer than ``max_s`` is cut (and carried on in the next one),
+    and the end of the file closes the last one.
+    """
+    frame_bytes = endpointer.frame_bytes
+    limit = int(max_s * SAMPLE_RATE) * 2
+    held: list[bytes] = []
+    held_bytes = 0
+    emitted = 0  # bytes of the current speech region already returned in earlier pieces
+    while True:
+        frame = reader.read(frame_bytes)
+        last = len(frame) < frame_bytes
+        if last:
+            # end_stream() wants at least one sample; a sample of silence costs nothing.
+            speech = endpointer.end_stream(frame or b"\0\0") if endpointer.in_speech or frame else None
+        else:
+            speech = endpointer.process(frame)
+        if speech is not None:
+            held.append(speech)
+            held_bytes += len(speech)
+        if held and (held_bytes >= limit or not endpointer.in_speech or last):
+            start = float(endpointer.speech_start) + emitted / 2 / SAMPLE_RATE
+            pcm = b"".join(held)
+            yield Utterance(start_time=start, end_time=start + len(pcm) / 2 / SAMPLE_RATE, pcm=pcm)
+            emitted = emitted + held_bytes if endpointer.in_speech and not last else 0
+            held, held_bytes = [], 0
+        if last:
+            return
 
 
 class _PcmReader:

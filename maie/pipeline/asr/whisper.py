@@ -11,17 +11,21 @@ import gc
 import math
 import sys
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+import numpy as np
 import structlog
 
-from maie.errors import ModelLoadError, PermanentError
+from maie.errors import ModelLoadError
 from maie.hardware import cpu_compute_type, probe_cuda
 from maie.pipeline.asr.base import AsrBackend, AsrInput, Availability, BackendSpec, missing_library
 from maie.pipeline.asr.checkpoint import checkpoint_hash
 from maie.pipeline.asr.language import whisper_detector
 from maie.pipeline.asr.model_files import locate_model, model_problem
 from maie.pipeline.asr.segments import clamp, unit, weighted_confidence
+from maie.pipeline.asr.wav_windows import WavWindows
 from maie.pipeline.asr.whisper_options import WHISPER_LANGUAGES, WhisperOptions
 from maie.schemas import AsrArtifact, AsrVersion, Segment, Word
 
@@ -37,6 +41,17 @@ __all__ = ["SPEC", "WhisperBackend", "check_availability", "create_whisper_backe
 SAMPLE_RATE = 16000
 #: What to tell an operator whose faster-whisper install is broken.
 _INSTALL_HINT = "faster-whisper ships with MAIE; reinstall the environment (uv sync)"
+#: Characters of a window's text that prompt the next window (Whisper's prompt holds 223 tokens).
+PROMPT_CARRY_CHARS = 500
+
+
+@dataclass(frozen=True, slots=True)
+class _Pass:
+    """What faster-whisper returned for one window: ``(window start s, segment)`` and its info."""
+
+    segments: list[tuple[float, Any]]
+    info: Any
+
 
 log = structlog.get_logger(__name__)
 
@@ -179,7 +194,11 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
         """Transcribe ``data.wav_path``; the request's options override the configured ones.
 
         Without a language, it is detected over several windows of speech spread across the
-        recording (:mod:`maie.pipeline.asr.language`) and then passed to faster-whisper.
+        recording (:mod:`maie.pipeline.asr.language`) and then passed to faster-whisper. The WAV
+        is transcribed in windows of ``window_s`` (:mod:`maie.pipeline.asr.wav_windows`), so
+        memory stays that of one window for any length; segment and word times are moved by each
+        window's start. With ``condition_on_previous_text`` a window is prompted with the end of
+        the previous one's text, as faster-whisper does between its own 30 s windows.
 
         Raises:
             RuntimeError: if called before ``load()``.
@@ -188,10 +207,6 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
         if self._transcriber is None:
             msg = "WhisperBackend.process() called before load()"
             raise RuntimeError(msg)
-        if not data.wav_path.is_file():
-            raise PermanentError(f"preprocessed audio {data.wav_path} is missing")
-        from faster_whisper import decode_audio  # noqa: PLC0415 - heavy
-
         opts = self.options
         kwargs = opts.transcribe_kwargs(
             language=data.language or opts.language,
@@ -201,38 +216,39 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
             beam_size=data.beam_size,
         )
         started = time.perf_counter()
-        audio = decode_audio(str(data.wav_path), sampling_rate=SAMPLE_RATE)
-        language, probability = kwargs["language"], 1.0
-        if language is None and self._model.model.is_multilingual and audio.size:
-            detector = whisper_detector(
-                self._model, windows=opts.language_detection_segments, vad_parameters=opts.vad_parameters()
-            )
-            detection = detector.detect(audio)
-            language, probability = detection.language, detection.probability
-            kwargs["language_detection_segments"] = opts.language_detection_segments
-            log.info(
-                "asr.language_detected",
-                language=language,
-                probability=round(probability, 3),
-                windows_s=detection.windows_s,
-            )
-        call = copy.deepcopy({k: v for k, v in kwargs.items() if k != "language_detection_segments"})
-        call["language"] = language
-        segments, info = self._transcriber.transcribe(audio, **call)
-        # faster-whisper decodes lazily: the work happens while this generator is consumed,
-        # so it is consumed exactly once, here, inside the stage.
-        # Sorted because word alignment can move a segment's bounds while an empty neighbour keeps
-        # its window timestamps, leaving segments out of order; exports (SRT/VTT) need time order.
-        raw = sorted(segments, key=lambda seg: (seg.start, seg.end))
+        with WavWindows(data.wav_path, window_s=opts.window_s) as audio:
+            language, probability = kwargs["language"], 1.0
+            if language is None and self._model.model.is_multilingual and audio.size:
+                detector = whisper_detector(
+                    self._model,
+                    windows=opts.language_detection_segments,
+                    vad_parameters=opts.vad_parameters(),
+                )
+                detection = detector.detect(audio)
+                language, probability = detection.language, detection.probability
+                kwargs["language_detection_segments"] = opts.language_detection_segments
+                log.info(
+                    "asr.language_detected",
+                    language=language,
+                    probability=round(probability, 3),
+                    windows_s=detection.windows_s,
+                )
+            call = copy.deepcopy({k: v for k, v in kwargs.items() if k != "language_detection_segments"})
+            call["language"] = language
+            passes = self._transcribe_windows(audio, call)
         elapsed = time.perf_counter() - started
 
-        duration = float(info.duration) if info.duration else data.duration_s
-        converted = [_segment(index, seg, duration) for index, seg in enumerate(raw, start=1)]
+        raw = [item for window in passes for item in window.segments]
+        info = passes[0].info
+        duration = sum(float(w.info.duration) for w in passes) or data.duration_s
+        converted = [
+            _segment(index, seg, duration, offset) for index, (offset, seg) in enumerate(raw, start=1)
+        ]
         vad_coverage = None
         if opts.vad_filter and duration > 0:
-            vad_coverage = unit(info.duration_after_vad / duration)
+            vad_coverage = unit(sum(float(w.info.duration_after_vad) for w in passes) / duration)
         artifact = AsrArtifact(
-            text="".join(seg.text for seg in raw).strip(),
+            text="".join(seg.text for _, seg in raw).strip(),
             segments=converted,
             language=info.language,
             language_probability=unit(
@@ -252,8 +268,32 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
             rtf=round(elapsed / duration, 4) if duration > 0 else None,
             segments=len(converted),
             language=info.language,
+            windows=len(passes),
         )
         return artifact
+
+    def _transcribe_windows(self, audio: WavWindows, call: dict[str, Any]) -> list[_Pass]:
+        """Run faster-whisper on each window of ``audio``; segments with their window's offset."""
+        carry_prompt = self.options.condition_on_previous_text and self.options.batch_size is None
+        passes: list[_Pass] = []
+        for first, samples in audio.windows():
+            offset = first / SAMPLE_RATE
+            segments, info = self._transcriber.transcribe(samples, **call)
+            # faster-whisper decodes lazily: the work happens while this generator is consumed,
+            # so it is consumed exactly once, here, inside the stage.
+            # Sorted because word alignment can move a segment's bounds while an empty neighbour keeps
+            # its window timestamps, leaving segments out of order; exports (SRT/VTT) need time order.
+            raw = sorted(segments, key=lambda seg: (seg.start, seg.end))
+            del samples  # the window's samples are not needed past its decoding
+            passes.append(_Pass(segments=[(offset, seg) for seg in raw], info=info))
+            text = "".join(seg.text for seg in raw).strip()
+            call.pop("initial_prompt", None)  # the request's prompt primes the first window only
+            if carry_prompt and text:
+                call["initial_prompt"] = text[-PROMPT_CARRY_CHARS:]
+        if not passes:  # an empty WAV: one pass over no samples, for faster-whisper's info
+            segments, info = self._transcriber.transcribe(np.zeros(0, np.float32), **call)
+            passes.append(_Pass(segments=[(0.0, seg) for seg in segments], info=info))
+        return passes
 
     def _version(self, decoding_params: dict[str, Any]) -> AsrVersion:
         if self._model_dir is None or self._checkpoint is None:
@@ -267,7 +307,7 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
             checkpoint_hash=self._checkpoint,
             compute_type=self._compute_type,
             device=self._device,
-            decoding_params=decoding_params,
+            decoding_params={**decoding_params, "window_s": opts.window_s},
             fallback=self._device_fallback,
             native_punctuation=SPEC.has_native_punctuation(opts.variant, opts.model),
         )
@@ -275,7 +315,8 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
 
 def create_whisper_backend(settings: Settings) -> WhisperBackend:
     """Build an unloaded Whisper backend from settings (no I/O besides the CUDA probe)."""
-    return WhisperBackend(WhisperOptions.from_settings(settings.whisper, settings.storage.data_dir))
+    options = WhisperOptions.from_settings(settings.whisper, settings.storage.data_dir)
+    return WhisperBackend(msgspec.structs.replace(options, window_s=float(settings.asr.window_s)))
 
 
 def check_availability(settings: Settings) -> Availability:
@@ -314,21 +355,21 @@ SPEC = BackendSpec(
 )
 
 
-def _segment(index: int, seg: Any, duration: float) -> Segment:  # noqa: ANN401 - faster-whisper is untyped
-    """Convert one faster-whisper segment, clamping times into ``[0, duration]``.
+def _segment(index: int, seg: Any, duration: float, offset: float = 0.0) -> Segment:  # noqa: ANN401 - faster-whisper is untyped
+    """Convert one faster-whisper segment, moved by ``offset`` seconds and clamped into ``[0, duration]``.
 
     With VAD, faster-whisper maps a segment's bounds and each word's times back to the original
     timeline separately, chunk by chunk, so a word can end up just outside its segment; the
     segment is widened to hold its words, so every word lies inside its segment.
     """
-    start = clamp(seg.start, 0.0, duration)
-    end = clamp(seg.end, start, duration)
+    start = clamp(offset + seg.start, 0.0, duration)
+    end = clamp(offset + seg.end, start, duration)
     words = None
     if seg.words is not None:
         words = [
             Word(
-                start=(w_start := clamp(word.start, 0.0, duration)),
-                end=clamp(word.end, w_start, duration),
+                start=(w_start := clamp(offset + word.start, 0.0, duration)),
+                end=clamp(offset + word.end, w_start, duration),
                 word=word.word,
                 probability=unit(word.probability),
             )

@@ -87,6 +87,8 @@ class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
     initial_prompt: str | None = None
     #: 30 s windows of speech, spread over the recording, that language detection looks at.
     language_detection_segments: int = 3
+    #: Seconds of audio transcribed per faster-whisper call (MAIE_ASR_WINDOW_S): bounds memory.
+    window_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.batch_size is not None and not self.vad_filter:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import sys
+import wave
 
 import msgspec
+import numpy as np
 import pytest
 from structlog.testing import capture_logs
 
@@ -225,3 +227,76 @@ class TestRealLibrary:
     def test_round_trips_through_the_store_encoding(self, make_backend):
         artifact = make_backend().process(vietnamese())
         assert msgspec.json.decode(msgspec.json.encode(artifact), type=type(artifact)) == artifact
+
+
+class FakeChunkFormer:
+    """Test double of ``ChunkFormerModel``: records the length of each file it decodes.
+
+    Each file gets one segment from 1.0 s to 2.5 s of that file, so the window offsets show.
+    """
+
+    def __init__(self) -> None:
+        self.files: list[tuple[str, float]] = []
+
+    def endless_decode(self, path: str, **_: object) -> list[dict[str, str]]:
+        with wave.open(path) as wav:
+            self.files.append((path, wav.getnframes() / wav.getframerate()))
+        return [{"decode": f"window {len(self.files)}", "start": "00:00:01:000", "end": "00:00:02:500"}]
+
+
+class TestWindows:
+    """Long recordings reach endless_decode window by window (the model is a test double)."""
+
+    def _backend(self, tmp_path, **options) -> tuple[ChunkformerBackend, FakeChunkFormer]:
+        backend = ChunkformerBackend(ChunkformerOptions(model="tiny", window_s=60.0, **options))
+        fake = FakeChunkFormer()
+        backend._model, backend._model_dir, backend._checkpoint = fake, tmp_path, "0" * 64
+        return backend, fake
+
+    def _wav(self, path, seconds: int):
+        rng = np.random.default_rng(0)
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(16000)
+            out.writeframes((rng.standard_normal(seconds * 16000) * 3000).astype("<i2").tobytes())
+        return path
+
+    def test_long_recording_in_windows_with_moved_times(self, tmp_path):
+        backend, fake = self._backend(tmp_path)
+        wav = self._wav(tmp_path / "long.wav", 200)
+
+        artifact = backend.process(AsrInput(wav_path=wav, duration_s=200.0))
+
+        lengths = [seconds for _, seconds in fake.files]
+        assert len(lengths) >= 3, "200 s in windows of at most 60 s (cut at a quiet moment), plus a tail"
+        assert all(seconds <= 90 for seconds in lengths)
+        assert sum(lengths) == pytest.approx(200.0)
+        window_starts = np.cumsum([0.0, *lengths[:-1]])
+        assert [s.start for s in artifact.segments] == pytest.approx(list(window_starts + 1.0))
+        assert [s.id for s in artifact.segments] == list(range(1, len(lengths) + 1))
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["long.wav"], "window files are removed"
+
+    def test_short_recording_is_decoded_from_its_own_file(self, tmp_path):
+        backend, fake = self._backend(tmp_path)
+        wav = self._wav(tmp_path / "short.wav", 20)
+
+        backend.process(AsrInput(wav_path=wav, duration_s=20.0))
+
+        assert fake.files == [(str(wav), 20.0)]
+
+    def test_without_timestamps_the_windows_texts_are_joined(self, tmp_path):
+        backend, fake = self._backend(tmp_path, return_timestamps=False)
+        decode = fake.endless_decode
+
+        def text_only(path: str, **kwargs: object) -> str:
+            decode(path, **kwargs)
+            return f"text of {path[-4:]}"
+
+        fake.endless_decode = text_only  # type: ignore[method-assign]
+        wav = self._wav(tmp_path / "long.wav", 200)
+
+        artifact = backend.process(AsrInput(wav_path=wav, duration_s=200.0))
+
+        assert [(s.start, s.end) for s in artifact.segments] == [(0.0, 200.0)]
+        assert artifact.text == " ".join(["text of .wav"] * len(fake.files))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import wave
+
 import numpy as np
 import pytest
 
 from maie.pipeline.asr.language import SAMPLE_RATE, LanguageDetector, spread
+from maie.pipeline.asr.wav_windows import WavWindows
 
 SECOND = SAMPLE_RATE
 
@@ -105,6 +108,54 @@ class TestAggregation:
         detector = LanguageDetector(score=scorer, find_speech=lambda _audio: [], windows=3)
 
         assert detector.detect(np.zeros(3 * SECOND, np.float32)).language == "en"
+
+    def test_a_wav_read_in_windows_gives_the_same_answer(self, tmp_path):
+        """Speech found window by window, windows read back from the file: as with the whole array."""
+        audio = regions((0.1, 200), (0.2, 200), (0.3, 200))
+        path = tmp_path / "long.wav"
+        with wave.open(str(path), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(SAMPLE_RATE)
+            out.writeframes((audio * 32768).astype("<i2").tobytes())
+        answers = {0.1: [("en", 0.6)], 0.2: [("de", 0.5)], 0.3: [("en", 0.7)]}
+        in_memory = LanguageDetector(score=ScriptedScorer(answers), find_speech=all_speech).detect(audio)
+        scorer = ScriptedScorer(answers)
+        with WavWindows(path, window_s=90) as source:
+            from_file = LanguageDetector(score=scorer, find_speech=all_speech).detect(source)
+
+        assert scorer.windows == [0.1, 0.2, 0.3]
+        assert from_file.windows_s == in_memory.windows_s
+        assert from_file.language == in_memory.language == "en"
+        assert from_file.probability == pytest.approx(in_memory.probability)
+
+    def test_speech_is_gathered_across_windows(self):
+        """Speech regions split by window boundaries are joined back on the speech-only timeline."""
+
+        class Pieces:
+            """Test double of a windowed source: the array in 10 s windows."""
+
+            def __init__(self, audio):
+                self.audio, self.size = audio, audio.size
+
+            def windows(self):
+                for start in range(0, self.size, 10 * SECOND):
+                    yield start, self.audio[start : start + 10 * SECOND]
+
+            def read(self, start, stop):
+                return self.audio[start:stop]
+
+        def loud_only(window):
+            """Test double of VAD: samples above 0.4 are speech."""
+            speech = np.flatnonzero(window > 0.4)
+            return [{"start": int(speech[0]), "end": int(speech[-1]) + 1}] if speech.size else []
+
+        scorer = ScriptedScorer({0.5: [("vi", 0.9)]})
+        audio = regions((0.0, 25), (0.5, 30), (0.0, 25))  # 30 s of speech across three windows
+        detection = LanguageDetector(score=scorer, find_speech=loud_only, windows=3).detect(Pieces(audio))
+
+        assert scorer.windows == [0.5], "one window of 30 s of speech, gathered from three pieces"
+        assert detection.language == "vi"
 
     def test_empty_audio(self):
         detector = LanguageDetector(score=ScriptedScorer({}), find_speech=all_speech)

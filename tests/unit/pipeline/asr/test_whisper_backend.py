@@ -123,6 +123,7 @@ class TestProcess:
             "word_timestamps": False,
             "vad_filter": False,
             "max_new_tokens": 20,
+            "window_s": 300.0,
         }
 
     def test_word_timestamps_requested(self, make_backend, jfk_wav):
@@ -340,6 +341,44 @@ class TestRequestOptions:
             transcribe(backend, jfk_wav, language="en", beam_size=3).version.decoding_params["beam_size"] == 3
         )
         assert transcribe(backend, jfk_wav, language="en").version.decoding_params["beam_size"] == 1
+
+
+class TestWindows:
+    """Long recordings are transcribed window by window, with times on the recording's timeline."""
+
+    @pytest.fixture
+    def late_speech_wav(self, jfk_wav, tmp_path) -> Path:
+        """100 s of silence, then the JFK clip: 111 s, two windows of at most 60 s (+ a 30 s tail)."""
+        with wave.open(str(jfk_wav)) as source:
+            frames = source.readframes(source.getnframes())
+        path = tmp_path / "late.wav"
+        with wave.open(str(path), "wb") as target:
+            target.setnchannels(1)
+            target.setsampwidth(2)
+            target.setframerate(16000)
+            target.writeframes(np.zeros(100 * 16000, np.int16).tobytes() + frames)
+        return path
+
+    def test_times_are_moved_by_the_window_start(self, make_backend, late_speech_wav):
+        backend = make_backend(vad_filter=True, window_s=60.0, word_timestamps=True)
+        with capture_logs() as logs:
+            artifact = backend.process(AsrInput(wav_path=late_speech_wav, duration_s=111.0, language="en"))
+
+        (finished,) = [e for e in logs if e["event"] == "asr.finished"]
+        assert finished["windows"] == 2
+        assert artifact.duration_s == pytest.approx(111.0, abs=0.01)
+        assert artifact.segments, "the clip is transcribed"
+        for segment in artifact.segments:
+            assert segment.start >= 99, "the speech starts at 100 s, in the second window"
+            assert all(word.start >= 99 for word in segment.words or [])
+        assert artifact.version.decoding_params["window_s"] == 60.0
+        assert [s.id for s in artifact.segments] == list(range(1, len(artifact.segments) + 1))
+
+    def test_one_window_for_a_short_recording(self, make_backend, jfk_wav):
+        with capture_logs() as logs:
+            transcribe(make_backend(window_s=60.0), jfk_wav, language="en")
+        (finished,) = [e for e in logs if e["event"] == "asr.finished"]
+        assert finished["windows"] == 1
 
 
 class TestLanguageDetection:
