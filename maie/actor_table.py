@@ -28,6 +28,8 @@ __all__ = [
     "ACTOR_OF_STAGE",
     "DELIVER_WEBHOOK",
     "ENHANCE",
+    "FETCH",
+    "FETCH_SLACK_S",
     "FINALIZE",
     "FINALIZE_TIME_LIMIT_S",
     "PREPROCESS",
@@ -43,6 +45,8 @@ __all__ = [
 FINALIZE_TIME_LIMIT_S = 60
 #: Seconds a webhook delivery may take beyond its HTTP timeout (waiting for the task, recording).
 WEBHOOK_SLACK_S = 30
+#: Seconds the fetch stage may take beyond the fetch's own limit and the probe's (bookkeeping).
+FETCH_SLACK_S = 60
 
 
 class ActorKind(enum.StrEnum):
@@ -62,6 +66,11 @@ def _stage_retries(settings: Settings) -> int:
 
 def _model_time(settings: Settings) -> float:
     return settings.worker.model_stage_time_limit_s
+
+
+def _fetch_time(settings: Settings) -> float:
+    """Above the fetch's own total timeout, so that its clear ``fetch_too_slow`` comes first."""
+    return settings.fetch.total_timeout_s + settings.audio.decode_time_limit_s + FETCH_SLACK_S
 
 
 class ActorSpec(NamedTuple):
@@ -98,6 +107,8 @@ class ActorSpec(NamedTuple):
         return stage_message(self.name, self.queue, task_id, *more, request_id=request_id)
 
 
+#: Only for recordings given by URL: download, then probe as an upload (CPU: network and a probe).
+FETCH = ActorSpec("fetch", QUEUE_CPU, ActorKind.STAGE, _fetch_time, stage=StageName.FETCH)
 PREPROCESS = ActorSpec(
     "preprocess",
     QUEUE_CPU,
@@ -123,6 +134,7 @@ DELIVER_WEBHOOK = ActorSpec(
 
 #: Every actor, in the order the worker declares them.
 ACTORS: tuple[ActorSpec, ...] = (
+    FETCH,
     PREPROCESS,
     TRANSCRIBE,
     FINALIZE,

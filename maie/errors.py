@@ -25,6 +25,7 @@ __all__ = [
     "ConflictError",
     "DecodeLimitError",
     "FetchConnectionError",
+    "FetchDnsUnavailableError",
     "FetchHttpError",
     "FetchHttpUnavailableError",
     "FetchInvalidUrlError",
@@ -337,3 +338,10 @@ class FetchNoMediaError(UnsupportedMediaError):
     """Raised when a web page holds no audio or video that MAIE can download."""
 
     code = "fetch_no_media"
+
+
+class FetchDnsUnavailableError(TransientError):
+    """Raised at submit time when the resolver cannot answer for now; the client retries later."""
+
+    status_code = 503
+    code = "fetch_dns_unavailable"

@@ -31,6 +31,7 @@ TITLES = {
     "log": "Logging",
     "rate_limit": "Rate limits (per API key)",
     "webhook": "Webhooks",
+    "fetch": "Recordings by URL",
     "batch": "Batches",
     "client": "Client (maie submit, status, result)",
 }

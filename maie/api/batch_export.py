@@ -63,7 +63,7 @@ def row_of(task_id: str, record: TaskRecord | None, result: ResultVersion | None
         return {"task_id": task_id, "status": "EXPIRED"}
     row: dict[str, Any] = {
         "task_id": task_id,
-        "name": record.request.filename,
+        "name": record.request.filename or record.request.source_url,
         "status": record.status.value,
         "duration_s": record.source.duration_s if record.source else None,
         "result_version": record.result_version,

@@ -30,7 +30,10 @@ _DESCRIPTIONS: Final[dict[int, str]] = {
     415: "Not audio MAIE can decode, or decoding broke its time or memory limit",
     422: "Well-formed, but not something this server can do (the detail says why)",
     429: "Rate limit of this API key used up, or the queue is full; Retry-After says when to retry",
-    503: "Redis cannot be reached; Retry-After says when to retry",
+    503: (
+        "Redis cannot be reached, or a recording URL's host cannot be resolved for now; "
+        "Retry-After says when to retry"
+    ),
 }
 #: Statuses every ``/v1`` route can answer: a bad key, a spent rate limit, Redis down.
 V1_ERRORS: Final = (401, 429, 503)

@@ -107,6 +107,8 @@ def status_of(record: TaskRecord, result: ResultVersion | None) -> StatusRespons
         failed_stage=record.failed_stage,
         batch_id=record.batch_id,
         webhooks=record.webhooks or None,
+        source_url=record.request.source_url,
+        model=record.request.model,
     )
 
 
@@ -141,4 +143,5 @@ def summary_of(record: TaskRecord) -> TaskSummary:
         batch_id=record.batch_id,
         result_version=record.result_version,
         error_code=record.error_code,
+        source_url=record.request.source_url,
     )

@@ -18,7 +18,7 @@ from maie.errors import MaieError
 
 if TYPE_CHECKING:
     from maie.client import MaieClient
-    from maie.client.bulk import Report
+    from maie.client.bulk import Item, Report
     from maie.config import Settings
 
 __all__ = ["result", "status", "submit"]
@@ -59,8 +59,25 @@ _url_option = click.option("--url", help="API base URL (MAIE_URL; default http:/
 _key_option = click.option("--api-key", help="API key (MAIE_API_KEY; default the local development key).")
 
 
+def _items(arguments: tuple[str, ...]) -> list[Item]:
+    """What ``maie submit`` was given, in order: files, folders and archives, and recordings' URLs."""
+    from maie.client.bulk import collect, is_url, url_item  # noqa: PLC0415 - keeps `maie --help` fast
+
+    items: list[Item] = []
+    for argument in arguments:
+        if is_url(argument):
+            items.append(url_item(argument))
+            continue
+        path = Path(argument)
+        if not path.exists():
+            msg = f"{argument!r} is neither an existing file or folder nor an http(s):// URL"
+            raise click.BadParameter(msg, param_hint="PATHS")
+        items += collect([path])
+    return items
+
+
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, required=True)
 @submission_flags
 @click.option(
     "--concurrency", type=click.IntRange(1, 64), default=4, show_default=True, help="Uploads at once."
@@ -80,7 +97,7 @@ _key_option = click.option("--api-key", help="API key (MAIE_API_KEY; default the
 @_url_option
 @_key_option
 def submit(  # noqa: PLR0917 - one parameter per option
-    paths: tuple[Path, ...],
+    paths: tuple[str, ...],
     concurrency: int,
     wait: bool,
     out_dir: Path | None,
@@ -89,15 +106,18 @@ def submit(  # noqa: PLR0917 - one parameter per option
     api_key: str | None,
     **fields: object,
 ) -> None:
-    """Submit recordings, folders of recordings and archives; resumable (run it again after a stop).
+    """Submit recordings, folders of recordings, archives and recordings' URLs; resumable.
 
-    The flags before --concurrency are the fields of POST /v1/process (docs/api.md).
+    An argument that starts with http:// or https:// is sent as a URL for the server to fetch
+    (a direct link, a link behind redirects or a web page with the recording). Run the same command
+    again after a stop: what was submitted already is skipped. The flags before --concurrency are
+    the fields of POST /v1/process (docs/api.md).
     """
     from maie.client import AsyncMaieClient, SubmitOptions  # noqa: PLC0415 - keeps `maie --help` fast
-    from maie.client.bulk import Ledger, collect  # noqa: PLC0415
+    from maie.client.bulk import Ledger  # noqa: PLC0415
 
     base, key = _server(_client_settings(), url, api_key)
-    items = collect(list(paths))
+    items = _items(paths)
     if not items:
         raise click.ClickException("no recordings or archives found in the given paths")
     options = msgspec.convert(submission_values(fields), SubmitOptions)

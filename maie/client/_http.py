@@ -77,6 +77,7 @@ class SubmitFields(TypedDict, total=False):
     hotwords: str | None
     initial_prompt: str | None
     beam_size: int | None
+    model: str | None
 
 
 class SubmitOptions(SubmissionOptions, frozen=True, kw_only=True):
@@ -145,11 +146,21 @@ def headers_of(api_key: str) -> dict[str, str]:
 
 
 class Submission:
-    """What one POST of files carries; the files are opened afresh for every attempt."""
+    """What one POST of files and URLs carries; the files are opened afresh for every attempt."""
 
-    def __init__(self, url: str, paths: Iterable[Path], options: SubmitOptions, key: str | None) -> None:
+    def __init__(
+        self,
+        url: str,
+        paths: Iterable[Path],
+        options: SubmitOptions,
+        key: str | None,
+        *,
+        links: Iterable[str] = (),
+    ) -> None:
         self.url = url
         self.paths = [Path(p) for p in paths]
+        #: Recordings' URLs, each sent as a ``url`` field.
+        self.links = list(links)
         self.form = options.form()
         self.headers = {"Idempotency-Key": key} if key else {}
         #: With a key a repeat is harmless, so even a request whose answer was lost is retried;
@@ -158,6 +169,13 @@ class Submission:
             (httpx.TransportError,) if key else (httpx.ConnectError, httpx.ConnectTimeout)
         )
 
-    def files(self, stack: ExitStack) -> list[tuple[str, tuple[str, Any]]]:
-        """The ``file`` parts, opened on ``stack``."""
-        return [("file", (p.name, stack.enter_context(p.open("rb")))) for p in self.paths]
+    def files(self, stack: ExitStack) -> list[tuple[str, tuple[str | None, Any]]]:
+        """The ``file`` parts, opened on ``stack``, and the ``url`` fields.
+
+        The URLs go as parts too: without a file, httpx would send the fields form-encoded, and
+        the API takes multipart/form-data only.
+        """
+        files: list[tuple[str, tuple[str | None, Any]]] = [
+            ("file", (p.name, stack.enter_context(p.open("rb")))) for p in self.paths
+        ]
+        return files + [("url", (None, link)) for link in self.links]

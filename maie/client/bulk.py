@@ -1,17 +1,18 @@
 """``maie submit PATH...``: many recordings to a server, resumable, a few at a time.
 
 Files are submitted one by one to /v1/process, archives (zip, tar, tar.gz, by content) as one
-batch each to /v1/batches, folders by walking them for audio and archive files. At most
-``concurrency`` uploads run at once; a busy (429) or unavailable (503) server is retried with
-back-off by :mod:`maie.client`.
+batch each to /v1/batches, folders by walking them for audio and archive files, and http(s) URLs
+one by one to /v1/process as ``url`` (the server fetches them). At most ``concurrency`` uploads
+run at once; a busy (429) or unavailable (503) server is retried with back-off by
+:mod:`maie.client`.
 
-**Resuming.** Every submission is keyed by the sha256 of the file's content, the options and the
-server URL, and recorded in a ledger (a JSON-lines file) as soon as the server accepts it. A
-second run skips what the ledger holds, so it submits nothing twice; the key is also sent as the
-``Idempotency-Key``, so even a run killed between the server's answer and the ledger write
-gets the first task back. With ``--out`` a task whose outputs were written is done; one that was
-submitted but not written is waited for and written; one the server no longer knows (expired)
-is submitted again.
+**Resuming.** Every submission is keyed by the sha256 of the file's content (or the recording's
+URL), the options and the server URL, and recorded in a ledger (a JSON-lines file) as soon as
+the server accepts it. A second run skips what the ledger holds, so it submits nothing twice;
+the key is also sent as the ``Idempotency-Key``, so even a run killed between the server's answer
+and the ledger write gets the first task back. With ``--out`` a task whose outputs were written
+is done; one that was submitted but not written is waited for and written; one the server no
+longer knows (expired) is submitted again.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 import msgspec
@@ -37,7 +40,7 @@ if TYPE_CHECKING:
     from maie.client import AsyncMaieClient, SubmitOptions
     from maie.schemas import StatusResponse
 
-__all__ = ["AUDIO_SUFFIXES", "Item", "Ledger", "Report", "collect", "submit_all"]
+__all__ = ["AUDIO_SUFFIXES", "Item", "Ledger", "Report", "collect", "is_url", "submit_all", "url_item"]
 
 #: File suffixes a folder walk picks up as recordings (explicit files are always submitted).
 AUDIO_SUFFIXES = frozenset({
@@ -51,15 +54,37 @@ EXPORTS = ("txt", "srt", "vtt")
 #: Fewest tasks waited for at once, whatever the upload concurrency.
 MIN_WATCHERS = 8
 _HASH_CHUNK = 1024 * 1024
+#: What an argument of ``maie submit`` looks like when it is a recording's URL, not a path.
+_URL: Final = re.compile(r"^https?://", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class Item:
-    """One thing to submit: a recording, or an archive that becomes a batch."""
+    """One thing to submit: a recording, an archive that becomes a batch, or a recording's URL."""
 
-    path: Path
+    #: The file; ``None`` for a URL.
+    path: Path | None
+    #: Where its outputs go under ``--out`` (and how reports name it).
     label: PurePosixPath
     archive: bool
+    #: The recording's URL, for one the server fetches.
+    url: str | None = None
+
+    @property
+    def source(self) -> str:
+        """The file's path or the URL, as the ledger records it."""
+        return self.url if self.url is not None else str(self.path)
+
+
+def is_url(argument: str) -> bool:
+    """Whether a ``maie submit`` argument is a recording's URL (``http://`` or ``https://``)."""
+    return bool(_URL.match(argument))
+
+
+def url_item(url: str) -> Item:
+    """The item of a recording's URL, labelled by its host and path (its outputs go there)."""
+    parts = urlsplit(url)
+    return Item(None, _safe(f"{parts.hostname or 'url'}/{parts.path}"), archive=False, url=url)
 
 
 class Entry(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -136,11 +161,14 @@ def collect(paths: Sequence[Path]) -> list[Item]:
     return items
 
 
-def content_key(path: Path, options: SubmitOptions, server: str) -> str:
-    """sha256 of the content, the options and the server: what makes two submissions the same."""
+def content_key(item: Item, options: SubmitOptions, server: str) -> str:
+    """sha256 of the content (or the URL), the options and the server: what makes two submissions the same."""
     digest = hashlib.sha256()
     digest.update(msgspec.json.encode([server, options]))
-    with path.open("rb") as fh:
+    if item.url is not None or item.path is None:
+        digest.update(b"url\0" + item.source.encode())
+        return digest.hexdigest()
+    with item.path.open("rb") as fh:
         while chunk := fh.read(_HASH_CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
@@ -201,7 +229,7 @@ class _Run:
             self.advance()
 
     async def _one(self, item: Item) -> None:
-        key = await anyio.to_thread.run_sync(content_key, item.path, self.options, self.server)
+        key = await anyio.to_thread.run_sync(content_key, item, self.options, self.server)
         entry = self.ledger.get(key)
         if entry is not None and (entry.written or not self.wait):
             self.report.already_submitted += 1
@@ -228,20 +256,26 @@ class _Run:
     async def _submit(self, item: Item, key: str) -> Entry:
         async with self.slots:
             now = datetime.now(UTC)
-            if item.archive:
+            if item.url is not None:
+                task = await self.client.submit_url_with(item.url, self.options, idempotency_key=key)
+                entry = Entry(key=key, path=item.source, submitted_at=now, task_ids=[task.task_id])
+            elif item.archive and item.path is not None:
                 batch = await self.client.submit_batch_with([item.path], self.options, idempotency_key=key)
                 for skipped in batch.skipped:
                     self.report.failed.append((f"{item.label}/{skipped.name}", f"skipped: {skipped.reason}"))
                 entry = Entry(
                     key=key,
-                    path=str(item.path),
+                    path=item.source,
                     submitted_at=now,
                     task_ids=batch.task_ids,
                     batch_id=batch.batch_id,
                 )
-            else:
+            elif item.path is not None:
                 task = await self.client.submit_with(item.path, self.options, idempotency_key=key)
-                entry = Entry(key=key, path=str(item.path), submitted_at=now, task_ids=[task.task_id])
+                entry = Entry(key=key, path=item.source, submitted_at=now, task_ids=[task.task_id])
+            else:  # pragma: no cover - an item is a file or a URL
+                msg = f"{item.label}: neither a file nor a URL"
+                raise AssertionError(msg)
         self.ledger.record(entry)
         return entry
 

@@ -134,22 +134,46 @@ class MaieClient:
             self._post(Submission("/v1/process", [path], options, idempotency_key)), ProcessAccepted
         )
 
+    def submit_url(
+        self,
+        url: str,
+        *,
+        idempotency_key: str | None = None,
+        **fields: Unpack[SubmitFields],
+    ) -> ProcessAccepted:
+        """Submit a recording by its URL (``POST /v1/process`` with ``url``); the server fetches it."""
+        options = SubmitOptions.of(**fields)
+        return self.submit_url_with(url, options, idempotency_key=idempotency_key)
+
+    def submit_url_with(
+        self, url: str, options: SubmitOptions, *, idempotency_key: str | None = None
+    ) -> ProcessAccepted:
+        """:meth:`submit_url` with the options as one Struct."""
+        submission = Submission("/v1/process", [], options, idempotency_key, links=[url])
+        return decode(self._post(submission), ProcessAccepted)
+
     def submit_batch(
         self,
         paths: Sequence[Path],
         *,
+        urls: Sequence[str] = (),
         idempotency_key: str | None = None,
         **fields: Unpack[SubmitFields],
     ) -> BatchAccepted:
-        """Upload archives and/or recordings as one batch (``POST /v1/batches``)."""
+        """Upload archives and/or recordings, and/or recordings' URLs, as one batch (``POST /v1/batches``)."""
         options = SubmitOptions.of(**fields)
-        return self.submit_batch_with(paths, options, idempotency_key=idempotency_key)
+        return self.submit_batch_with(paths, options, urls=urls, idempotency_key=idempotency_key)
 
     def submit_batch_with(
-        self, paths: Sequence[Path], options: SubmitOptions, *, idempotency_key: str | None = None
+        self,
+        paths: Sequence[Path],
+        options: SubmitOptions,
+        *,
+        urls: Sequence[str] = (),
+        idempotency_key: str | None = None,
     ) -> BatchAccepted:
         """:meth:`submit_batch` with the options as one Struct."""
-        submission = Submission("/v1/batches", paths, options, idempotency_key)
+        submission = Submission("/v1/batches", paths, options, idempotency_key, links=urls)
         return decode(self._post(submission), BatchAccepted)
 
     def status(self, task_id: str) -> StatusResponse:

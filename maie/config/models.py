@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Final, Literal
 
 import msgspec
 
@@ -22,12 +23,17 @@ from maie.config.fields import (
 )
 
 __all__ = [
+    "VARIANT_NAME",
     "AsrSettings",
     "ChunkformerSettings",
     "LlmSettings",
     "PocketsphinxSettings",
     "WhisperSettings",
 ]
+
+
+#: What a model variant's name may be (``MAIE_WHISPER_MODELS``, a request's ``model``).
+VARIANT_NAME: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 class AsrSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("ASR_")):
@@ -64,6 +70,9 @@ class WhisperSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_name
     #: Model name (downloaded into MAIE_DATA_DIR/models) or a local CTranslate2 folder.
     #: Unset means large-v3-turbo on a GPU and small on a CPU.
     model: str | None = None
+    #: Several models a request can choose from with ``model=<name>``: ``name=folder-or-model-name``,
+    #: comma-separated, the first being the default. Unset: MAIE_WHISPER_MODEL is the only one.
+    models: str | None = None
     #: ``auto``, ``cuda`` or ``cpu``.
     device: Literal["auto", "cuda", "cpu"] = "auto"
     #: CTranslate2 compute type; ``auto`` means float16 on a GPU and int8 on a CPU.
@@ -105,7 +114,53 @@ class WhisperSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_name
         """The fallback temperatures as floats."""
         return tuple(float(t) for t in self.temperature.split(",") if t.strip())
 
+    def model_variants(self) -> tuple[tuple[str, str], ...]:
+        """The ``(name, model)`` pairs of MAIE_WHISPER_MODELS in order; empty when it is unset."""
+        if not self.models:
+            return ()
+        pairs = []
+        for item in self.models.split(","):
+            name, _, model = item.strip().partition("=")
+            pairs.append((name.strip(), model.strip()))
+        return tuple(pairs)
+
+    def with_default_variant(self, name: str) -> WhisperSettings:
+        """These settings with variant ``name`` first in MAIE_WHISPER_MODELS (so it is the one loaded).
+
+        Raises:
+            KeyError: if MAIE_WHISPER_MODELS names no such variant.
+        """
+        pairs = self.model_variants()
+        chosen = [pair for pair in pairs if pair[0] == name]
+        if not chosen:
+            raise KeyError(name)
+        ordered = [*chosen, *(pair for pair in pairs if pair[0] != name)]
+        return msgspec.structs.replace(self, models=",".join(f"{n}={m}" for n, m in ordered))
+
+    def _check_variants(self) -> None:
+        pairs = self.model_variants()
+        if not pairs:
+            return
+        if self.model:
+            msg = (
+                "set MAIE_WHISPER_MODELS or MAIE_WHISPER_MODEL, not both: with MAIE_WHISPER_MODELS the "
+                "first variant is the default"
+            )
+            raise ValueError(msg)
+        names = [name for name, _ in pairs]
+        for name, model in pairs:
+            if not VARIANT_NAME.match(name) or not model:
+                msg = (
+                    "MAIE_WHISPER_MODELS must be name=folder-or-model-name, comma-separated, with names "
+                    f"of letters, digits, '.', '_' or '-'; got {name!r}={model!r}"
+                )
+                raise ValueError(msg)
+        if repeated := sorted({n for n in names if names.count(n) > 1}):
+            msg = f"MAIE_WHISPER_MODELS names {', '.join(repeated)} more than once"
+            raise ValueError(msg)
+
     def __post_init__(self) -> None:
+        self._check_variants()
         try:
             values = self.temperatures()
         except ValueError:

@@ -23,6 +23,7 @@ __all__ = [
     "AuthSettings",
     "BatchSettings",
     "ClientSettings",
+    "FetchSettings",
     "LogSettings",
     "RateLimitSettings",
     "RedisSettings",
@@ -190,6 +191,29 @@ class WebhookSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_name
     min_backoff_ms: Positive = 2000
     #: Longest back-off between two attempts, in milliseconds.
     max_backoff_ms: Positive = 3_600_000
+
+
+class FetchSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("FETCH_")):
+    """Recordings by URL (the ``url`` field): what a fetch may reach and how long it may take.
+
+    The size and duration limits are those of uploads (MAIE_MAX_FILE_SIZE_MB, MAIE_MAX_DURATION_S).
+    """
+
+    #: Allow URLs whose host resolves to loopback, private and shared addresses (sources on the
+    #: same network); link-local addresses and cloud metadata services stay refused.
+    allow_private: bool = False
+    #: Seconds to open one connection (each address, each redirect hop).
+    connect_timeout_s: PositiveFloat = 10.0
+    #: Seconds one fetch may take in all: page, redirects and download.
+    total_timeout_s: PositiveFloat = 1800.0
+    #: Seconds without a byte from the server before the transfer counts as stalled (retried).
+    stall_timeout_s: PositiveFloat = 30.0
+    #: Slowest accepted transfer, in bytes per second over each stall window; 0 turns it off.
+    min_bytes_per_s: NonNegative = 4096
+    #: Redirects followed per request before the URL is refused.
+    max_redirects: Annotated[int, msgspec.Meta(ge=0, le=30)] = 5
+    #: Largest web page (or other answer read while looking for the media), in MiB.
+    max_page_mb: PositiveFloat = 8.0
 
 
 class BatchSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("BATCH_")):

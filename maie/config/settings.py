@@ -23,6 +23,7 @@ from maie.config.service import (
     AuthSettings,
     BatchSettings,
     ClientSettings,
+    FetchSettings,
     LogSettings,
     RateLimitSettings,
     RedisSettings,
@@ -64,6 +65,7 @@ _GROUPS: dict[str, type[msgspec.Struct]] = {
     "log": LogSettings,
     "rate_limit": RateLimitSettings,
     "webhook": WebhookSettings,
+    "fetch": FetchSettings,
     "batch": BatchSettings,
     "client": ClientSettings,
 }
@@ -98,6 +100,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log: LogSettings = msgspec.field(default_factory=LogSettings)
     rate_limit: RateLimitSettings = msgspec.field(default_factory=RateLimitSettings)
     webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
+    fetch: FetchSettings = msgspec.field(default_factory=FetchSettings)
     batch: BatchSettings = msgspec.field(default_factory=BatchSettings)
     client: ClientSettings = msgspec.field(default_factory=ClientSettings)
     #: ``MAIE_*`` variables that were set but that MAIE does not know (likely typos).

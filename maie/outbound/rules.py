@@ -141,6 +141,11 @@ class AddressRules:
         temporary = isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_AGAIN
         kind = (self.resolver_down if temporary else None) or self.unresolvable or self.refused
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+        if temporary:
+            return kind(
+                f"{self.subject} host {host!r} cannot be resolved for now ({reason}); try again later",
+                extra={"host": host},
+            )
         return kind(f"{self.subject} host {host!r} cannot be resolved ({reason}); check the name")
 
     def resolve(self, host: str, port: int, resolver: Resolver = resolve) -> list[IPAddress]:

@@ -17,6 +17,7 @@ __all__ = [
     "ErrorBody",
     "HealthResponse",
     "ModelInfo",
+    "ModelVariant",
     "ModelsResponse",
     "ProcessAccepted",
     "ResultVersionInfo",
@@ -77,6 +78,28 @@ class StatusResponse(Frozen, frozen=True, kw_only=True):
     failed_stage: str | None = None
     batch_id: str | None = None
     webhooks: list[WebhookDelivery] | None = None
+    #: The recording's URL without credentials, for a recording given by ``url``.
+    source_url: str | None = None
+    #: The model variant asked for (backends with variants), the default one when none was named.
+    model: str | None = None
+
+
+class ModelVariant(Frozen, frozen=True, kw_only=True):
+    """One model variant of an ASR backend (a request picks it with ``model=<name>``)."""
+
+    name: str
+    #: The folder or model name it loads.
+    model: str
+    #: Whether requests that name no ``model`` get it.
+    default: bool = False
+    available: bool
+    unavailable_reason: str | None = None
+    #: Bytes of its weights on disk; ``None`` when they are not on disk yet.
+    size_bytes: int | None = None
+    #: Whether a worker that sent a heartbeat lately holds it in memory.
+    loaded: bool = False
+    #: How many such workers do.
+    loaded_workers: int = 0
 
 
 class ModelInfo(Frozen, frozen=True, kw_only=True):
@@ -92,6 +115,10 @@ class ModelInfo(Frozen, frozen=True, kw_only=True):
     device: str
     compute_type: str
     languages: list[str] | None = None
+    #: Bytes of the default model's weights on disk, where the backend knows them.
+    size_bytes: int | None = None
+    #: The configured model variants, default first (``None`` for backends without variants).
+    variants: list[ModelVariant] | None = None
 
 
 class ModelsResponse(Frozen, frozen=True, kw_only=True):
@@ -163,6 +190,8 @@ class TaskSummary(Frozen, frozen=True, kw_only=True):
     batch_id: str | None = None
     result_version: int | None = None
     error_code: str | None = None
+    #: The recording's URL without credentials, for a recording given by ``url``.
+    source_url: str | None = None
 
 
 class TaskPage(Frozen, frozen=True, kw_only=True):

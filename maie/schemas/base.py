@@ -71,6 +71,8 @@ class Feature(enum.StrEnum):
 class StageName(enum.StrEnum):
     """Pipeline stages, one actor each, in pipeline order."""
 
+    #: Only for a recording given by ``url``: download it into the task folder.
+    FETCH = "fetch"
     PREPROCESS = "preprocess"
     TRANSCRIBE = "transcribe"
     ENHANCE = "enhance"

@@ -15,6 +15,7 @@ __all__ = [
     "AudioInfo",
     "EnhanceArtifact",
     "EnhancementMetrics",
+    "FetchArtifact",
     "LlmVersion",
     "MapReduceInfo",
     "Metrics",
@@ -62,6 +63,24 @@ class AudioInfo(Frozen, frozen=True, kw_only=True):
     channels: int
     sample_rate: int
     bit_rate: int | None = None
+
+
+class FetchArtifact(Frozen, frozen=True, kw_only=True):
+    """Output of the fetch stage: where the recording came from and what probing the file found."""
+
+    #: The URL as given, without credentials.
+    source_url: str
+    #: ``direct``: the URL answered with the file; ``page``: it was found on a web page.
+    via: str
+    #: The recording in the task folder (``raw.<ext>``), as for an upload.
+    audio_path: str
+    source: AudioInfo
+    size_bytes: int
+    content_type: str | None = None
+    #: The yt-dlp extractor that found it on a page (``generic`` for a plain page).
+    extractor: str | None = None
+    title: str | None = None
+    redirects: int = 0
 
 
 class PreprocessArtifact(Frozen, frozen=True, kw_only=True):

@@ -62,3 +62,10 @@ class SubmissionOptions(Frozen, frozen=True, kw_only=True):
     beam_size: Annotated[
         int | None, msgspec.Meta(description="Beam width of the ASR decoder, 1-20 (backends with beam_size)")
     ] = None
+    model: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="Model variant of the ASR backend (GET /v1/models: variants); default: the first "
+            "of MAIE_WHISPER_MODELS"
+        ),
+    ] = None

@@ -53,6 +53,8 @@ class TaskRequest(SubmissionOptions, frozen=True, kw_only=True):
     asr_backend: str
     #: The upload's name (a label only, checked for path tricks; never used to build a path).
     filename: str | None = None
+    #: The recording's URL without credentials, for a recording given by ``url`` (a label too).
+    source_url: str | None = None
 
 
 class TaskRecord(Base, kw_only=True):
@@ -75,6 +77,9 @@ class TaskRecord(Base, kw_only=True):
     request_id: str | None = None
     batch_id: str | None = None
     webhooks: list[WebhookDelivery] = msgspec.field(default_factory=list)
+    #: The recording's URL as the client gave it (credentials included), for the fetch stage
+    #: only: never shown, and removed from the record once the recording is fetched.
+    fetch_url: str | None = None
 
     def stage(self, name: StageName) -> StageRecord:
         """Return the record of stage ``name``.

@@ -27,6 +27,7 @@ from maie.store.keys import (
     result_key,
     task_key,
     unavailable,
+    worker_models_key,
 )
 
 if TYPE_CHECKING:
@@ -271,6 +272,24 @@ class AsyncTaskStore:
         """Whether any worker sent a heartbeat within ``window_s`` seconds."""
         count = await self._call(self.client.zcount(WORKERS_KEY, time.time() - window_s, "+inf"))
         return int(count) > 0
+
+    async def loaded_models(self, window_s: float = WORKER_HEARTBEAT_WINDOW_S) -> dict[str, int]:
+        """How many live workers (a heartbeat within ``window_s``) hold each model in memory."""
+        workers = await self._call(self.client.zrangebyscore(WORKERS_KEY, time.time() - window_s, "+inf"))
+        if not workers:
+            return {}
+        async with self.client.pipeline(transaction=False) as pipe:
+            for worker in workers:
+                pipe.smembers(
+                    worker_models_key(worker.decode() if isinstance(worker, bytes) else str(worker))
+                )
+            held = await self._call(pipe.execute())
+        counts: dict[str, int] = {}
+        for labels in held:
+            for label in labels:
+                name = label.decode() if isinstance(label, bytes) else str(label)
+                counts[name] = counts.get(name, 0) + 1
+        return counts
 
     async def close(self) -> None:
         """Close the connection pool."""

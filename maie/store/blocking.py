@@ -23,12 +23,16 @@ from maie.store.keys import (
     result_key,
     task_key,
     unavailable,
+    worker_models_key,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
-__all__ = ["TaskStore"]
+__all__ = ["WORKER_MODELS_TTL_S", "TaskStore"]
+
+#: Seconds a worker's list of loaded models outlives its last heartbeat (readers also check that).
+WORKER_MODELS_TTL_S = 120
 
 T = TypeVar("T")
 StructT = TypeVar("StructT", bound=msgspec.Struct)
@@ -167,17 +171,26 @@ class TaskStore:
             return existing
         return done
 
-    def heartbeat(self, worker_id: str) -> None:
-        """Record that worker ``worker_id`` is alive now."""
+    def heartbeat(self, worker_id: str, *, models: Sequence[str] | None = None) -> None:
+        """Record that worker ``worker_id`` is alive now and, with ``models``, which models it holds."""
         now = time.time()
         with self.client.pipeline() as pipe:
             pipe.zadd(WORKERS_KEY, {worker_id: now})
             pipe.zremrangebyscore(WORKERS_KEY, 0, now - 3600)
+            if models is not None:
+                key = worker_models_key(worker_id)
+                pipe.delete(key)
+                if models:
+                    pipe.sadd(key, *models)
+                    pipe.expire(key, WORKER_MODELS_TTL_S)
             self._call(pipe.execute)
 
     def retire(self, worker_id: str) -> None:
         """Forget a worker that stops cleanly."""
-        self._call(lambda: self.client.zrem(WORKERS_KEY, worker_id))
+        with self.client.pipeline() as pipe:
+            pipe.zrem(WORKERS_KEY, worker_id)
+            pipe.delete(worker_models_key(worker_id))
+            self._call(pipe.execute)
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -53,6 +53,7 @@ __all__ = [
     "task_key",
     "tenant_tasks_key",
     "unavailable",
+    "worker_models_key",
 ]
 
 T = TypeVar("T")
@@ -126,9 +127,14 @@ def asr_claim_key(task_id: str) -> str:
     return f"{PREFIX}:task:{task_id}:asr-claim"
 
 
-def asr_ready_key(backend: str) -> str:
-    """Key of the sorted set of tasks waiting for ASR backend ``backend``."""
-    return f"{PREFIX}:asr:ready:{backend}"
+def asr_ready_key(group: str) -> str:
+    """Key of the sorted set of tasks waiting for ASR group ``group`` (a backend, or backend:variant)."""
+    return f"{PREFIX}:asr:ready:{group}"
+
+
+def worker_models_key(worker_id: str) -> str:
+    """Key of the set of models worker ``worker_id`` holds in memory (labels ``<backend>:<variant>``)."""
+    return f"{WORKERS_KEY}:{worker_id}:models"
 
 
 def batch_key(batch_id: str) -> str:

@@ -12,6 +12,7 @@ from maie.actor_table import (
     ACTORS,
     DELIVER_WEBHOOK,
     ENHANCE,
+    FETCH,
     FINALIZE,
     PREPROCESS,
     RESUMMARIZE,
@@ -52,6 +53,7 @@ class ActorBodies:
             KeyError: if the table has an actor this worker has no body for.
         """
         bodies: dict[str, Callable[..., None]] = {
+            FETCH.name: self.fetch,
             PREPROCESS.name: self.preprocess,
             TRANSCRIBE.name: self.transcribe,
             ENHANCE.name: self.enhance,
@@ -75,6 +77,10 @@ class ActorBodies:
         names = [s.name for s in record.stages]
         later = names[names.index(stage) + 1 :] if stage in names else []
         self.send(ACTOR_OF_STAGE[later[0]] if later else FINALIZE, task_id)
+
+    def fetch(self, task_id: str) -> None:
+        """Download a recording given by URL."""
+        self._stage(task_id, StageName.FETCH, self.runtime.stages.fetch)
 
     def preprocess(self, task_id: str) -> None:
         """Decode the upload."""

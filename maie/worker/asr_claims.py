@@ -4,8 +4,9 @@ Batching (``MAIE_ASR_BATCH_MAX_TASKS`` > 1) lets the worker that handles one tas
 message transcribe other waiting tasks in the same pass. Dramatiq's at-least-once delivery is left
 intact: every task keeps its own message, and batching only does that message's work early.
 
-- ``maie:asr:ready:<backend>`` (sorted set, by time) lists tasks whose audio is preprocessed and
-  whose transcript is not stored yet: the candidates for a batch.
+- ``maie:asr:ready:<group>`` (sorted set, by time) lists tasks whose audio is preprocessed and
+  whose transcript is not stored yet: the candidates for a batch. A group is a backend, or a
+  backend and a model variant (``whisper:large``), so that a batch runs on one model.
 - ``maie:task:<id>:asr-claim`` is a lease: whoever holds it transcribes the task. It is taken with
   ``SET NX PX``, renewed every few seconds while the work runs, and deleted (only by its holder)
   when the transcript is stored. A message whose task is claimed elsewhere waits until the
@@ -78,21 +79,21 @@ class AsrClaims:
         except REDIS_DOWN as exc:
             raise StoreUnavailableError(f"the task store (Redis) cannot be reached: {exc}") from exc
 
-    def mark_ready(self, task_id: str, backend: str) -> None:
-        """List ``task_id`` as waiting for ``backend`` (idempotent)."""
-        key = asr_ready_key(backend)
+    def mark_ready(self, task_id: str, group: str) -> None:
+        """List ``task_id`` as waiting in ``group`` (a backend, or backend:variant; idempotent)."""
+        key = asr_ready_key(group)
         with self.client.pipeline() as pipe:
             pipe.zadd(key, {task_id: time.time()}, nx=True)
             pipe.expire(key, self.ttl_s)
             self._call(pipe.execute)
 
-    def mark_done(self, task_id: str, backend: str) -> None:
-        """Remove ``task_id`` from the waiting list."""
-        self._call(lambda: self.client.zrem(asr_ready_key(backend), task_id))
+    def mark_done(self, task_id: str, group: str) -> None:
+        """Remove ``task_id`` from the waiting list of ``group``."""
+        self._call(lambda: self.client.zrem(asr_ready_key(group), task_id))
 
-    def waiting(self, backend: str, limit: int) -> list[str]:
-        """Up to ``limit`` waiting task ids, oldest first (entries older than the TTL are dropped)."""
-        key = asr_ready_key(backend)
+    def waiting(self, group: str, limit: int) -> list[str]:
+        """Up to ``limit`` waiting task ids of ``group``, oldest first (those older than the TTL dropped)."""
+        key = asr_ready_key(group)
         self._call(lambda: self.client.zremrangebyscore(key, 0, time.time() - self.ttl_s))
         ids = self._call(lambda: self.client.zrange(key, 0, limit - 1))
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]

@@ -64,7 +64,9 @@ def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | No
         ),
         before=Retries,
     )
-    broker.add_middleware(Heartbeat(store, worker_id))
+    heartbeat = Heartbeat(store, worker_id, models=runtime.models.labels)
+    runtime.models.on_change(heartbeat.wake)
+    broker.add_middleware(heartbeat)
     broker.add_middleware(AwaitRedis(broker.client.ping, stop))
     register_actors(broker, runtime)
 

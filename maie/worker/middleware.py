@@ -31,14 +31,31 @@ HEARTBEAT_INTERVAL_S = 10.0
 
 
 class Heartbeat(Middleware):
-    """Writes this worker's id and time to Redis every few seconds while it runs."""
+    """Writes this worker's id and time to Redis every few seconds while it runs.
 
-    def __init__(self, store: TaskStore, worker_id: str, *, interval_s: float = HEARTBEAT_INTERVAL_S) -> None:
+    With ``models``, each beat also writes which models the worker holds in memory (for
+    ``GET /v1/models``); :meth:`wake` beats at once, so a load or unload is seen without waiting.
+    """
+
+    def __init__(
+        self,
+        store: TaskStore,
+        worker_id: str,
+        *,
+        interval_s: float = HEARTBEAT_INTERVAL_S,
+        models: Callable[[], list[str]] | None = None,
+    ) -> None:
         self.store = store
         self.worker_id = worker_id
         self.interval_s = interval_s
+        self.models = models
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def wake(self) -> None:
+        """Beat now rather than at the next interval (the loaded models changed)."""
+        self._wake.set()
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         """Start beating."""
@@ -48,6 +65,7 @@ class Heartbeat(Middleware):
     def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         """Stop beating and say goodbye, so /health stops counting this worker at once."""
         self._stop.set()
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
         try:
@@ -56,13 +74,13 @@ class Heartbeat(Middleware):
             log.warning("worker.retire_failed")
 
     def _beat(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
-                self.store.heartbeat(self.worker_id)
+                self.store.heartbeat(self.worker_id, models=None if self.models is None else self.models())
             except StoreUnavailableError:
                 log.warning("worker.heartbeat_failed")
-            if self._stop.wait(self.interval_s):
-                return
+            self._wake.wait(self.interval_s)
+            self._wake.clear()
 
 
 class TaskFailure(Middleware):

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 import structlog
 
 from maie.errors import PermanentError
+from maie.pipeline.fetch import Fetcher, FetchInput, FetchOptions
 from maie.pipeline.llm import (
     EnhanceInput,
     EnhanceOptions,
@@ -25,10 +26,12 @@ from maie.pipeline.llm import (
 )
 from maie.pipeline.llm.enhance import skipped
 from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, convert
+from maie.pipeline.recording import keep_recording
 from maie.pipeline.result_builder import first_version
 from maie.schemas import (
     AsrArtifact,
     EnhanceArtifact,
+    FetchArtifact,
     PreprocessArtifact,
     StageName,
     SummaryArtifact,
@@ -81,6 +84,50 @@ class PipelineStages:
         self.sandbox = sandbox
         self.transcriber = transcriber
         self.templates = templates
+
+    def fetch(self, record: TaskRecord) -> FetchArtifact:
+        """Download a recording given by URL into the task folder and probe it as an upload (once).
+
+        The file is probed in the decode sandbox and kept as ``raw.<ext>`` exactly like an
+        upload; the record then points at it, and forgets the URL as given (credentials and all).
+
+        Raises:
+            MaieError: the ``fetch_*`` errors of :mod:`maie.errors` (the permanent ones fail the
+                task, the others are retried), and those of an upload's probe
+                (``unsupported_media``, ``decode_limit``, ``audio_too_short``, ``audio_too_long``).
+        """
+        existing = self.store.get_artifact(record.task_id, StageName.FETCH, FetchArtifact)
+        if existing is not None and Path(existing.audio_path).is_file():
+            log.info("stage.reused_artifact")
+        else:
+            if record.fetch_url is None:
+                raise PermanentError("the recording's URL is gone from the task; submit it again")
+            folder = Path(record.audio_path).parent
+            folder.mkdir(parents=True, exist_ok=True)
+            with Fetcher(FetchOptions.from_settings(self.settings)) as fetcher:
+                media = fetcher.process(FetchInput(url=record.fetch_url, dest_dir=folder))
+            options = PreprocessOptions.from_settings(self.settings.audio)
+            raw, info = keep_recording(media.path, options, self.sandbox)
+            existing = FetchArtifact(
+                source_url=media.source_url,
+                via=media.via,
+                audio_path=str(raw),
+                source=info,
+                size_bytes=media.size_bytes,
+                content_type=media.content_type,
+                extractor=media.extractor,
+                title=media.title,
+                redirects=media.redirects,
+            )
+            self.store.put_artifact(record.task_id, StageName.FETCH, existing)
+        fetched = existing
+
+        def point_at_file(task: TaskRecord) -> None:
+            task.audio_path, task.source, task.fetch_url = fetched.audio_path, fetched.source, None
+
+        self.store.update(record.task_id, point_at_file)
+        log.info("fetch.kept", via=fetched.via, container=fetched.source.container, size=fetched.size_bytes)
+        return fetched
 
     def preprocess(self, record: TaskRecord) -> PreprocessArtifact:
         """Decode the upload to 16 kHz mono WAV (once)."""
@@ -188,7 +235,8 @@ class PipelineStages:
             StageName.SUMMARIZE in planned and summary is None
         ):
             raise PermanentError("an LLM stage result is missing; submit the recording again")
-        processing = sum(s.duration_s or 0.0 for s in record.stages)
+        # A fetch's time is the source's and the network's, not processing: it stays out of the RTF.
+        processing = sum(s.duration_s or 0.0 for s in record.stages if s.name != StageName.FETCH)
         result = first_version(
             kind="pipeline",
             asr=asr,

@@ -31,6 +31,8 @@ log = structlog.get_logger(__name__)
 
 #: Task status while a stage runs.
 STATUS_OF_STAGE = {
+    # Fetching a recording given by URL is part of making it ready: its stage tells them apart.
+    StageName.FETCH: TaskStatus.PREPROCESSING,
     StageName.PREPROCESS: TaskStatus.PREPROCESSING,
     StageName.TRANSCRIBE: TaskStatus.PROCESSING_ASR,
     StageName.ENHANCE: TaskStatus.PROCESSING_LLM,

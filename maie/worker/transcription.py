@@ -4,10 +4,12 @@ For one task's ``transcribe`` message:
 
 1. If its transcript is stored already (a redelivered message, or a batch did it), reuse it.
 2. Take the task's lease (:mod:`maie.worker.asr_claims`), waiting while another worker holds it.
-3. With ``MAIE_ASR_BATCH_MAX_TASKS`` > 1, also lease other tasks waiting for the same backend.
-4. Load the requested backend; if it is unavailable or fails to load, try the backends of
-   ``MAIE_ASR_FALLBACK`` in order. The fallback is logged (``asr.fallback``) and recorded in
-   ``versions.asr_backend.fallback`` beside any CUDA → CPU fallback of the backend itself.
+3. With ``MAIE_ASR_BATCH_MAX_TASKS`` > 1, also lease other tasks waiting for the same backend and
+   the same model variant (``model``): one pass runs one model.
+4. Load the requested backend (the request's variant of it); if it is unavailable or fails to
+   load, try the backends of ``MAIE_ASR_FALLBACK`` in order (each with its default model). The
+   fallback is logged (``asr.fallback``) and recorded in ``versions.asr_backend.fallback`` beside
+   any CUDA → CPU fallback of the backend itself.
 5. Transcribe all leased tasks in one pass (``process_batch``), store each transcript, release.
 
 A companion task's own message still arrives later and finds its transcript stored; its stage
@@ -19,29 +21,40 @@ from __future__ import annotations
 import contextlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 
-from maie.errors import ModelLoadError, NotFoundError, PermanentError
+from maie.errors import ModelLoadError, NotFoundError, PermanentError, UnprocessableError
 from maie.pipeline.asr.base import AsrInput
 from maie.pipeline.asr.registry import REGISTRY, BackendRegistry
 from maie.schemas import AsrArtifact, PreprocessArtifact, StageName
 
 if TYPE_CHECKING:
     from maie.config import Settings
+    from maie.pipeline.asr.base import AsrBackend
     from maie.schemas import TaskRecord
     from maie.store import TaskStore
     from maie.worker.asr_claims import AsrClaims
     from maie.worker.residency import ModelCache
 
-__all__ = ["SCAN_FACTOR", "Transcriber"]
+__all__ = ["SCAN_FACTOR", "Transcriber", "waiting_group"]
 
 log = structlog.get_logger(__name__)
 
 #: Waiting tasks looked at per free batch slot (some are taken by other workers or finished).
 SCAN_FACTOR = 4
+
+
+def waiting_group(record: TaskRecord) -> str:
+    """Which tasks may share a pass with ``record``: the same backend and model variant.
+
+    The tasks waiting for ASR are listed per group (``maie:asr:ready:<group>``), so a batch is
+    only ever made of tasks one loaded model can transcribe.
+    """
+    request = record.request
+    return request.asr_backend if request.model is None else f"{request.asr_backend}:{request.model}"
 
 
 class Transcriber:
@@ -64,7 +77,7 @@ class Transcriber:
 
     def mark_ready(self, record: TaskRecord) -> None:
         """List the task as waiting for ASR (after its audio is preprocessed)."""
-        self.claims.mark_ready(record.task_id, record.request.asr_backend)
+        self.claims.mark_ready(record.task_id, waiting_group(record))
 
     def run(self, record: TaskRecord) -> AsrArtifact:
         """The task's transcript: stored already, or made now (maybe with others), then stored.
@@ -88,7 +101,7 @@ class Transcriber:
                 return existing
             item = self._input(record)
             companions = self._companions(record, held)
-            results = self._transcribe(record.request.asr_backend, [item, *(c[1] for c in companions)])
+            results = self._transcribe(record, [item, *(c[1] for c in companions)])
             for (other, _), result in zip(companions, results[1:], strict=True):
                 self._store_companion(other, result)
             mine = results[0]
@@ -122,18 +135,18 @@ class Transcriber:
         )
 
     def _companions(self, record: TaskRecord, held: list[str]) -> list[tuple[TaskRecord, AsrInput]]:
-        """Lease up to ``MAIE_ASR_BATCH_MAX_TASKS - 1`` other tasks waiting for the same backend."""
+        """Lease up to ``MAIE_ASR_BATCH_MAX_TASKS - 1`` other tasks waiting for the same backend and model."""
         free = self.settings.asr.batch_max_tasks - 1
         if free <= 0:
             return []
-        backend = record.request.asr_backend
+        group = waiting_group(record)
         companions: list[tuple[TaskRecord, AsrInput]] = []
-        for task_id in self.claims.waiting(backend, free * SCAN_FACTOR):
+        for task_id in self.claims.waiting(group, free * SCAN_FACTOR):
             if len(companions) >= free:
                 break
             if task_id == record.task_id:
                 continue
-            other = self._candidate(task_id, backend)
+            other = self._candidate(task_id, group)
             if other is None or not self.claims.try_claim(task_id):
                 continue
             held.append(task_id)
@@ -147,23 +160,38 @@ class Transcriber:
             log.info("asr.batch_claimed", tasks=[record.task_id, *(c[0].task_id for c in companions)])
         return companions
 
-    def _candidate(self, task_id: str, backend: str) -> TaskRecord | None:
+    def _candidate(self, task_id: str, group: str) -> TaskRecord | None:
         """The record of a waiting task that can join a batch, dropping stale entries."""
         try:
             other = self.store.get(task_id)
         except NotFoundError:
-            self.claims.mark_done(task_id, backend)
+            self.claims.mark_done(task_id, group)
             return None
         if other.status.terminal or self._stored(task_id) is not None:
-            self.claims.mark_done(task_id, backend)
+            self.claims.mark_done(task_id, group)
+            return None
+        if waiting_group(other) != group:  # listed under a group it does not belong to: never batch it
             return None
         return other
 
     def _chain(self, requested: str) -> list[str]:
         return [requested, *(b for b in self.settings.asr.fallback_chain() if b != requested)]
 
-    def _transcribe(self, requested: str, items: list[AsrInput]) -> list[AsrArtifact | Exception]:
+    def _create(self, backend_id: str, variant: str | None) -> AsrBackend[Any]:
+        """An unloaded backend: the request's variant of it, or its default one.
+
+        Raises:
+            ModelLoadError: a variant this worker's settings do not name (they changed since submit).
+        """
+        try:
+            chosen = self.registry.variant(backend_id, self.settings, variant)
+        except UnprocessableError as exc:
+            raise ModelLoadError(f"{exc.detail}; the worker's settings differ from the API's") from exc
+        return self.registry.create(backend_id, self.settings if chosen is None else chosen.settings)
+
+    def _transcribe(self, record: TaskRecord, items: list[AsrInput]) -> list[AsrArtifact | Exception]:
         """Run ``items`` on the first backend of the chain that loads; the fallback is recorded."""
+        requested = record.request.asr_backend
         failures: list[tuple[str, str]] = []
         for backend_id in self._chain(requested):
             if failures:  # a fallback: skip it cheaply when its own check says it cannot run
@@ -173,7 +201,8 @@ class Transcriber:
                     continue
             with contextlib.ExitStack() as stack:
                 try:
-                    backend = self.registry.create(backend_id, self.settings)
+                    variant = record.request.model if backend_id == requested else None
+                    backend = self._create(backend_id, variant)
                     model = stack.enter_context(self.models.use(backend))
                 except ModelLoadError as exc:
                     failures.append((backend_id, exc.detail))
@@ -203,7 +232,7 @@ class Transcriber:
 
     def _store(self, record: TaskRecord, artifact: AsrArtifact) -> None:
         self.store.put_artifact(record.task_id, StageName.TRANSCRIBE, artifact)
-        self.claims.mark_done(record.task_id, record.request.asr_backend)
+        self.claims.mark_done(record.task_id, waiting_group(record))
         log.info("asr.stored", segments=len(artifact.segments), language=artifact.language)
 
     def _store_companion(self, record: TaskRecord, result: AsrArtifact | Exception) -> None:
@@ -212,7 +241,7 @@ class Transcriber:
             log.warning("asr.batch_item_failed", batched_task=record.task_id, error=str(result))
             return
         self.store.put_artifact(record.task_id, StageName.TRANSCRIBE, result)
-        self.claims.mark_done(record.task_id, record.request.asr_backend)
+        self.claims.mark_done(record.task_id, waiting_group(record))
         log.info("asr.stored", batched_task=record.task_id, segments=len(result.segments))
 
 

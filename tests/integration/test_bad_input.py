@@ -104,13 +104,15 @@ class TestRefusedUploads:
         assert response.status_code == 400
 
     def test_missing_file_part(self, api):
+        """Neither ``file`` nor ``url``: 422 saying to send one of them."""
         response = api.client.post(
             "/v1/process",
             headers=HEADERS_A,
             files={"other": ("a.txt", b"x")},
             data={"features": "raw_transcript"},
         )
-        assert response.status_code == 400
+        assert response.status_code == 422
+        assert "either as `file` (an upload) or as `url`" in response.json()["detail"]
 
 
 class TestAuth:

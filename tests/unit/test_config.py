@@ -174,11 +174,37 @@ class TestAsrSettings:
             ({"MAIE_POCKETSPHINX_VAD_MODE": "4"}, "MAIE_POCKETSPHINX_VAD_MODE"),
             ({"MAIE_CHUNKFORMER_DEVICE": "tpu"}, "MAIE_CHUNKFORMER_DEVICE"),
             ({"MAIE_CHUNKFORMER_LANGUAGE": "Vietnamese"}, "MAIE_CHUNKFORMER_LANGUAGE"),
+            (
+                {"MAIE_WHISPER_MODELS": "fast=small,slow"},
+                "MAIE_WHISPER_MODELS must be name=folder-or-model-name",
+            ),
+            (
+                {"MAIE_WHISPER_MODELS": "fast=small,fast=medium"},
+                "MAIE_WHISPER_MODELS names fast more than once",
+            ),
+            ({"MAIE_WHISPER_MODELS": "a b=small"}, "MAIE_WHISPER_MODELS must be name="),
+            (
+                {"MAIE_WHISPER_MODELS": "fast=small", "MAIE_WHISPER_MODEL": "medium"},
+                "set MAIE_WHISPER_MODELS or MAIE_WHISPER_MODEL, not both",
+            ),
+            ({"MAIE_FETCH_MAX_REDIRECTS": "31"}, "MAIE_FETCH_MAX_REDIRECTS"),
+            ({"MAIE_FETCH_TOTAL_TIMEOUT_S": "0"}, "MAIE_FETCH_TOTAL_TIMEOUT_S"),
         ],
     )
     def test_invalid_values_fail_at_start(self, env, message):
         with pytest.raises(ConfigError, match=re.escape(message)):
             Settings.from_env(env, env_file=None)
+
+    def test_whisper_variants_in_order_and_any_one_first(self):
+        """MAIE_WHISPER_MODELS: name=model pairs, the first the default; each can be put first."""
+        models = " fast = small , large=/models/large-v3 ,x.y_z-1=org/repo"
+        whisper = Settings.from_env({"MAIE_WHISPER_MODELS": models}, env_file=None).whisper
+        pairs = (("fast", "small"), ("large", "/models/large-v3"), ("x.y_z-1", "org/repo"))
+        assert whisper.model_variants() == pairs
+        assert whisper.with_default_variant("large").model_variants() == (pairs[1], pairs[0], pairs[2])
+        with pytest.raises(KeyError):
+            whisper.with_default_variant("medium")
+        assert Settings.from_env({}, env_file=None).whisper.model_variants() == ()
 
     def test_known_backends_are_the_registered_ones(self):
         """The names the settings accept are exactly the registry's backends."""

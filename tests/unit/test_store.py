@@ -74,6 +74,26 @@ class TestAsyncStore:
         assert await store.hold_slots(["next"], limit=1, hold_s=60) is None
         await store.close()
 
+    async def test_loaded_models_are_counted_over_live_workers(self, results_db):
+        """Each heartbeat says which models its worker holds; a stale or retired worker counts for none."""
+        workers = TaskStore.from_url(results_db, ttl_s=60)
+        workers.heartbeat("w1", models=["whisper:a", "whisper:b"])
+        workers.heartbeat("w2", models=["whisper:a"])
+        workers.heartbeat("w3")  # a worker that does not report models
+        store = AsyncTaskStore.from_url(results_db, ttl_s=60)
+
+        assert await store.loaded_models() == {"whisper:a": 2, "whisper:b": 1}
+        workers.heartbeat("w1", models=[])  # it unloaded everything
+        assert await store.loaded_models() == {"whisper:a": 1}
+        workers.client.zadd("maie:workers", {"w2": 1.0})  # its last beat is long gone
+        assert await store.loaded_models() == {}
+        workers.heartbeat("w2", models=["whisper:b"])
+        workers.retire("w2")
+        assert await store.loaded_models() == {}
+        assert not workers.client.exists("maie:workers:w2:models")
+        await store.close()
+        workers.close()
+
     async def test_unreachable_redis(self):
         store = AsyncTaskStore.from_url("redis://127.0.0.1:1/1", ttl_s=60)
         assert await store.ping() is False

@@ -48,13 +48,14 @@ class TestTheList:
 
 class TestServer:
     @pytest.mark.parametrize("form", [ProcessForm, BatchForm])
-    def test_the_forms_are_the_fields_and_the_upload(self, form):
+    def test_the_forms_are_the_fields_and_the_recording(self, form):
+        """The recording is an upload (``file``) or a link to it (``url``)."""
         assert issubclass(form, SubmissionOptions)
-        assert form.__struct_fields__ == (*FIELDS, "file")
+        assert form.__struct_fields__ == (*FIELDS, "file", "url")
 
-    def test_task_request_holds_every_field_and_the_filename(self):
+    def test_task_request_holds_every_field_and_the_labels_of_the_recording(self):
         assert issubclass(TaskRequest, SubmissionOptions)
-        assert set(TaskRequest.__struct_fields__) == {*FIELDS, "filename"}
+        assert set(TaskRequest.__struct_fields__) == {*FIELDS, "filename", "source_url"}
 
     def test_docs_list_every_field_of_post_process(self):
         table = DOCS_API.read_text(encoding="utf-8").split("## POST /v1/process", 1)[1].split("\n## ", 1)[0]

@@ -4,9 +4,10 @@ Each part is copied into the batch folder (``MAIE_DATA_DIR/batches/<batch_id>``)
 an archive (zip, tar, tar.gz/bz2/xz, judged by content) is unpacked there by :mod:`maie.archives`;
 any other part is one recording. Every recording is then probed with PyAV exactly like a single
 upload: what is not decodable audio, or is too short or too long, is skipped with the reason.
-The recordings left each get a task folder and a task record; the batch and all its tasks are
-stored in one Redis transaction and then queued. Any failure on the way removes every folder and
-record made so far, and the batch folder is always removed at the end.
+The recordings left each get a task folder and a task record; so does each URL that passed its
+checks (:mod:`maie.api.intake.urls`), whose task starts with the fetch stage. The batch and all its
+tasks are stored in one Redis transaction and then queued. Any failure on the way removes every
+folder and record made so far, and the batch folder is always removed at the end.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import anyio.to_thread
 import msgspec
 import structlog
 
-from maie.actor_table import PREPROCESS
+from maie.actor_table import FETCH, PREPROCESS
 from maie.api.intake.idempotency import Accepted
 from maie.api.intake.planning import planned_stages
 from maie.api.intake.uploads import CHUNK_BYTES, check_filename, remove_task_dir, stored_name
@@ -39,6 +40,7 @@ from maie.errors import (
     UnprocessableError,
     UnsupportedMediaError,
 )
+from maie.pipeline.fetch import FETCHED_NAME
 from maie.pipeline.preprocess import PreprocessOptions, check_duration, probe
 from maie.schemas import AudioInfo, BatchAccepted, BatchRecord, SkippedMember, TaskRecord
 
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 
     from maie.api.admission import QueueSlots
     from maie.api.intake.idempotency import IdempotencyClaim
+    from maie.api.intake.urls import SubmittedUrl
     from maie.api.services import Services
     from maie.config import Settings
     from maie.pipeline.sandbox import DecodeSandbox
@@ -159,19 +162,19 @@ async def take_in(
     return recordings, skipped
 
 
-async def _check_room(recordings: list[Recording], skipped: list[SkippedMember], slots: QueueSlots) -> None:
-    """Refuse a batch with nothing to do, or hold a queue slot for each of its recordings.
+async def _check_room(count: int, skipped: list[SkippedMember], slots: QueueSlots) -> None:
+    """Refuse a batch with nothing to do, or hold a queue slot for each of its ``count`` recordings.
 
     Raises:
         UnprocessableError: no usable recording, or more than ``MAIE_MAX_QUEUE_DEPTH`` of them.
         QueueFullError: the queue has no room for them now.
     """
-    if not recordings:
+    if not count:
         raise UnprocessableError(
-            "no part of the upload is usable audio; see extra for the reason of each",
+            "no part of the upload is usable audio and no URL may be fetched; see extra for the "
+            "reason of each",
             extra={"skipped": msgspec.to_builtins(skipped)},
         )
-    count = len(recordings)
     server = slots.services.settings.server
     if count > server.max_queue_depth:
         raise UnprocessableError(
@@ -191,13 +194,18 @@ async def accept_batch(
     request_id: str | None,
     idempotency: IdempotencyClaim,
     slots: QueueSlots,
+    urls: Sequence[SubmittedUrl] = (),
+    refused_urls: Sequence[SkippedMember] = (),
 ) -> Accepted[BatchAccepted]:
-    """Turn the parts into queued tasks of one new batch, once per ``Idempotency-Key``.
+    """Turn the parts and URLs into queued tasks of one new batch, once per ``Idempotency-Key``.
 
     Args:
         services: The API's services.
         tenant: Whose batch.
         parts: The uploaded ``file`` parts.
+        urls: The recordings' URLs that passed the submit-time checks: one task each, after the
+            parts' tasks.
+        refused_urls: The URLs that did not, listed in ``skipped``.
         request: The validated options every task gets (its ``filename`` is replaced per task).
         request_id: The HTTP request's id, kept on every task of the batch and its messages.
         idempotency: The request's claim on its ``Idempotency-Key`` (a no-op without one).
@@ -219,6 +227,7 @@ async def accept_batch(
             batch_id=batch_id,
             tenant=tenant,
             parts=parts,
+            urls=(urls, refused_urls),
             request=request,
             request_id=request_id,
             slots=slots,
@@ -247,18 +256,21 @@ async def _create(
     batch_id: str,
     tenant: str,
     parts: Sequence[UploadFile],
+    urls: tuple[Sequence[SubmittedUrl], Sequence[SkippedMember]],
     request: TaskRequest,
     request_id: str | None,
     slots: QueueSlots,
 ) -> Accepted[BatchAccepted]:
     settings = services.settings
+    links, refused = urls
     batch_dir = settings.storage.data_dir / "batches" / batch_id
     await anyio.Path(batch_dir).mkdir(parents=True)
     task_dirs: list[Path] = []
     batch: BatchRecord | None = None
     try:
         recordings, skipped = await take_in(parts, batch_dir, settings, services.sandbox)
-        await _check_room(recordings, skipped, slots)
+        skipped += refused
+        await _check_room(len(recordings) + len(links), skipped, slots)
         now = datetime.now(UTC)
         records = []
         for recording in recordings:
@@ -281,6 +293,24 @@ async def _create(
                     request_id=request_id,
                 )
             )
+        fetched: set[str] = set()  # the tasks of URLs, which start with the fetch stage
+        for link in links:
+            task_id = str(uuid.uuid4())
+            task_dirs.append(settings.storage.data_dir / "audio" / task_id)
+            fetched.add(task_id)
+            records.append(
+                TaskRecord(
+                    task_id=task_id,
+                    tenant=tenant,
+                    submitted_at=now,
+                    request=msgspec.structs.replace(request, filename=None, source_url=link.source_url),
+                    audio_path=str(task_dirs[-1] / FETCHED_NAME),
+                    stages=planned_stages(request.features, fetch=True),
+                    batch_id=batch_id,
+                    request_id=request_id,
+                    fetch_url=link.url,
+                )
+            )
         batch = BatchRecord(
             batch_id=batch_id,
             tenant=tenant,
@@ -291,7 +321,12 @@ async def _create(
         )
         await services.store.create_batch(batch, records, slots=slots.ids)
         slots.stored()
-        await services.enqueue(*(PREPROCESS.message(t, request_id=request_id) for t in batch.task_ids))
+        await services.enqueue(
+            *(
+                (FETCH if t in fetched else PREPROCESS).message(t, request_id=request_id)
+                for t in batch.task_ids
+            )
+        )
     except BaseException:
         for task_dir in task_dirs:
             remove_task_dir(task_dir)

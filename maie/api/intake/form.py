@@ -1,6 +1,7 @@
 """The form of a submission (POST /v1/process and /v1/batches) and its validation.
 
-The forms are the submission fields (:class:`~maie.schemas.SubmissionOptions`) plus the upload.
+The forms are the submission fields (:class:`~maie.schemas.SubmissionOptions`) plus the recording:
+an upload (``file``) or a link to it (``url``, checked in :mod:`maie.api.intake.urls`).
 
 Every field is checked before any file is written: malformed values are 400, a well-formed request
 this server cannot serve (an unknown template, an unavailable backend, hotwords for a backend
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import anyio.to_thread
 from litestar.datastructures import UploadFile  # noqa: TC002 - Litestar reads the form's hints at runtime
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import Parameter
 
 from maie.api.intake.asr_options import check_asr_options
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
 
     from maie.api.services import Services
     from maie.config import Settings
+    from maie.schemas import ModelInfo
 
 __all__ = [
     "DEFAULT_FEATURES",
@@ -45,22 +48,48 @@ LLM_FEATURES = frozenset({Feature.CLEAN_TRANSCRIPT, Feature.SUMMARY, Feature.ENH
 #: ISO 639-1 (two letters) or the few three-letter codes Whisper knows (haw, yue).
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 
+#: The schema of a file part. An optional upload is documented as one that may be left out, not as
+#: "a file or null": a form cannot send a null, and clients and schema tools send a nullable part
+#: as a text field instead of a file.
+_FILE = Schema(
+    type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY, content_media_type="application/octet-stream"
+)
+_OPTIONAL_FILE = Parameter(
+    schema_extra={
+        "one_of": None,
+        "type": _FILE.type,
+        "format": _FILE.format,
+        "content_media_type": _FILE.content_media_type,
+    }
+)
+_OPTIONAL_FILES = Parameter(
+    min_items=1, schema_extra={"one_of": None, "type": OpenAPIType.ARRAY, "items": _FILE, "min_items": 1}
+)
+
 
 class ProcessForm(SubmissionOptions, frozen=True, kw_only=True):
-    """Fields of POST /v1/process (multipart/form-data): the submission fields and the recording."""
+    """Fields of POST /v1/process (multipart/form-data): the submission fields and the recording.
+
+    The recording is ``file`` or ``url``, exactly one of them.
+    """
 
     #: The recording: any container PyAV can demux with at least one audio stream.
-    file: UploadFile
+    file: Annotated[UploadFile | None, _OPTIONAL_FILE] = None
+    #: Or a link to it: the file itself, behind redirects or on a web page, fetched by the worker.
+    url: str | None = None
 
 
 class BatchForm(SubmissionOptions, frozen=True, kw_only=True):
     """Fields of POST /v1/batches (multipart/form-data): the parts plus the options of /v1/process.
 
     The options apply to every recording of the batch (a ``callback_url`` is called by each task).
+    At least one ``file`` or ``url`` is needed; the two may mix.
     """
 
     #: One archive (zip, tar, tar.gz/bz2/xz), or several recordings; archives and recordings may mix.
-    file: Annotated[list[UploadFile], Parameter(min_items=1)]
+    file: Annotated[list[UploadFile] | None, _OPTIONAL_FILES] = None
+    #: Links to recordings: repeated fields, or several in one field, one per line.
+    url: Annotated[list[str], Parameter(min_items=1)] | None = None
 
 
 def parse_features(values: Sequence[str] | None) -> list[Feature]:
@@ -82,11 +111,17 @@ def parse_features(values: Sequence[str] | None) -> list[Feature]:
 
 
 async def validate_request(
-    form: SubmissionOptions, services: Services, *, filename: str | None
+    form: SubmissionOptions, services: Services, *, filename: str | None, source_url: str | None = None
 ) -> TaskRequest:
     """Check every field (and the upload's ``filename``) before any file is written.
 
     A field this function does not check is passed on as the form parsed it (its type is checked).
+
+    Args:
+        form: The submission fields.
+        services: The API's services.
+        filename: The upload's name, a label.
+        source_url: The recording's URL without credentials (checked already), a label too.
 
     Raises:
         InvalidRequestError: a malformed value (400).
@@ -114,12 +149,12 @@ async def validate_request(
         raise BackendUnavailableError(
             f"unknown asr_backend {backend!r}; known backends: {', '.join(sorted(REGISTRY.ids()))}"
         )
-    # Only the chosen backend is checked: probing the others (torch imports) would slow every submit.
-    model = await anyio.to_thread.run_sync(REGISTRY.info, backend, settings)
+    # Only the chosen backend (and variant) is checked: probing others (torch imports) would slow
+    # every submit.
+    variant, model = await anyio.to_thread.run_sync(_backend_info, backend, form.model, settings)
     if not model.available:
-        raise BackendUnavailableError(
-            f"asr_backend {backend!r} is unavailable on this server: {model.unavailable_reason}"
-        )
+        chosen = f"model {variant!r} of asr_backend {backend!r}" if variant else f"asr_backend {backend!r}"
+        raise BackendUnavailableError(f"{chosen} is unavailable on this server: {model.unavailable_reason}")
     language = form.language.strip().lower() if form.language else None
     if language and not LANGUAGE_CODE.match(language):
         raise InvalidRequestError(f"language must be an ISO 639-1 code such as 'en', got {form.language!r}")
@@ -141,6 +176,19 @@ async def validate_request(
         "hotwords": asr_options.hotwords,
         "initial_prompt": asr_options.initial_prompt,
         "beam_size": asr_options.beam_size,
+        "model": variant,
     }
     sent = {name: getattr(form, name) for name in SubmissionOptions.__struct_fields__}
-    return TaskRequest(**{**sent, **checked}, filename=check_filename(filename))
+    return TaskRequest(**{**sent, **checked}, filename=check_filename(filename), source_url=source_url)
+
+
+def _backend_info(backend: str, name: str | None, settings: Settings) -> tuple[str | None, ModelInfo]:
+    """The chosen variant's name (None for a backend without variants) and its checked info (blocking).
+
+    Raises:
+        UnprocessableError: an unknown variant name, or one for a backend without variants.
+    """
+    variant = REGISTRY.variant(backend, settings, (name or "").strip() or None)
+    if variant is None:
+        return None, REGISTRY.info(backend, settings)
+    return variant.name, REGISTRY.info(backend, variant.settings)

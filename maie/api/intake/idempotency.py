@@ -7,7 +7,8 @@ long as task records live (``MAIE_RESULT_TTL_S``). Keys are per tenant.
 The key is claimed in Redis (``SET NX``) before any file is moved, so of two concurrent requests
 with one key exactly one creates the task; the other gets ``409 Conflict`` while the first is in
 progress, and the first task once it is created. A repeat whose parameters differ from the
-first request's is refused with 422, as it is most likely a client bug. A request that fails
+first request's is refused with 422, as it is most likely a client bug (a recording's URL is
+part of the request: the whole URL, secret query values included, counts). A request that fails
 releases its claim, so the client can retry with the same key.
 """
 
@@ -23,7 +24,7 @@ from maie.errors import ConflictError, InvalidRequestError, StoreUnavailableErro
 from maie.store.keys import idempotency_key
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
     from litestar.connection import ASGIConnection
 
@@ -52,8 +53,12 @@ class _Entry(msgspec.Struct, frozen=True, kw_only=True):
     done: bool = False
 
 
-def _fingerprint(request: msgspec.Struct) -> str:
-    return hashlib.sha256(msgspec.json.encode(request)).hexdigest()
+def _fingerprint(request: msgspec.Struct, urls: Sequence[str]) -> str:
+    digest = hashlib.sha256(msgspec.json.encode(request))
+    if urls:
+        # The recorded URLs are redacted; the ones fetched are not, and two requests differ by them.
+        digest.update(b"\0" + msgspec.json.encode(list(urls)))
+    return digest.hexdigest()
 
 
 class Accepted(NamedTuple, Generic[T]):
@@ -77,13 +82,20 @@ class IdempotencyClaim:
     """One request's use of an ``Idempotency-Key`` (a no-op when the request has none)."""
 
     def __init__(
-        self, store: AsyncTaskStore, tenant: str, key: str | None, *, kind: str, request: msgspec.Struct
+        self,
+        store: AsyncTaskStore,
+        tenant: str,
+        key: str | None,
+        *,
+        kind: str,
+        request: msgspec.Struct,
+        urls: Sequence[str] = (),
     ) -> None:
         self.store = store
         self.key = key
         self.kind = kind
         self._redis_key = idempotency_key(tenant, key) if key else ""
-        self._fingerprint = _fingerprint(request)
+        self._fingerprint = _fingerprint(request, urls)
         self._pending: bytes | None = None
 
     @classmethod
@@ -95,6 +107,7 @@ class IdempotencyClaim:
         *,
         kind: str,
         request: msgspec.Struct,
+        urls: Sequence[str] = (),
     ) -> IdempotencyClaim:
         """The claim for ``connection``'s ``Idempotency-Key`` header, checked.
 
@@ -104,6 +117,7 @@ class IdempotencyClaim:
             tenant: The caller's tenant.
             kind: ``"task"`` or ``"batch"``; a key is never shared between the two.
             request: The validated request options; a repeat must match them.
+            urls: The recordings' URLs as given; a repeat must match them too.
 
         Raises:
             InvalidRequestError: if the key is empty, too long or not printable ASCII.
@@ -113,7 +127,7 @@ class IdempotencyClaim:
             raise InvalidRequestError(
                 f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters (a UUID is a good choice)"
             )
-        return cls(store, tenant, key, kind=kind, request=request)
+        return cls(store, tenant, key, kind=kind, request=request, urls=urls)
 
     async def claim(self, new_id: str, *, exists: Callable[[str], Awaitable[bool]]) -> str | None:
         """Claim the key for ``new_id``.

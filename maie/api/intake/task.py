@@ -2,8 +2,10 @@
 
 The upload is copied in chunks to ``MAIE_DATA_DIR/audio/<task_id>/raw.part``, probed with PyAV in
 the decode sandbox and kept as ``raw.<ext>``; then the task record is stored and its first message
-queued. Any failure on the way removes the folder and the record, so nothing half-made stays
-behind. :func:`accept_task` mirrors :func:`maie.api.intake.batch.accept_batch`.
+queued. A recording given by URL (checked already) is not touched here: its task starts with the
+fetch stage, which downloads it into that folder and probes it the same way. Any failure on the
+way removes the folder and the record, so nothing half-made stays behind. :func:`accept_task`
+mirrors :func:`maie.api.intake.batch.accept_batch`.
 """
 
 from __future__ import annotations
@@ -14,22 +16,26 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from maie.actor_table import PREPROCESS
+from maie.actor_table import FETCH, PREPROCESS
 from maie.api.intake.idempotency import Accepted
 from maie.api.intake.planning import planned_stages
 from maie.api.intake.uploads import receive_upload, remove_task_dir
+from maie.api.intake.urls import SubmittedUrl
 from maie.api.queries import load_task
 from maie.errors import NotFoundError, StoreUnavailableError
+from maie.pipeline.fetch import FETCHED_NAME
 from maie.pipeline.preprocess import PreprocessOptions
 from maie.schemas import ProcessAccepted, TaskRecord, TaskStatus
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from litestar.datastructures import UploadFile
 
     from maie.api.admission import QueueSlots
     from maie.api.intake.idempotency import IdempotencyClaim
     from maie.api.services import Services
-    from maie.schemas import TaskRequest
+    from maie.schemas import AudioInfo, TaskRequest
 
 __all__ = ["accept_task"]
 
@@ -40,18 +46,18 @@ async def accept_task(
     services: Services,
     *,
     tenant: str,
-    upload: UploadFile,
+    upload: UploadFile | SubmittedUrl,
     request: TaskRequest,
     request_id: str | None,
     idempotency: IdempotencyClaim,
     slots: QueueSlots,
 ) -> Accepted[ProcessAccepted]:
-    """Turn the upload into a queued task, once per ``Idempotency-Key``.
+    """Turn the upload (or the URL) into a queued task, once per ``Idempotency-Key``.
 
     Args:
         services: The API's services.
         tenant: Whose task.
-        upload: The uploaded ``file`` part.
+        upload: The uploaded ``file`` part, or the checked ``url``.
         request: The validated options of the task.
         request_id: The HTTP request's id, kept on the task and its messages.
         idempotency: The request's claim on its ``Idempotency-Key`` (a no-op without one).
@@ -95,7 +101,7 @@ async def _create(
     *,
     task_id: str,
     tenant: str,
-    upload: UploadFile,
+    upload: UploadFile | SubmittedUrl,
     request: TaskRequest,
     request_id: str | None,
     slots: QueueSlots,
@@ -103,11 +109,17 @@ async def _create(
     settings = services.settings
     structlog.contextvars.bind_contextvars(task_id=task_id)
     task_dir = settings.storage.data_dir / "audio" / task_id
+    by_url = isinstance(upload, SubmittedUrl)
     created = False
+    info: AudioInfo | None = None
     try:
-        raw, info = await receive_upload(
-            upload, task_dir, PreprocessOptions.from_settings(settings.audio), services.sandbox
-        )
+        if isinstance(upload, SubmittedUrl):
+            # The fetch stage writes the recording here; its probe renames it raw.<ext>.
+            raw: Path = task_dir / FETCHED_NAME
+        else:
+            raw, info = await receive_upload(
+                upload, task_dir, PreprocessOptions.from_settings(settings.audio), services.sandbox
+            )
         record = TaskRecord(
             task_id=task_id,
             tenant=tenant,
@@ -115,13 +127,15 @@ async def _create(
             request=request,
             audio_path=str(raw),
             source=info,
-            stages=planned_stages(request.features),
+            stages=planned_stages(request.features, fetch=by_url),
             request_id=request_id,
+            fetch_url=upload.url if isinstance(upload, SubmittedUrl) else None,
         )
         await services.store.create(record, slots=slots.ids)
         slots.stored()
         created = True
-        await services.enqueue(PREPROCESS.message(task_id, request_id=request_id))
+        first = FETCH if by_url else PREPROCESS
+        await services.enqueue(first.message(task_id, request_id=request_id))
     except BaseException:
         # Nothing half-made stays behind: no folder, no record, no count in the queue depth.
         remove_task_dir(task_dir)
@@ -132,8 +146,9 @@ async def _create(
     log.info(
         "task.accepted",
         features=[f.value for f in request.features],
-        duration_s=info.duration_s,
-        container=info.container,
+        duration_s=info.duration_s if info else None,
+        container=info.container if info else None,
+        source_url=request.source_url,
     )
     return _accepted(task_id, TaskStatus.PENDING)
 

@@ -1,13 +1,13 @@
 """Uploads: streamed from the parsed form into the task folder, then judged by PyAV.
 
 The client's filename is kept only as a label: it is checked for path tricks (a client that sends
-``../../etc/passwd`` is told so) but never used to build a path. The stored name is
-``raw.<ext>`` with the extension of the container PyAV found.
+``../../etc/passwd`` is told so) but never used to build a path. The probe and the stored name
+(``raw.<ext>`` with the extension of the container PyAV found) are those of every recording,
+fetched ones included (:mod:`maie.pipeline.recording`).
 """
 
 from __future__ import annotations
 
-import functools
 import shutil
 import unicodedata
 from typing import TYPE_CHECKING
@@ -17,7 +17,7 @@ import anyio
 import anyio.to_thread
 
 from maie.errors import InvalidRequestError
-from maie.pipeline.preprocess import check_duration, probe
+from maie.pipeline.recording import keep_recording, stored_name
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -34,8 +34,6 @@ __all__ = ["CHUNK_BYTES", "check_filename", "receive_upload", "remove_task_dir",
 CHUNK_BYTES = 1024 * 1024
 #: Longest filename kept as a label.
 MAX_FILENAME = 255
-#: Container names (PyAV) mapped to the extension of the stored file.
-_EXTENSIONS = {"mov": "mp4", "matroska": "mkv", "ogg": "ogg", "wav": "wav", "mp3": "mp3", "flac": "flac"}
 
 
 def check_filename(filename: str | None) -> str | None:
@@ -62,16 +60,6 @@ def check_filename(filename: str | None) -> str | None:
     return name
 
 
-def _extension(info: AudioInfo) -> str:
-    first = info.container.split(",")[0]
-    return _EXTENSIONS.get(first, first if first.isalnum() else "bin")
-
-
-def stored_name(info: AudioInfo) -> str:
-    """Name of an accepted recording in its task folder: ``raw.<ext>`` of the container found."""
-    return f"raw.{_extension(info)}"
-
-
 async def receive_upload(
     upload: UploadFile, task_dir: Path, options: PreprocessOptions, sandbox: DecodeSandbox | None = None
 ) -> tuple[Path, AudioInfo]:
@@ -91,18 +79,7 @@ async def receive_upload(
     async with aiofiles.open(part, "wb") as out:
         while chunk := await upload.read(CHUNK_BYTES):
             await out.write(chunk)
-    # A container that states no duration is measured by decoding; stop counting past the limit.
-    check = functools.partial(
-        probe,
-        part,
-        max_duration_s=options.max_duration_s,
-        decode_time_limit_s=options.decode_time_limit_s,
-    )
-    info = await anyio.to_thread.run_sync(check if sandbox is None else functools.partial(sandbox.run, check))
-    check_duration(info, options)
-    raw = task_dir / f"raw.{_extension(info)}"
-    await anyio.Path(part).rename(raw)
-    return raw, info
+    return await anyio.to_thread.run_sync(keep_recording, part, options, sandbox)
 
 
 def remove_task_dir(task_dir: Path) -> None:

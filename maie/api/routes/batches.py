@@ -1,7 +1,8 @@
 """Batches: POST /v1/batches, GET /v1/batches/{id}, GET /v1/batches/{id}/export.
 
-A batch is one upload of one archive (zip, tar, tar.gz) or of several ``file`` parts, with the
-options of /v1/process applied to every recording in it; each recording becomes a task.
+A batch is one upload of one archive (zip, tar, tar.gz) or of several ``file`` parts, and/or a list
+of recordings' ``url``s, with the options of /v1/process applied to every recording in it; each
+recording becomes a task.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from maie.api.admission import AdmissionMiddleware, queue_slot_guard, slots_of
 from maie.api.batch_export import BatchExportFormat, export_rows, render_rows
 from maie.api.guards import tenant_of
 from maie.api.intake import BatchForm, IdempotencyClaim, accept_batch, validate_request
+from maie.api.intake.urls import batch_urls
 from maie.api.openapi import error_responses
 from maie.api.queries import load_batch, summary_of
 from maie.api.request_id import request_id_of
-from maie.errors import NotFoundError
+from maie.errors import NotFoundError, UnprocessableError
 from maie.schemas import BatchAccepted, BatchStatus
 
 if TYPE_CHECKING:
@@ -50,10 +52,11 @@ class BatchesController(Controller):
         guards=[queue_slot_guard],
         middleware=[AdmissionMiddleware()],
         responses=error_responses(409, 413, 422),
-        summary="Submit an archive or several recordings as one batch",
+        summary="Submit an archive, several recordings or several URLs as one batch",
         description=(
             "Archives are unpacked with limits on entries, unpacked size and compression ratio; "
-            "members that are not usable audio are listed in `skipped` with the reason."
+            "members that are not usable audio, and URLs that may not be fetched, are listed in "
+            "`skipped` with the reason."
         ),
     )
     async def create(
@@ -63,17 +66,25 @@ class BatchesController(Controller):
         services: NamedDependency[Services],
     ) -> Response[BatchAccepted]:
         """Accept a batch: every usable recording becomes a queued task."""
-        task_request = await validate_request(data, services, filename=data.file[0].filename)
+        parts = data.file or []
+        if not parts and not data.url:
+            raise UnprocessableError("send at least one `file` (recording or archive) or `url`")
+        task_request = await validate_request(data, services, filename=parts[0].filename if parts else None)
+        sent, links, refused = await batch_urls(data.url, services.settings)
         tenant = tenant_of(request)
-        claim = IdempotencyClaim.of(request, services.store, tenant, kind="batch", request=task_request)
+        claim = IdempotencyClaim.of(
+            request, services.store, tenant, kind="batch", request=task_request, urls=sent
+        )
         accepted = await accept_batch(
             services,
             tenant=tenant,
-            parts=data.file,
+            parts=parts,
             request=task_request,
             request_id=request_id_of(request),
             idempotency=claim,
             slots=slots_of(request),
+            urls=links,
+            refused_urls=refused,
         )
         return Response(accepted.body, status_code=202, headers=accepted.headers)
 

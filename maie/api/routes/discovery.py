@@ -1,15 +1,21 @@
-"""GET /v1/models and /v1/templates: what this server can do, checked rather than assumed."""
+"""GET /v1/models and /v1/templates: what this server can do, checked rather than assumed.
+
+Whether a model variant is loaded is known to workers only: each worker's heartbeat writes the
+models it holds to Redis, and /v1/models counts the live workers that hold each one.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
+import msgspec
 from litestar import Controller, get
 
 from maie.errors import NotFoundError
+from maie.pipeline.asr.base import model_label
 from maie.pipeline.asr.registry import describe
-from maie.schemas import ModelsResponse, TemplateInfo, TemplatesResponse
+from maie.schemas import ModelInfo, ModelsResponse, TemplateInfo, TemplatesResponse
 
 if TYPE_CHECKING:
     from litestar.di import NamedDependency
@@ -25,10 +31,12 @@ class DiscoveryController(Controller):
 
     tags = ("discovery",)
 
-    @get("/models", summary="ASR backends with capabilities and real availability")
+    @get("/models", summary="ASR backends and their model variants, with real availability")
     async def models(self, services: NamedDependency[Services]) -> ModelsResponse:
         """List ASR backends; ``available`` comes from a check of library, weights and device."""
-        return ModelsResponse(models=await anyio.to_thread.run_sync(describe, services.settings))
+        described = await anyio.to_thread.run_sync(describe, services.settings)
+        loaded = await services.store.loaded_models()
+        return ModelsResponse(models=[_with_loaded(info, loaded) for info in described])
 
     @get("/templates", summary="Summary templates")
     async def templates(self, services: NamedDependency[Services]) -> TemplatesResponse:
@@ -60,3 +68,14 @@ class DiscoveryController(Controller):
             "description": template.description,
             "schema": template.schema,
         }
+
+
+def _with_loaded(info: ModelInfo, loaded: dict[str, int]) -> ModelInfo:
+    """``info`` with each variant's count of live workers holding it in memory."""
+    if not info.variants:
+        return info
+    variants = []
+    for variant in info.variants:
+        workers = loaded.get(model_label(info.backend_id, variant.name), 0)
+        variants.append(msgspec.structs.replace(variant, loaded=workers > 0, loaded_workers=workers))
+    return msgspec.structs.replace(info, variants=variants)

@@ -1,4 +1,4 @@
-"""POST /v1/process: accept an upload and a choice of features, start the pipeline."""
+"""POST /v1/process: accept a recording (an upload or a URL) and a choice of features, start the pipeline."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from litestar.params import Body
 from maie.api.admission import AdmissionMiddleware, queue_slot_guard, slots_of
 from maie.api.guards import submission_rate_limit_guard, tenant_of
 from maie.api.intake import IdempotencyClaim, ProcessForm, accept_task, validate_request
+from maie.api.intake.urls import check_url, one_source
 from maie.api.openapi import error_responses
 from maie.api.request_id import request_id_of
 from maie.schemas import ProcessAccepted  # noqa: TC001 - Litestar reads the handler's hints at runtime
@@ -36,7 +37,10 @@ class ProcessController(Controller):
         middleware=[AdmissionMiddleware()],
         responses=error_responses(400, 409, 413, 415, 422),
         summary="Submit a recording",
-        description="Streams the upload to disk, checks it is decodable audio, and queues the pipeline.",
+        description=(
+            "Streams the upload to disk, checks it is decodable audio, and queues the pipeline; or, "
+            "with `url` instead of `file`, checks the URL's host and queues a fetch stage first."
+        ),
     )
     async def submit(
         self,
@@ -45,13 +49,25 @@ class ProcessController(Controller):
         services: NamedDependency[Services],
     ) -> Response[ProcessAccepted]:
         """Accept a recording and start its pipeline."""
-        task_request = await validate_request(data, services, filename=data.file.filename)
+        source = one_source(data.file, data.url)
+        if isinstance(source, str):
+            link = await check_url(source, services.settings)
+            task_request = await validate_request(data, services, filename=None, source_url=link.source_url)
+        else:
+            task_request = await validate_request(data, services, filename=source.filename)
         tenant = tenant_of(request)
-        claim = IdempotencyClaim.of(request, services.store, tenant, kind="task", request=task_request)
+        claim = IdempotencyClaim.of(
+            request,
+            services.store,
+            tenant,
+            kind="task",
+            request=task_request,
+            urls=[link.url] if isinstance(source, str) else [],
+        )
         accepted = await accept_task(
             services,
             tenant=tenant,
-            upload=data.file,
+            upload=link if isinstance(source, str) else source,
             request=task_request,
             request_id=request_id_of(request),
             idempotency=claim,

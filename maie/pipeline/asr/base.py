@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import importlib
 from abc import abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -30,7 +30,9 @@ __all__ = [
     "AsrInput",
     "Availability",
     "BackendSpec",
+    "Variant",
     "missing_library",
+    "model_label",
 ]
 
 OptionsT = TypeVar("OptionsT")
@@ -112,6 +114,25 @@ class Availability(msgspec.Struct, frozen=True, kw_only=True):
     reason: str | None = None
     #: Languages of the configured model when they depend on settings; ``None`` keeps the spec's.
     languages: tuple[str, ...] | None = None
+    #: Bytes of the model's weights on disk; ``None`` when they are not on disk (yet).
+    size_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One model variant of a backend, which a request names with ``model=<name>``."""
+
+    name: str
+    #: The folder or model name it loads.
+    model: str
+    #: The settings that make the backend load this variant (its factory and probe take them);
+    #: left out of the repr, which would otherwise carry every secret setting into a log line.
+    settings: Settings = field(repr=False)
+
+
+def model_label(backend_id: str, variant: str) -> str:
+    """How a loaded model variant is named where workers report it: ``<backend>:<variant>``."""
+    return f"{backend_id}:{variant}"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -139,6 +160,8 @@ class BackendSpec:
     #: Model variants (case-insensitive glob patterns on the name or folder) that write punctuation
     #: and casing themselves; transcript enhancement is skipped for them.
     punctuated_variants: tuple[str, ...] = ()
+    #: The configured model variants, default first (no I/O); ``None`` for a backend with one model.
+    variants: Callable[[Settings], tuple[Variant, ...]] | None = None
 
     def has_native_punctuation(self, *names: str) -> bool:
         """Whether a model known by any of ``names`` (variant, path) punctuates its own output."""

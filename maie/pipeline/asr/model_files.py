@@ -21,6 +21,7 @@ __all__ = [
     "local_model_dir",
     "locate_model",
     "model_problem",
+    "model_size",
 ]
 
 #: Model hub probed when ``HF_ENDPOINT`` is unset.
@@ -142,6 +143,27 @@ def locate_model(model: str, download_root: Path, *, env_var: str = "MAIE_WHISPE
             f"set {env_var} to a local CTranslate2 folder or fetch the weights first"
         )
         raise FileNotFoundError(msg) from exc
+
+
+def model_size(model: str, download_root: Path) -> int | None:
+    """Bytes of ``model``'s files on disk, or ``None`` when it is not on disk (never downloads).
+
+    Args:
+        model: A folder or a model name.
+        download_root: The download cache, ``MAIE_DATA_DIR/models``.
+    """
+    folder = local_model_dir(model)
+    if folder is None:
+        from faster_whisper.utils import download_model  # noqa: PLC0415 - heavy import, only when asked
+
+        try:
+            folder = Path(download_model(model, cache_dir=str(download_root), local_files_only=True))
+        except (ValueError, OSError):
+            return None
+    if not folder.is_dir():
+        return None
+    # is_file() and stat() follow links, so a hub cache's links into its blob store count their blobs.
+    return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
 def _folder_problem(folder: Path, env_var: str) -> str | None:

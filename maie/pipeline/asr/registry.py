@@ -11,17 +11,18 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import structlog
 
-from maie.errors import BackendUnavailableError
+from maie.errors import BackendUnavailableError, UnprocessableError
 from maie.pipeline.asr import chunkformer, pocketsphinx, whisper
-from maie.schemas import ModelInfo
+from maie.schemas import ModelInfo, ModelVariant
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
     from maie.config import Settings
-    from maie.pipeline.asr.base import AsrBackend, Availability, BackendSpec
+    from maie.pipeline.asr.base import AsrBackend, Availability, BackendSpec, Variant
 
 __all__ = [
     "AVAILABILITY_TTL_S",
@@ -120,8 +121,60 @@ class BackendRegistry:
         return info
 
     def describe(self, settings: Settings, *, refresh: bool = False) -> list[ModelInfo]:
-        """Every registered backend as ``/v1/models`` shows it."""
-        return [self.info(backend_id, settings, refresh=refresh) for backend_id in self._specs]
+        """Every registered backend as ``/v1/models`` shows it, each model variant checked."""
+        described = []
+        for backend_id in self._specs:
+            info = self.info(backend_id, settings, refresh=refresh)
+            if self._specs[backend_id].variants is not None:
+                variants = [
+                    _variant_info(variant, self.info(backend_id, variant.settings, refresh=refresh), n == 0)
+                    for n, variant in enumerate(self.variants(backend_id, settings))
+                ]
+                info = msgspec.structs.replace(info, variants=variants)
+            described.append(info)
+        return described
+
+    def variants(self, backend_id: str, settings: Settings) -> tuple[Variant, ...]:
+        """The model variants of ``backend_id``, default first; empty for a backend with one model.
+
+        Raises:
+            BackendUnavailableError: if ``backend_id`` is unknown.
+        """
+        spec = self.get_spec(backend_id)
+        return () if spec.variants is None else spec.variants(settings)
+
+    def variant(self, backend_id: str, settings: Settings, name: str | None) -> Variant | None:
+        """The variant ``name`` of ``backend_id`` (the default one when ``name`` is None).
+
+        Returns:
+            The variant, whose settings build and check that model; None for a backend without
+            variants when no name is given.
+
+        Raises:
+            UnprocessableError: for a name the backend does not have, listing those it has.
+            BackendUnavailableError: if ``backend_id`` is unknown.
+        """
+        variants = self.variants(backend_id, settings)
+        if not variants:
+            if name is None:
+                return None
+            with_variants = [b for b, spec in self._specs.items() if spec.variants is not None]
+            raise UnprocessableError(
+                f"asr_backend {backend_id!r} has no model variants to choose from; model applies to "
+                f"{', '.join(with_variants)}",
+                extra={"backends_with_models": with_variants},
+            )
+        if name is None:
+            return variants[0]
+        for variant in variants:
+            if variant.name == name:
+                return variant
+        known = [v.name for v in variants]
+        raise UnprocessableError(
+            f"unknown model {name[:64]!r} for asr_backend {backend_id!r}; known models: {', '.join(known)} "
+            "(GET /v1/models)",
+            extra={"known_models": known},
+        )
 
     def ensure_available(self, backend_id: str, settings: Settings) -> ModelInfo:
         """The backend's info if it can run here.
@@ -151,6 +204,17 @@ def _probe(spec: BackendSpec, settings: Settings) -> Availability:
     return availability
 
 
+def _variant_info(variant: Variant, info: ModelInfo, default: bool) -> ModelVariant:
+    return ModelVariant(
+        name=variant.name,
+        model=variant.model,
+        default=default,
+        available=info.available,
+        unavailable_reason=info.unavailable_reason,
+        size_bytes=info.size_bytes,
+    )
+
+
 def _model_info(spec: BackendSpec, availability: Availability) -> ModelInfo:
     return ModelInfo(
         backend_id=spec.backend_id,
@@ -163,6 +227,7 @@ def _model_info(spec: BackendSpec, availability: Availability) -> ModelInfo:
         device=availability.device,
         compute_type=availability.compute_type,
         languages=_languages(spec, availability),
+        size_bytes=availability.size_bytes,
     )
 
 

@@ -20,13 +20,20 @@ import structlog
 
 from maie.errors import ModelLoadError
 from maie.hardware import cpu_compute_type, probe_cuda
-from maie.pipeline.asr.base import AsrBackend, AsrInput, Availability, BackendSpec, missing_library
+from maie.pipeline.asr.base import (
+    AsrBackend,
+    AsrInput,
+    Availability,
+    BackendSpec,
+    missing_library,
+    model_label,
+)
 from maie.pipeline.asr.checkpoint import checkpoint_hash
 from maie.pipeline.asr.language import whisper_detector
-from maie.pipeline.asr.model_files import locate_model, model_problem
+from maie.pipeline.asr.model_files import locate_model, model_problem, model_size
 from maie.pipeline.asr.segments import clamp, unit, weighted_confidence
 from maie.pipeline.asr.wav_windows import WavWindows
-from maie.pipeline.asr.whisper_options import WHISPER_LANGUAGES, WhisperOptions
+from maie.pipeline.asr.whisper_options import WHISPER_LANGUAGES, WhisperOptions, whisper_variants
 from maie.schemas import AsrArtifact, AsrVersion, Segment, Word
 
 if TYPE_CHECKING:
@@ -77,6 +84,11 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
     def loaded(self) -> bool:
         """Whether the model is in memory."""
         return self._model is not None
+
+    @property
+    def model_label(self) -> str:
+        """The variant as workers report it loaded (``whisper:<variant>``)."""
+        return model_label(self.backend_id, self.options.variant)
 
     def cache_key(self) -> Hashable:
         """The backend id and the full options.
@@ -328,9 +340,16 @@ def check_availability(settings: Settings) -> Availability:
             f"MAIE_WHISPER_DEVICE=cuda but CUDA is not usable here ({cuda.reason}); "
             "set MAIE_WHISPER_DEVICE=auto or cpu"
         )
+    env_var = "MAIE_WHISPER_MODELS" if opts.name is not None else "MAIE_WHISPER_MODEL"
     if reason is None:
-        reason = model_problem(opts.model, opts.download_root)
-    return Availability(variant=opts.model, device=opts.device, compute_type=opts.compute_type, reason=reason)
+        reason = model_problem(opts.model, opts.download_root, env_var=env_var)
+    return Availability(
+        variant=opts.variant,
+        device=opts.device,
+        compute_type=opts.compute_type,
+        reason=reason,
+        size_bytes=model_size(opts.model, opts.download_root) if reason is None else None,
+    )
 
 
 #: Registry entry of this backend.
@@ -352,6 +371,7 @@ SPEC = BackendSpec(
     probe=check_availability,
     # Punctuation is a property of the fine-tune, not of faster-whisper: these write it themselves.
     punctuated_variants=("*erax-wow-turbo*",),
+    variants=whisper_variants,
 )
 
 

@@ -1,7 +1,9 @@
 """Frozen options of the Whisper backend, resolved once from :class:`~maie.config.WhisperSettings`.
 
 Everything ``auto`` in the settings is made concrete here (device, compute type, default model),
-so the options say exactly what will run and can be recorded in result versions.
+so the options say exactly what will run and can be recorded in result versions. The model is the
+first variant of MAIE_WHISPER_MODELS (:func:`whisper_variants` gives each variant the settings
+that put it first), else MAIE_WHISPER_MODEL.
 """
 
 from __future__ import annotations
@@ -13,10 +15,11 @@ import msgspec
 import structlog
 
 from maie.hardware import resolve_device
+from maie.pipeline.asr.base import Variant
 from maie.pipeline.asr.model_files import local_model_dir
 
 if TYPE_CHECKING:
-    from maie.config import WhisperSettings
+    from maie.config import Settings, WhisperSettings
     from maie.hardware import CudaProbe
 
 __all__ = [
@@ -24,6 +27,7 @@ __all__ = [
     "DEFAULT_GPU_MODEL",
     "WHISPER_LANGUAGES",
     "WhisperOptions",
+    "whisper_variants",
 ]
 
 #: Model used on a GPU when MAIE_WHISPER_MODEL is unset: near large-v3 accuracy at a fraction of the cost.
@@ -47,6 +51,8 @@ class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     #: Model name (``small``, ``large-v3-turbo``, ``org/repo``) or a local CTranslate2 folder.
     model: str
+    #: The variant's name in MAIE_WHISPER_MODELS; ``None`` names it after the model (:attr:`variant`).
+    name: str | None = None
     #: ``cuda`` or ``cpu``.
     device: str
     #: CTranslate2 compute type, e.g. ``float16`` or ``int8``.
@@ -138,8 +144,11 @@ class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
         """Like :meth:`from_settings`, without the log line (for periodic availability checks)."""
         choice = resolve_device(whisper.device, whisper.compute_type, cuda=cuda)
         default_model = DEFAULT_GPU_MODEL if choice.device == "cuda" else DEFAULT_CPU_MODEL
+        named = whisper.model_variants()
+        name, model = named[0] if named else (None, whisper.model or default_model)
         return cls(
-            model=whisper.model or default_model,
+            model=model,
+            name=name,
             device=choice.device,
             compute_type=choice.compute_type,
             device_fallback=choice.fallback,
@@ -167,7 +176,9 @@ class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def variant(self) -> str:
-        """The model's short name: the name itself, or a local folder's name."""
+        """The variant's name: its name in MAIE_WHISPER_MODELS, else the model's name or folder name."""
+        if self.name is not None:
+            return self.name
         folder = local_model_dir(self.model)
         return self.model if folder is None else folder.resolve().name
 
@@ -221,3 +232,20 @@ class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
         if initial_prompt := initial_prompt or self.initial_prompt:
             kwargs["initial_prompt"] = initial_prompt
         return kwargs
+
+
+def whisper_variants(settings: Settings) -> tuple[Variant, ...]:
+    """The Whisper models a request can choose from, default first, each with the settings that load it.
+
+    With MAIE_WHISPER_MODELS unset, the one model (MAIE_WHISPER_MODEL, or the default for the
+    device) is the only variant, named after the model.
+    """
+    whisper = settings.whisper
+    named = whisper.model_variants()
+    if not named:
+        options = WhisperOptions.resolve(whisper, settings.storage.data_dir)
+        return (Variant(options.variant, options.model, settings),)
+    return tuple(
+        Variant(name, model, msgspec.structs.replace(settings, whisper=whisper.with_default_variant(name)))
+        for name, model in named
+    )

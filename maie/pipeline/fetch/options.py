@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Final, Literal
 
 import msgspec
 
@@ -16,11 +16,15 @@ from maie.errors import (
 )
 from maie.outbound import AddressRules
 
+if TYPE_CHECKING:
+    from maie.config import Settings
+
 __all__ = ["FETCHED_NAME", "FetchInput", "FetchLimits", "FetchOptions", "FetchedMedia", "fetch_rules"]
 
 #: Name of the downloaded file in the destination folder (``<name>.part`` while it is written).
 FETCHED_NAME: Final = "fetched"
 
+_MIB: Final = 1024 * 1024
 _PositiveFloat = Annotated[float, msgspec.Meta(gt=0)]
 _Positive = Annotated[int, msgspec.Meta(gt=0)]
 
@@ -59,6 +63,22 @@ class FetchOptions(msgspec.Struct, frozen=True, kw_only=True):
     allow_private: bool = False
     #: ``User-Agent`` of direct downloads (yt-dlp sends its own to the pages it reads).
     user_agent: str = f"MAIE-Fetch/{__version__}"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FetchOptions:
+        """The options of ``settings``: MAIE_FETCH_*, with the upload's size and duration limits."""
+        fetch = settings.fetch
+        limits = FetchLimits(
+            max_bytes=int(settings.server.max_file_size_mb * _MIB),
+            max_duration_s=settings.audio.max_duration_s,
+            connect_timeout_s=fetch.connect_timeout_s,
+            total_timeout_s=fetch.total_timeout_s,
+            stall_timeout_s=fetch.stall_timeout_s,
+            min_bytes_per_s=fetch.min_bytes_per_s,
+            max_redirects=fetch.max_redirects,
+            max_page_bytes=int(fetch.max_page_mb * _MIB),
+        )
+        return cls(limits=limits, allow_private=fetch.allow_private)
 
 
 class FetchInput(msgspec.Struct, frozen=True, kw_only=True):

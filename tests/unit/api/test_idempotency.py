@@ -67,6 +67,29 @@ class TestClaims:
         with pytest.raises(UnprocessableError):
             await _claim(store, key, kind="batch").claim("batch-1", exists=_always)
 
+    async def test_the_url_fetched_counts_not_only_the_one_recorded(self, store):
+        """Two URLs that differ only in a secret are recorded alike but are different requests."""
+        key = str(uuid.uuid4())
+        request = TaskRequest(
+            features=[Feature.RAW_TRANSCRIPT],
+            asr_backend="whisper",
+            source_url="https://x/a.mp3?sig=REDACTED",
+        )
+        first = IdempotencyClaim(
+            store, "acme", key, kind="task", request=request, urls=["https://x/a.mp3?sig=1"]
+        )
+        await first.claim("task-1", exists=_always)
+        await first.commit()
+        same = IdempotencyClaim(
+            store, "acme", key, kind="task", request=request, urls=["https://x/a.mp3?sig=1"]
+        )
+        assert await same.claim("task-2", exists=_always) == "task-1"
+        other = IdempotencyClaim(
+            store, "acme", key, kind="task", request=request, urls=["https://x/a.mp3?sig=2"]
+        )
+        with pytest.raises(UnprocessableError, match="different request"):
+            await other.claim("task-3", exists=_always)
+
     async def test_release_frees_the_key_but_only_its_own(self, store):
         key = str(uuid.uuid4())
         first = _claim(store, key)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from maie.config import Settings
+from maie.pipeline.asr.registry import REGISTRY
 from maie.worker.residency import ModelCache
 
 
@@ -58,3 +60,49 @@ class TestResident:
         assert log == ["load a", "load b", "load c", "unload b"]
         cache.clear()
         assert sorted(log[-2:]) == ["unload a", "unload c"]
+
+
+class TestVariants:
+    """Model variants of one backend are models of their own: held side by side within the limit."""
+
+    def test_several_whisper_variants_stay_loaded_within_the_limit(self, tiny_whisper_dir, tmp_path):
+        models = ",".join(f"{name}={tiny_whisper_dir}" for name in ("a", "b", "c"))
+        env = {"MAIE_DATA_DIR": str(tmp_path), "MAIE_WHISPER_DEVICE": "cpu", "MAIE_WHISPER_MODELS": models}
+        settings = Settings.from_env(env, env_file=None)
+        cache = ModelCache("resident", max_models=2)
+        changes: list[list[str]] = []
+        cache.on_change(lambda: changes.append(cache.labels()))
+
+        def use(name: str) -> object:
+            variant = REGISTRY.variant("whisper", settings, name)
+            assert variant is not None
+            with cache.use(REGISTRY.create("whisper", variant.settings)) as backend:
+                assert backend.loaded
+                return backend
+
+        first_a, first_b = use("a"), use("b")
+        assert cache.labels() == ["whisper:a", "whisper:b"], "two variants held side by side"
+        assert use("a") is first_a, "a variant in memory is reused"
+        use("c")
+        assert cache.labels() == ["whisper:a", "whisper:c"], "the least recently used variant went"
+        assert not first_b.loaded  # type: ignore[attr-defined]
+        assert changes == [["whisper:a"], ["whisper:a", "whisper:b"], ["whisper:a", "whisper:c"]]
+        cache.clear()
+        assert cache.labels() == []
+        assert changes[-1] == []
+
+    def test_sequential_mode_reports_the_model_only_while_it_runs(self, tiny_whisper_dir, tmp_path):
+        env = {
+            "MAIE_DATA_DIR": str(tmp_path),
+            "MAIE_WHISPER_DEVICE": "cpu",
+            "MAIE_WHISPER_MODEL": str(tiny_whisper_dir),
+        }
+        settings = Settings.from_env(env, env_file=None)
+        cache = ModelCache("sequential")
+        changes: list[list[str]] = []
+        cache.on_change(lambda: changes.append(cache.labels()))
+
+        with cache.use(REGISTRY.create("whisper", settings)):
+            assert cache.labels() == [f"whisper:{tiny_whisper_dir.name}"]
+        assert cache.labels() == []
+        assert changes == [[f"whisper:{tiny_whisper_dir.name}"], []]

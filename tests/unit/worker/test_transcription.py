@@ -19,7 +19,7 @@ from maie.store import TaskStore, results_url, task_key
 from maie.store.keys import asr_claim_key, asr_ready_key
 from maie.worker.asr_claims import AsrClaims
 from maie.worker.residency import ModelCache
-from maie.worker.transcription import Transcriber
+from maie.worker.transcription import Transcriber, waiting_group
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.records import make_record
 
@@ -95,7 +95,7 @@ def make_task(store, tmp_path):
             PreprocessArtifact(source=info, wav_path=str(wav), duration_s=CLIP_SECONDS),
         )
         if ready:
-            store.client.zadd(asr_ready_key(backend), {task_id: time.time()})
+            store.client.zadd(asr_ready_key(waiting_group(record)), {task_id: time.time()})
         return record
 
     return make
@@ -148,6 +148,27 @@ class TestBatching:
         transcriber.run(mine)
 
         assert stored(store, "w1") is None
+
+    def test_only_the_same_model_variant_joins(self, store, make_transcriber, make_task, tiny_whisper_dir):
+        """One pass runs one model: tasks asking for another variant of the backend wait for theirs."""
+        models = f"tiny-a={tiny_whisper_dir},tiny-b={tiny_whisper_dir}"
+        transcriber = make_transcriber(
+            MAIE_ASR_BATCH_MAX_TASKS="4", MAIE_WHISPER_MODEL="", MAIE_WHISPER_MODELS=models
+        )
+        mine = make_task("a1", backend="whisper", model="tiny-a")
+        make_task("b1", backend="whisper", model="tiny-b")
+        make_task("a2", backend="whisper", model="tiny-a")
+
+        with capture_logs() as logs:
+            artifact = transcriber.run(mine)
+
+        assert [e["tasks"] for e in logs if e["event"] == "asr.batch_claimed"] == [["a1", "a2"]]
+        assert stored(store, "b1") is None
+        assert artifact.version.model_variant == "tiny-a"
+        assert store.client.zcard(asr_ready_key("whisper:tiny-b")) == 1, "still waiting for its variant"
+
+        other = transcriber.run(store.get("b1"))
+        assert other.version.model_variant == "tiny-b"
 
     def test_batching_off_transcribes_one(self, store, make_transcriber, make_task):
         transcriber = make_transcriber()  # MAIE_ASR_BATCH_MAX_TASKS=1

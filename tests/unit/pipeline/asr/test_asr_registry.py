@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from maie.config import Settings
-from maie.errors import BackendUnavailableError
+from maie.errors import BackendUnavailableError, UnprocessableError
 from maie.hardware import cuda_available
 from maie.pipeline.asr import Availability, BackendRegistry, BackendSpec, WhisperBackend
 from maie.pipeline.asr import registry as registry_module
@@ -95,6 +95,62 @@ class TestSpecs:
         subprocess.run([sys.executable, "-c", code], check=True)
 
 
+class TestVariants:
+    """MAIE_WHISPER_MODELS: several Whisper models, each checked, built and recorded by its name."""
+
+    def test_each_variant_is_checked_and_sized(self, tiny_whisper_dir, tmp_path):
+        """Every variant is listed, default first, with its own availability and size on disk."""
+        models = f"fast={tiny_whisper_dir},gone={tmp_path / 'nowhere'}"
+        info = whisper_info(settings_for(tmp_path, MAIE_WHISPER_MODELS=models))
+
+        assert info.default_variant == "fast"
+        assert info.variants is not None
+        fast, gone = info.variants
+        assert (fast.name, fast.default, fast.available, fast.model) == (
+            "fast",
+            True,
+            True,
+            str(tiny_whisper_dir),
+        )
+        assert fast.size_bytes == sum(p.stat().st_size for p in tiny_whisper_dir.rglob("*") if p.is_file())
+        assert (gone.name, gone.default, gone.available, gone.size_bytes) == ("gone", False, False, None)
+        assert "MAIE_WHISPER_MODELS" in (gone.unavailable_reason or "")
+        assert not fast.loaded, "loaded-ness is the workers' to report (GET /v1/models adds it)"
+
+    def test_a_variant_loads_and_records_its_name(self, tiny_whisper_dir, tmp_path):
+        """The variant a request names is the model built, and its name is what results record."""
+        registry = registry_module.REGISTRY
+        settings = settings_for(
+            tmp_path,
+            MAIE_WHISPER_MODELS=f"a={tiny_whisper_dir},b={tiny_whisper_dir}",
+            MAIE_WHISPER_BEAM_SIZE="1",
+        )
+        chosen = registry.variant("whisper", settings, "b")
+        assert chosen is not None
+        with registry.create("whisper", chosen.settings) as backend:
+            assert isinstance(backend, WhisperBackend)
+            assert backend.version_info().model_variant == "b"
+            assert backend.model_label == "whisper:b"
+        default = registry.variant("whisper", settings, None)
+        assert default is not None
+        assert default.name == "a"
+        assert registry.create("whisper", default.settings).cache_key() != backend.cache_key()
+
+    def test_unknown_names_are_refused_with_the_known_ones(self, tiny_whisper_dir, tmp_path):
+        settings = settings_for(tmp_path, MAIE_WHISPER_MODELS=f"a={tiny_whisper_dir},b={tiny_whisper_dir}")
+
+        with pytest.raises(UnprocessableError, match="known models: a, b") as caught:
+            registry_module.REGISTRY.variant("whisper", settings, "large")
+        assert caught.value.extra == {"known_models": ["a", "b"]}
+
+    def test_backends_without_variants_refuse_a_model(self, tmp_path):
+        settings = settings_for(tmp_path)
+
+        assert registry_module.REGISTRY.variant("pocketsphinx", settings, None) is None
+        with pytest.raises(UnprocessableError, match="no model variants"):
+            registry_module.REGISTRY.variant("pocketsphinx", settings, "en-us")
+
+
 class TestAvailability:
     """``describe()`` reports what a real check found."""
 
@@ -105,8 +161,14 @@ class TestAvailability:
         assert info.available
         assert info.unavailable_reason is None
         assert (info.device, info.compute_type) == ("cpu", "int8")
-        assert info.default_variant == str(tiny_whisper_dir)
+        assert info.default_variant == tiny_whisper_dir.name, "named after its folder, as results record it"
         assert "word_timestamps" in info.capabilities
+        weights = sum(p.stat().st_size for p in tiny_whisper_dir.rglob("*") if p.is_file())
+        assert info.size_bytes == weights
+        assert info.variants is not None
+        assert [(v.name, v.model, v.default) for v in info.variants] == [
+            (tiny_whisper_dir.name, str(tiny_whisper_dir), True)
+        ]
 
     def test_missing_folder(self, tmp_path):
         """A folder path that does not exist is reported, with the variable to fix."""

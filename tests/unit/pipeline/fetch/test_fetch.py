@@ -252,6 +252,48 @@ class TestStatedDuration:
         assert media_server.paths()[-1] != "/clip.wav", "refused before the download"
 
 
+class TestSettings:
+    """MAIE_FETCH_* and the upload limits make the fetch's options; the actor outlasts the fetch."""
+
+    def test_options_from_settings(self):
+        from maie.config import Settings
+
+        env = {
+            "MAIE_MAX_FILE_SIZE_MB": "2",
+            "MAIE_MAX_DURATION_S": "600",
+            "MAIE_FETCH_ALLOW_PRIVATE": "true",
+            "MAIE_FETCH_CONNECT_TIMEOUT_S": "3",
+            "MAIE_FETCH_TOTAL_TIMEOUT_S": "120",
+            "MAIE_FETCH_STALL_TIMEOUT_S": "7",
+            "MAIE_FETCH_MIN_BYTES_PER_S": "0",
+            "MAIE_FETCH_MAX_REDIRECTS": "2",
+            "MAIE_FETCH_MAX_PAGE_MB": "0.5",
+        }
+        options = FetchOptions.from_settings(Settings.from_env(env, env_file=None))
+
+        assert options.allow_private
+        assert options.limits == FetchLimits(
+            max_bytes=2 * 1024 * 1024,
+            max_duration_s=600.0,
+            connect_timeout_s=3.0,
+            total_timeout_s=120.0,
+            stall_timeout_s=7.0,
+            min_bytes_per_s=0,
+            max_redirects=2,
+            max_page_bytes=512 * 1024,
+        )
+
+    def test_the_fetch_actor_outlasts_the_fetch_and_the_probe(self):
+        from maie.actor_table import FETCH
+        from maie.config import Settings
+
+        settings = Settings.from_env({"MAIE_FETCH_TOTAL_TIMEOUT_S": "100"}, env_file=None)
+        options = FETCH.options(settings)
+
+        assert options["time_limit"] > (100 + settings.audio.decode_time_limit_s) * 1000
+        assert options["queue_name"] == "maie.cpu"
+
+
 class TestLayering:
     """The fetch stage is pure pipeline code."""
 
