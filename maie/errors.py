@@ -31,6 +31,9 @@ __all__ = [
     "QueueFullError",
     "RateLimitedError",
     "StoreUnavailableError",
+    "StreamFrameError",
+    "StreamOverflowError",
+    "StreamTooLongError",
     "TransientError",
     "UnauthorizedError",
     "UnprocessableError",
@@ -218,3 +221,22 @@ class LlmOutputError(PermanentError):
     """Raised when an LLM answer stays unusable (invalid JSON, off-schema, truncated) after retries."""
 
     code = "llm_output_invalid"
+
+
+class StreamFrameError(InvalidRequestError):
+    """Raised when a live-transcription frame cannot be decoded in the session's encoding or is too big."""
+
+    code = "bad_frame"
+
+
+class StreamOverflowError(MaieError):
+    """Raised when a live client sends audio faster than it is transcribed, past MAIE_STREAM_MAX_BACKLOG_S."""
+
+    status_code = 429
+    code = "stream_overflow"
+
+
+class StreamTooLongError(AudioTooLongError):
+    """Raised when a live-transcription session reaches MAIE_STREAM_MAX_SESSION_S of audio."""
+
+    code = "stream_too_long"

@@ -30,6 +30,7 @@ TITLES = {
     "webhook": "Webhooks",
     "batch": "Batches",
     "client": "Client (maie submit, status, result)",
+    "stream": "Live transcription (/v1/stream)",
 }
 
 

@@ -29,6 +29,7 @@ from maie.config.service import (
     WebhookSettings,
     WorkerSettings,
 )
+from maie.config.streaming import StreamSettings
 from maie.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ _GROUPS: dict[str, type[msgspec.Struct]] = {
     "webhook": WebhookSettings,
     "batch": BatchSettings,
     "client": ClientSettings,
+    "stream": StreamSettings,
 }
 
 
@@ -92,6 +94,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     webhook: WebhookSettings = msgspec.field(default_factory=WebhookSettings)
     batch: BatchSettings = msgspec.field(default_factory=BatchSettings)
     client: ClientSettings = msgspec.field(default_factory=ClientSettings)
+    stream: StreamSettings = msgspec.field(default_factory=StreamSettings)
     #: ``MAIE_*`` variables that were set but that MAIE does not know (likely typos).
     unknown_variables: tuple[str, ...] = ()
 
