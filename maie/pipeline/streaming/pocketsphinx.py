@@ -147,11 +147,12 @@ class PocketsphinxRecognizer(Recognizer):
         for offset in range(0, whole, size):
             events += self._speech(self._endpointer.process(bytes(self._buffer[offset : offset + size])))
         del self._buffer[:whole]
-        if self._decoding and self._position - self._last_partial >= self._interval:
+        start = self._utterance_start
+        if self._decoding and start is not None and self._position - self._last_partial >= self._interval:
             self._last_partial = self._position
             hypothesis = self._decoder.hyp()
             text = hypothesis.hypstr if hypothesis is not None else ""
-            events += self._partial(text, self._utterance_start, self._position / SAMPLE_RATE)
+            events += self._partial(text, start, self._position / SAMPLE_RATE)
         return events
 
     def finish(self) -> list[StreamEvent]:
