@@ -7,8 +7,10 @@ Sharing, and why it is safe:
   threads at once: CTranslate2 queues the calls and releases the GIL while it computes.
 - **Silero VAD**: one ONNX Runtime session; ``run`` is safe to call concurrently and every
   stream keeps its own LSTM state.
-- **PocketSphinx**: a ``Decoder`` holds the state of the utterance it decodes, so each session
-  leases its own from a :class:`~maie.pipeline.streaming.pocketsphinx.DecoderPool`.
+- **PocketSphinx**: a ``Decoder`` holds the state of the utterance it decodes, and its binding
+  keeps the GIL while it decodes, so each session runs in a child process of a
+  :class:`~maie.pipeline.streaming.process.ProcessPool` with a decoder of its own (the children
+  and their decoders are kept for the next sessions).
 
 Loading happens on the first session of a backend (or in :meth:`StreamingEngine.preload`) and
 blocks for as long as the model takes to load: call it off the event loop.
@@ -22,12 +24,11 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from maie.errors import BackendUnavailableError
-from maie.pipeline.asr.pocketsphinx import PocketsphinxBackend
 from maie.pipeline.asr.registry import REGISTRY
 from maie.pipeline.asr.whisper import WhisperBackend
 from maie.pipeline.streaming.frames import frame_decoder
 from maie.pipeline.streaming.options import StreamOptions
-from maie.pipeline.streaming.pocketsphinx import DecoderPool, PocketsphinxRecognizer
+from maie.pipeline.streaming.process import ProcessPool, ProcessRecognizer
 from maie.pipeline.streaming.recording import WavRecording
 from maie.pipeline.streaming.session import StreamSession
 from maie.pipeline.streaming.vad import SileroVad
@@ -55,8 +56,9 @@ class StreamingEngine:
 
     Args:
         settings: The service settings (``MAIE_STREAM_*`` and the backends' own).
-        factory: Builds an unloaded backend by id; the registry's by default, so live sessions
-            run the same model with the same options as batch transcription.
+        factory: Builds the unloaded Whisper backend; the registry's by default, so live sessions
+            run the same model with the same options as batch transcription. PocketSphinx's
+            child processes build theirs from ``settings`` the way the registry does.
         options: Session limits and cadence; ``None`` takes them from ``settings``.
     """
 
@@ -68,11 +70,12 @@ class StreamingEngine:
         options: StreamOptions | None = None,
     ) -> None:
         self.options = options or StreamOptions.from_settings(settings)
+        self._settings = settings
         self._factory = factory or (lambda backend_id: REGISTRY.create(backend_id, settings))
         self._lock = threading.Lock()
         self._whisper: WhisperBackend | None = None
         self._vad: SileroVad | None = None
-        self._pocketsphinx: DecoderPool | None = None
+        self._pocketsphinx: ProcessPool | None = None
 
     def open(self, request: StreamRequest, recording: Path) -> StreamSession:
         """Start a session; its audio is written to ``recording`` (a 16 kHz mono WAV) as it arrives.
@@ -100,13 +103,12 @@ class StreamingEngine:
         )
 
     def preload(self, *backends: str) -> None:
-        """Load the models of ``backends`` now (one PocketSphinx decoder is loaded and pooled)."""
+        """Load the models of ``backends`` now (for PocketSphinx: start one child and load its decoder)."""
         for backend in backends:
             if backend == "whisper":
                 self._whisper_backend()
             elif backend == "pocketsphinx":
-                pool = self._pocketsphinx_pool()
-                pool.release(pool.acquire())
+                self._pocketsphinx_pool().warm()
             else:
                 raise _cannot_stream(backend)
 
@@ -131,7 +133,7 @@ class StreamingEngine:
                 raise RuntimeError(msg)
             return WhisperRecognizer(whisper.model, whisper.options, request, self.options, vad)
         if request.backend == "pocketsphinx":
-            return PocketsphinxRecognizer(self._pocketsphinx_pool(), request, self.options)
+            return ProcessRecognizer(self._pocketsphinx_pool(), request, self.options)
         raise _cannot_stream(request.backend)
 
     def _whisper_backend(self) -> WhisperBackend:
@@ -146,18 +148,11 @@ class StreamingEngine:
                 self._whisper = backend
             return self._whisper
 
-    def _pocketsphinx_pool(self) -> DecoderPool:
+    def _pocketsphinx_pool(self) -> ProcessPool:
         with self._lock:
             if self._pocketsphinx is None:
-                self._pocketsphinx = DecoderPool(self._pocketsphinx_backend)
+                self._pocketsphinx = ProcessPool(self._settings)
             return self._pocketsphinx
-
-    def _pocketsphinx_backend(self) -> PocketsphinxBackend:
-        backend = self._factory("pocketsphinx")
-        if not isinstance(backend, PocketsphinxBackend):
-            msg = f"the pocketsphinx factory built a {type(backend).__name__}"
-            raise TypeError(msg)
-        return backend
 
 
 def _cannot_stream(backend: str) -> BackendUnavailableError:

@@ -27,7 +27,9 @@ costs a second decode, and its time is added to the final's latency.
 
 A ``Decoder`` holds its utterance's state and takes about 90 MiB and half a second to load, so
 sessions lease one from a :class:`DecoderPool` that keeps them loaded between sessions; a lease
-starts from fresh feature state, so nothing carries over between sessions.
+starts from fresh feature state, so nothing carries over between sessions. The binding holds the
+GIL while it decodes, so the engine runs this recognizer in a child process
+(:mod:`maie.pipeline.streaming.process`), never in a thread of a server.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 import time
 
@@ -10,7 +11,7 @@ import msgspec
 import numpy as np
 import pytest
 
-from maie.errors import StreamFrameError, StreamOverflowError, StreamTooLongError
+from maie.errors import StreamFrameError, StreamOverflowError, StreamTooLongError, TransientError
 from maie.pipeline.asr import AsrInput
 from maie.pipeline.asr.pocketsphinx import PocketsphinxBackend, PocketsphinxOptions
 from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, Preprocessor
@@ -176,6 +177,25 @@ def push_all(session, pcm: np.ndarray, *, poll: bool) -> int:
         if poll:
             session.poll()
     return pushed
+
+
+class TestRecognizerProcess:
+    """PocketSphinx decodes in a child process (its binding holds the GIL); a dead child fails alone."""
+
+    def test_a_killed_child_ends_its_session_cleanly(self, engine, tmp_path):
+        pcm = pcm_at(SHORT, 16000)
+        session = engine.open(StreamRequest(backend="pocketsphinx"), tmp_path / "k.wav")
+        child = session._recognizer._child
+        assert child.process.pid != os.getpid()
+        session.push(pcm[:16000].tobytes())
+        child.process.kill()
+        child.process.join(30)
+        with pytest.raises(TransientError, match="recognizer process stopped"):
+            session.poll()
+        session.close()  # nothing left to give back, and no error
+        assert read_samples(tmp_path / "k.wav").size == 16000
+        again = stream(engine.open(StreamRequest(backend="pocketsphinx"), tmp_path / "n.wav"), pcm, 16000)
+        assert again.finals
 
 
 class TestLimits:
