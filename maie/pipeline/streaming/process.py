@@ -117,6 +117,7 @@ class _Child:
             self.conn.send((op, args))
             status, reply = self.conn.recv()
         except (EOFError, OSError) as exc:
+            self.process.join(1.0)  # let it be reaped, so the exit code is known
             raise TransientError(
                 f"the live recognizer process stopped (exit code {self.process.exitcode}); "
                 "start a new session"

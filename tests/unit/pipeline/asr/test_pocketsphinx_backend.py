@@ -110,7 +110,9 @@ class TestProcess:
         from tests.fixtures.wer import run_ffmpeg
 
         narrow = tmp_path / "jfk_8k_16k.wav"
-        run_ffmpeg("-i", str(shared_audio("jfk_16k.wav")), "-af", "aresample=8000,aresample=16000", str(narrow))
+        run_ffmpeg(
+            "-i", str(shared_audio("jfk_16k.wav")), "-af", "aresample=8000,aresample=16000", str(narrow)
+        )
         first = backend.process(AsrInput(wav_path=narrow, duration_s=JFK_SECONDS)).text
         backend.process(AsrInput(wav_path=shared_audio("jfk_16k.wav"), duration_s=JFK_SECONDS))
         assert backend.process(AsrInput(wav_path=narrow, duration_s=JFK_SECONDS)).text == first
