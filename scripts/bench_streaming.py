@@ -32,6 +32,7 @@ import asyncio
 import bisect
 import multiprocessing
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -85,9 +86,10 @@ def rss_mib() -> float:
 
 
 def cpu_s() -> float:
-    """CPU seconds used so far by this process (all threads) and its live children."""
+    """CPU seconds used so far by this process (all threads) and its children, live or reaped."""
     ticks = os.sysconf("SC_CLK_TCK")
-    children = 0.0
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    children = reaped.ru_utime + reaped.ru_stime
     for child in multiprocessing.active_children():
         fields = Path(f"/proc/{child.pid}/stat").read_text(encoding="ascii").rsplit(")", 1)[1].split()
         children += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
