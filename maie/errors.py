@@ -49,6 +49,9 @@ __all__ = [
     "QueueFullError",
     "RateLimitedError",
     "StoreUnavailableError",
+    "StreamFrameError",
+    "StreamOverflowError",
+    "StreamTooLongError",
     "TransientError",
     "UnauthorizedError",
     "UnprocessableError",
@@ -345,3 +348,22 @@ class FetchDnsUnavailableError(TransientError):
 
     status_code = 503
     code = "fetch_dns_unavailable"
+
+
+class StreamFrameError(InvalidRequestError):
+    """Raised when a live-transcription frame cannot be decoded in the session's encoding or is too big."""
+
+    code = "bad_frame"
+
+
+class StreamOverflowError(TransientError):
+    """Raised when a live client sends audio faster than it is transcribed, past MAIE_STREAM_MAX_BACKLOG_S."""
+
+    status_code = 429
+    code = "stream_overflow"
+
+
+class StreamTooLongError(AudioTooLongError):
+    """Raised when a live-transcription session reaches MAIE_STREAM_MAX_SESSION_S of audio."""
+
+    code = "stream_too_long"

@@ -34,6 +34,7 @@ TITLES = {
     "fetch": "Recordings by URL",
     "batch": "Batches",
     "client": "Client (maie submit, status, result)",
+    "stream": "Live transcription (/v1/stream)",
 }
 
 

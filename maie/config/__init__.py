@@ -33,6 +33,7 @@ from maie.config.service import (
     WorkerSettings,
 )
 from maie.config.settings import Settings, known_variables
+from maie.config.streaming import StreamSettings
 
 __all__ = [
     "ASR_BACKENDS",
@@ -57,6 +58,7 @@ __all__ = [
     "ServerSettings",
     "Settings",
     "StorageSettings",
+    "StreamSettings",
     "WebhookSettings",
     "WhisperSettings",
     "WorkerSettings",

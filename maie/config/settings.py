@@ -32,6 +32,7 @@ from maie.config.service import (
     WebhookSettings,
     WorkerSettings,
 )
+from maie.config.streaming import StreamSettings
 from maie.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ _GROUPS: dict[str, type[msgspec.Struct]] = {
     "fetch": FetchSettings,
     "batch": BatchSettings,
     "client": ClientSettings,
+    "stream": StreamSettings,
 }
 
 
@@ -103,6 +105,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     fetch: FetchSettings = msgspec.field(default_factory=FetchSettings)
     batch: BatchSettings = msgspec.field(default_factory=BatchSettings)
     client: ClientSettings = msgspec.field(default_factory=ClientSettings)
+    stream: StreamSettings = msgspec.field(default_factory=StreamSettings)
     #: ``MAIE_*`` variables that were set but that MAIE does not know (likely typos).
     unknown_variables: tuple[str, ...] = ()
 

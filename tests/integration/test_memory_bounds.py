@@ -92,11 +92,13 @@ class TestPocketsphinxUtterances:
         pytest.importorskip("pocketsphinx")
         from maie.config import Settings
         from maie.pipeline.asr import AsrInput
-        from maie.pipeline.asr.pocketsphinx import create_backend
+        from maie.pipeline.asr.pocketsphinx import create_pocketsphinx_backend
 
         seconds = 180
         path = _write_wav(tmp_path / "babble.wav", seconds, loud=True)  # a whole number of VAD frames
-        backend = create_backend(Settings.from_env({"MAIE_DATA_DIR": str(tmp_path)}, env_file=None))
+        backend = create_pocketsphinx_backend(
+            Settings.from_env({"MAIE_DATA_DIR": str(tmp_path)}, env_file=None)
+        )
         with backend:
             artifact = backend.process(AsrInput(wav_path=path, duration_s=seconds))
         segments = artifact.segments

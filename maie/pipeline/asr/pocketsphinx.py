@@ -34,11 +34,13 @@ if TYPE_CHECKING:
     from maie.config import Settings
 
 __all__ = [
+    "SAMPLE_RATE",
     "SPEC",
     "PocketsphinxBackend",
     "PocketsphinxOptions",
     "check_availability",
     "create_pocketsphinx_backend",
+    "utterance_segment",
 ]
 
 #: Sample rate the shipped acoustic model was trained on, and the rate MAIE's WAVs have.
@@ -65,6 +67,21 @@ class PocketsphinxBackend(AsrBackend[PocketsphinxOptions]):
     def loaded(self) -> bool:
         """Whether the decoder is in memory."""
         return self._decoder is not None
+
+    @property
+    def decoder(self) -> Any:  # noqa: ANN401 - pocketsphinx is untyped
+        """The loaded ``pocketsphinx.Decoder``, for callers that feed it themselves.
+
+        A decoder holds the state of the utterance it is decoding, so it serves one caller at a
+        time; live sessions lease one backend each.
+
+        Raises:
+            RuntimeError: if called before ``load()``.
+        """
+        if self._decoder is None:
+            msg = "PocketsphinxBackend.decoder used before load()"
+            raise RuntimeError(msg)
+        return self._decoder
 
     def cache_key(self) -> Hashable:
         """The backend id and the full options (all of them shape the output)."""
@@ -132,6 +149,9 @@ class PocketsphinxBackend(AsrBackend[PocketsphinxOptions]):
         opts = self.options
         want_words = bool(data.word_timestamps)
         started = time.perf_counter()
+        # Feature extraction keeps state between utterances (noise estimate, cepstral mean), so
+        # without a reset a transcript would depend on the recordings this decoder heard before.
+        self._decoder.reinit_feat()
         endpointer = Endpointer(
             window=opts.vad_window_s, ratio=opts.vad_ratio, vad_mode=opts.vad_mode, sample_rate=SAMPLE_RATE
         )
@@ -171,28 +191,13 @@ class PocketsphinxBackend(AsrBackend[PocketsphinxOptions]):
         decoder.start_utt()
         decoder.process_raw(utterance.pcm, full_utt=True)
         decoder.end_utt()
-        hypothesis = decoder.hyp()
-        if hypothesis is None or not hypothesis.hypstr.strip():
-            return None
-        offset = float(utterance.start_time)
-        words = [
-            Word(
-                start=(start := clamp(offset + item.start_frame / FRAMES_PER_SECOND, 0.0, duration)),
-                end=clamp(offset + (item.end_frame + 1) / FRAMES_PER_SECOND, start, duration),
-                word=_spelling(item.word),
-                probability=clamp(item.prob, 0.0, 1.0),
-            )
-            for item in decoder.seg()
-            if not _is_filler(item.word)
-        ]
-        start = clamp(offset, 0.0, duration)
-        return Segment(
-            id=index,
-            start=start,
-            end=clamp(float(utterance.end_time), start, duration),
-            text=hypothesis.hypstr.strip(),
-            confidence=sum(w.probability for w in words) / len(words) if words else None,
-            words=words if want_words else None,
+        return utterance_segment(
+            decoder,
+            index,
+            float(utterance.start_time),
+            float(utterance.end_time),
+            limit=duration,
+            want_words=want_words,
         )
 
     def _version(self, *, word_timestamps: bool) -> AsrVersion:
@@ -304,6 +309,49 @@ class _OpenWav:
             self._wav.close()
 
 
+def utterance_segment(
+    decoder: Any,  # noqa: ANN401 - pocketsphinx is untyped
+    index: int,
+    start: float,
+    end: float,
+    *,
+    limit: float,
+    want_words: bool,
+) -> Segment | None:
+    """The utterance a decoder has just ended (``end_utt``) as a segment, or ``None`` if it was empty.
+
+    Args:
+        decoder: The decoder, after ``end_utt()``.
+        index: The segment's id.
+        start: Where the utterance started in the recording, in seconds (word frames count from it).
+        end: Where it ended.
+        limit: The recording's length so far; times are kept within it.
+        want_words: Keep the words in the segment (they always give the confidence).
+    """
+    hypothesis = decoder.hyp()
+    if hypothesis is None or not hypothesis.hypstr.strip():
+        return None
+    words = [
+        Word(
+            start=(w_start := clamp(start + item.start_frame / FRAMES_PER_SECOND, 0.0, limit)),
+            end=clamp(start + (item.end_frame + 1) / FRAMES_PER_SECOND, w_start, limit),
+            word=_spelling(item.word),
+            probability=clamp(item.prob, 0.0, 1.0),
+        )
+        for item in decoder.seg()
+        if not _is_filler(item.word)
+    ]
+    start = clamp(start, 0.0, limit)
+    return Segment(
+        id=index,
+        start=start,
+        end=clamp(end, start, limit),
+        text=hypothesis.hypstr.strip(),
+        confidence=sum(w.probability for w in words) / len(words) if words else None,
+        words=words if want_words else None,
+    )
+
+
 def _is_filler(word: str) -> bool:
     """Sentence markers (``<s>``), silence (``<sil>``) and noise words (``[NOISE]``, ``++UH++``)."""
     return word.startswith(("<", "[", "+"))
@@ -346,7 +394,7 @@ SPEC = BackendSpec(
         "Small offline recognizer with a shipped US English model: CPU only, no punctuation, "
         "far less accurate than Whisper. A fallback and the test suite's real recognizer."
     ),
-    capabilities=("word_timestamps", "long_form", "vad"),
+    capabilities=("word_timestamps", "long_form", "vad", "streaming"),
     languages=("en",),
     hardware=("cpu",),
     factory=create_pocketsphinx_backend,

@@ -90,6 +90,21 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
         """The variant as workers report it loaded (``whisper:<variant>``)."""
         return model_label(self.backend_id, self.options.variant)
 
+    @property
+    def model(self) -> Any:  # noqa: ANN401 - faster-whisper is untyped
+        """The loaded ``faster_whisper.WhisperModel``, for callers that decode windows themselves.
+
+        Live sessions share it: faster-whisper allows ``transcribe`` from several threads at once
+        (CTranslate2 queues the calls; ``num_workers`` would run them in parallel).
+
+        Raises:
+            RuntimeError: if called before ``load()``.
+        """
+        if self._model is None:
+            msg = "WhisperBackend.model used before load()"
+            raise RuntimeError(msg)
+        return self._model
+
     def cache_key(self) -> Hashable:
         """The backend id and the full options.
 
@@ -364,6 +379,7 @@ SPEC = BackendSpec(
         "vad",
         "custom_vocabulary",
         "beam_size",
+        "streaming",
     ),
     languages=WHISPER_LANGUAGES,
     hardware=("cuda", "cpu"),

@@ -101,6 +101,22 @@ class TestProcess:
         assert (version.name, version.device, version.model_variant) == ("pocketsphinx", "cpu", "en-us")
         assert version.decoding_params["vad_mode"] == 0
 
+    def test_a_transcript_does_not_depend_on_earlier_recordings(self, backend, tmp_path):
+        """The same recording twice, with others in between, gives the same transcript.
+
+        Narrowband speech (JFK through 8 kHz) is the case where the decoder's leftover feature
+        state changed the words before it was reset per recording.
+        """
+        from tests.fixtures.wer import run_ffmpeg
+
+        narrow = tmp_path / "jfk_8k_16k.wav"
+        run_ffmpeg(
+            "-i", str(shared_audio("jfk_16k.wav")), "-af", "aresample=8000,aresample=16000", str(narrow)
+        )
+        first = backend.process(AsrInput(wav_path=narrow, duration_s=JFK_SECONDS)).text
+        backend.process(AsrInput(wav_path=shared_audio("jfk_16k.wav"), duration_s=JFK_SECONDS))
+        assert backend.process(AsrInput(wav_path=narrow, duration_s=JFK_SECONDS)).text == first
+
     def test_silence_gives_an_empty_transcript(self, backend, tmp_path):
         path = tmp_path / "silence.wav"
         with wave.open(str(path), "wb") as out:
