@@ -7,6 +7,7 @@ pytest_plugins = [
     "tests.fixtures.whisper_model",
     "tests.fixtures.chunkformer_model",
     "tests.fixtures.services",
+    "tests.fixtures.store",
     "tests.fixtures.llm_server",
     "tests.fixtures.fake_vllm",
 ]

@@ -14,15 +14,7 @@ from maie.schemas import StageName
 from maie.store import TaskStore, results_url, task_key
 from maie.worker.tracker import StageTracker
 from tests.fixtures.records import make_record
-
-
-@pytest.fixture
-def store(redis_server):
-    store = TaskStore.from_url(results_url(redis_server.url, 5), ttl_s=60)
-    store.client.flushdb()
-    yield store
-    store.client.flushdb()
-    store.close()
+from tests.fixtures.store import STORE_DB
 
 
 def put(store: TaskStore, record) -> None:
@@ -43,7 +35,7 @@ def samples(snapshot: ClusterSnapshot) -> dict[tuple[str, tuple[tuple[str, str],
 
 
 async def snapshot_of(store: TaskStore, redis_server) -> ClusterSnapshot:
-    results = aioredis.Redis.from_url(results_url(redis_server.url, 5))
+    results = aioredis.Redis.from_url(results_url(redis_server.url, STORE_DB))
     broker = aioredis.Redis.from_url(redis_server.url)
     try:
         return await read_cluster(results, broker, ttl_s=60, worker_window_s=60)

@@ -15,7 +15,7 @@ from structlog.testing import capture_logs
 from maie.config import Settings
 from maie.errors import ModelLoadError, PermanentError
 from maie.schemas import AsrArtifact, AsrVersion, AudioInfo, PreprocessArtifact, StageName, TaskRequest
-from maie.store import TaskStore, results_url, task_key
+from maie.store import task_key
 from maie.worker.asr_claims import AsrClaims, claim_key, ready_key
 from maie.worker.residency import ModelCache
 from maie.worker.transcription import Transcriber
@@ -26,15 +26,6 @@ pytest.importorskip("pocketsphinx", reason="the pocketsphinx extra is not instal
 
 #: The first seconds of the JFK clip: enough speech for real decoding, short enough to be quick.
 CLIP_SECONDS = 2.0
-
-
-@pytest.fixture
-def store(redis_server):
-    store = TaskStore.from_url(results_url(redis_server.url, 5), ttl_s=600)
-    store.client.flushdb()
-    yield store
-    store.client.flushdb()
-    store.close()
 
 
 @pytest.fixture(scope="module")
