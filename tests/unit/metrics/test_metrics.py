@@ -6,6 +6,7 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from maie.errors import AudioTooLongError
 from maie.metrics import RTF, STAGE_SECONDS, ClusterCollector, ClusterSnapshot, MetricsRecorder, read_cluster
@@ -122,5 +123,10 @@ class TestCollector:
         import redis
 
         recorder = MetricsRecorder(redis.Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=0.5))
-        recorder.observe(RTF, 1.0)  # no exception: a metric is never worth a task
-        recorder.task_finished("complete")
+        with capture_logs() as logs:
+            recorder.observe(RTF, 1.0)  # no exception: a metric is never worth a task
+            recorder.task_finished("complete")
+        assert [(e["event"], e["log_level"], e["series"]) for e in logs] == [
+            ("metrics.dropped", "warning", "maie_rtf"),
+            ("metrics.dropped", "warning", "maie_tasks_total"),
+        ]
