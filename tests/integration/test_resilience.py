@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -48,6 +49,16 @@ def _wait_status(api, task_id, wanted, timeout=60.0):
     raise AssertionError(f"task never reached {wanted}")
 
 
+def _wait_logged(process, event, task_id, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not any(
+        line.get("event") == event and line.get("task_id") == task_id
+        for line in (json.loads(text) for text in process.log().splitlines() if text.startswith("{"))
+    ):
+        assert time.monotonic() < deadline, f"{event} of {task_id} never logged:\n{process.log()}"
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 class TestKilledWorker:
     """Redelivery after SIGKILL."""
@@ -58,8 +69,8 @@ class TestKilledWorker:
         first = start_process("worker", env)
         task_id = api.submit(shared_audio("pyannote/ami_mixture_4spk.wav")).json()["task_id"]
 
-        _wait_status(api, task_id, "PROCESSING_ASR")
-        time.sleep(0.5)  # well inside decoding, after the stage marked itself running
+        _wait_status(api, task_id, "PROCESSING_ASR")  # the stage marked itself running
+        _wait_logged(first, "asr.language_detected", task_id)  # and decoding is under way
         first.popen.send_signal(signal.SIGKILL)
         first.popen.wait()
         assert api.client.get(f"/v1/status/{task_id}", headers=HEADERS_A).json()["status"] == "PROCESSING_ASR"

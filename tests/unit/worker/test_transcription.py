@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+import uuid
 import wave
 from pathlib import Path
 
@@ -180,6 +181,16 @@ class TestBatching:
             transcriber.run(broken)
 
 
+def wait_one_lease(client, lease_s):
+    """Wait until a key set now for ``lease_s`` and never renewed has expired, in Redis's clock."""
+    key = f"test:unrenewed:{uuid.uuid4().hex}"
+    client.set(key, "1", px=int(lease_s * 1000))
+    deadline = time.monotonic() + 30
+    while client.exists(key):
+        assert time.monotonic() < deadline, "Redis never expired the key"
+        time.sleep(0.02)
+
+
 class TestLeases:
     """A message whose task is leased elsewhere waits; a dead holder's lease lapses."""
 
@@ -204,14 +215,19 @@ class TestLeases:
             ),
         )
 
-        def finish_later():
-            time.sleep(0.3)
+        def finish_later(logs):
+            # Once the transcriber says it waits for the holder, never before.
+            deadline = time.monotonic() + 30
+            while not any(e["event"] == "asr.claimed_elsewhere" for e in list(logs)):
+                if time.monotonic() > deadline:
+                    break  # the assertions below say what went wrong
+                time.sleep(0.02)
             store.put_artifact("t0", StageName.TRANSCRIBE, done)
             holder.release("t0")
 
-        thread = threading.Thread(target=finish_later)
-        thread.start()
         with capture_logs() as logs:
+            thread = threading.Thread(target=finish_later, args=(logs,))
+            thread.start()
             artifact = transcriber.run(record)
         thread.join()
 
@@ -240,7 +256,8 @@ class TestLeases:
         assert claims.try_claim("t0")
         assert not AsrClaims(store.client).try_claim("t0"), "exclusive"
 
-        time.sleep(0.8)  # well past one lease: only renewal keeps it
+        for _ in range(2):  # well past one lease: only renewal keeps it
+            wait_one_lease(store.client, 0.3)
 
         assert claims.holder("t0") is not None
         claims.release("t0")
@@ -253,7 +270,7 @@ class TestLeases:
         assert claims.try_claim("t0")
 
         claims.close()
-        time.sleep(0.5)
+        wait_one_lease(store.client, 0.3)  # the last renewal, at most one lease ago, has lapsed
 
         assert claims.holder("t0") is None
 
