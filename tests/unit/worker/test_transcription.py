@@ -54,7 +54,9 @@ def make_transcriber(store, models, tmp_path, tiny_whisper_dir):
             **env,
         }
         settings = Settings.from_env(values, env_file=None)
-        claims = claims or AsrClaims(store.client, lease_s=2.0, poll_s=0.05)
+        # A long lease: pocketsphinx holds the GIL for a whole utterance, which on a loaded machine
+        # can outlast a short lease's renewal period (no test here needs this lease to lapse).
+        claims = claims or AsrClaims(store.client, lease_s=30.0, poll_s=0.05)
         made.append(claims)
         return Transcriber(settings, store, models, claims)
 
