@@ -47,10 +47,14 @@ class TestBuiltOnce:
 
 
 class TestGroups:
-    """Tests sharing a module or class fixture are kept on one xdist worker."""
+    """Tests sharing a module or class fixture, or a device, are kept on one xdist worker."""
 
     def test_groups_follow_shared_fixtures(self, pytester):
-        pytester.makeconftest("pytest_plugins = ['tests.fixtures.parallel']")
+        pytester.makeconftest(
+            "pytest_plugins = ['tests.fixtures.parallel']\n"
+            "def pytest_configure(config):\n"
+            "    config.addinivalue_line('markers', 'gpu: needs a device')\n"
+        )
         pytester.makepyfile(
             test_stack="""
             import pytest
@@ -72,6 +76,10 @@ class TestGroups:
             def test_named(stack):
                 pass
 
+            @pytest.mark.gpu
+            def test_on_the_device(stack):
+                pass
+
             class TestModel:
                 @pytest.fixture(scope="class")
                 def model(self):
@@ -91,6 +99,7 @@ class TestGroups:
             "test_two": "test_stack.py",
             "test_alone": None,
             "test_named": "named",
+            "test_on_the_device": "gpu",
             "test_loaded": "test_stack.py::TestModel",
         }
 
