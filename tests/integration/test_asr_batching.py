@@ -136,7 +136,8 @@ class TestKilledMidBatch:
         wait_for_event(first, "asr.batch_claimed")
         first.popen.send_signal(signal.SIGKILL)
         first.popen.wait()
-        second = start_worker(workers, env, "maie.gpu", tmp_path)
+        # At the fast decoding of batch_env: only the redelivery of the batch is under test.
+        second = start_worker(workers, batch_env, "maie.gpu", tmp_path)
         statuses = [api.wait(task_id, timeout=180) for task_id in task_ids]
 
         assert [s["status"] for s in statuses] == ["COMPLETE"] * 3, statuses

@@ -142,8 +142,10 @@ class TestAuth:
 
 @pytest.fixture(scope="module")
 def small_api(service_env, start_process):
-    """An API that takes uploads up to 0.1 MiB."""
-    return start_process("api", {**service_env, "MAIE_MAX_FILE_SIZE_MB": "0.1"})
+    """An API that takes uploads up to 0.1 MiB, stopped with the module."""
+    api = start_process("api", {**service_env, "MAIE_MAX_FILE_SIZE_MB": "0.1"})
+    yield api
+    api.stop()
 
 
 class TestSizeLimit:

@@ -184,11 +184,21 @@ class TestUp:
         assert replacement.is_running()
         assert up["process"].poll() is None, "maie up itself keeps running"
 
-    def test_extra_worker_joins_through_the_url_file(self, up):
+    def test_extra_worker_joins_through_the_url_file(self, up, tmp_path):
         """`maie worker` with the same MAIE_DATA_DIR and no MAIE_REDIS_URL finds the embedded Redis."""
-        extra = subprocess.Popen([sys.executable, "-m", "maie", "worker"], env=up["env"])
+        log_path = tmp_path / "extra-worker.log"
+        with log_path.open("wb") as log:
+            extra = subprocess.Popen(
+                [sys.executable, "-m", "maie", "worker"], env=up["env"], stdout=log, stderr=subprocess.STDOUT
+            )
         try:
-            time.sleep(3)
+            # Logged once it consumes, after its stop handlers are installed: only then is SIGTERM a
+            # clean stop rather than the default death (-15) of a process still starting.
+            _wait_for(
+                lambda: "worker.started" in log_path.read_text() or extra.poll() is not None,
+                60,
+                "the extra worker to start",
+            )
             assert extra.poll() is None, "the extra worker found Redis and runs"
         finally:
             extra.send_signal(signal.SIGTERM)

@@ -203,7 +203,11 @@ class TestRedisRestart:
         ):
             assert time.monotonic() < deadline, "the stage never finished while Redis was down"
             time.sleep(0.2)
-        time.sleep(2)  # Redis stays down a little longer, past redis-py's own reconnection attempts
+        # Redis stays down until the worker has given up on redis-py's own reconnection attempts
+        # and holds the failed message, waiting for Redis to retry it.
+        while not any(line.get("event") == "worker.redis_unreachable" for line in _json_lines(worker.log())):
+            assert time.monotonic() < deadline, "the worker never noticed that Redis was down"
+            time.sleep(0.2)
         server.start()
         status = _settle(api, [task_id])[task_id]
         assert status["status"] == "COMPLETE", status
@@ -260,7 +264,15 @@ class TestRedisRestart:
         ):
             assert time.monotonic() < deadline, "the first attempt never failed"
             time.sleep(0.1)
-        time.sleep(1)  # the retry (due in 10-20 s) is fetched into the worker's delay queue
+        # The retry (due in 20 s) is fetched from Redis into the worker's memory: the message sits
+        # in the acknowledgement set of the worker's delay-queue consumer.
+        from maie.store.keys import BROKER_NAMESPACE as NAMESPACE
+
+        broker = redis.Redis.from_url(server.url)
+        while not any(broker.scard(key) for key in broker.scan_iter(match=f"{NAMESPACE}:__acks__.*.DQ")):
+            assert time.monotonic() < deadline, "the retry never reached the worker's delay queue"
+            time.sleep(0.1)
+        broker.close()
         shutil.rmtree(blocker)
         server.restart()
         status = _settle(api, [task_id], timeout=120)[task_id]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 
@@ -48,23 +49,35 @@ def _wait_status(api, task_id, wanted, timeout=60.0):
     raise AssertionError(f"task never reached {wanted}")
 
 
+def _wait_logged(process, event, task_id, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while not any(
+        line.get("event") == event and line.get("task_id") == task_id
+        for line in (json.loads(text) for text in process.log().splitlines() if text.startswith("{"))
+    ):
+        assert time.monotonic() < deadline, f"{event} of {task_id} never logged:\n{process.log()}"
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
 class TestKilledWorker:
     """Redelivery after SIGKILL."""
 
-    def test_sigkill_mid_asr_then_new_worker_completes(self, isolated_env, start_process):
+    def test_sigkill_mid_asr_then_new_worker_completes(self, isolated_env, service_env, start_process):
         server, env = isolated_env
         api = start_process("api", env)
         first = start_process("worker", env)
         task_id = api.submit(shared_audio("pyannote/ami_mixture_4spk.wav")).json()["task_id"]
 
-        _wait_status(api, task_id, "PROCESSING_ASR")
-        time.sleep(0.5)  # well inside decoding, after the stage marked itself running
+        _wait_status(api, task_id, "PROCESSING_ASR")  # the stage marked itself running
+        _wait_logged(first, "asr.language_detected", task_id)  # and decoding is under way
         first.popen.send_signal(signal.SIGKILL)
         first.popen.wait()
         assert api.client.get(f"/v1/status/{task_id}", headers=HEADERS_A).json()["status"] == "PROCESSING_ASR"
 
-        start_process("worker", env)
+        # The second worker decodes at the session's fast settings: only the redelivery is under test.
+        fast = ("MAIE_WHISPER_BEAM_SIZE", "MAIE_WHISPER_TEMPERATURE", "MAIE_WHISPER_MAX_NEW_TOKENS")
+        second = start_process("worker", {**env, **{key: service_env[key] for key in fast}})
         status = api.wait(task_id, timeout=180)
         assert status["status"] == "COMPLETE", status
         transcribe = next(s for s in status["stages"] if s["name"] == "transcribe")
@@ -74,4 +87,5 @@ class TestKilledWorker:
         results = redis.Redis.from_url(server.url.rsplit("/", 1)[0] + "/1")
         assert results.keys(f"maie:task:{task_id}:result:*") == [f"maie:task:{task_id}:result:1".encode()]
         results.close()
+        second.stop()  # before its Redis, which the fixture stops: it would wait on it until the session ends
         api.stop()

@@ -68,10 +68,28 @@ def _wait_webhook(api, task_id, state, timeout=60.0):
     raise AssertionError(f"webhook of {task_id} never reached {state}: {body}")
 
 
+def _wait_broker_idle(redis_url, timeout=30.0):
+    """Wait until the broker holds no message: none queued, delayed, or fetched and not yet acked."""
+    import redis
+
+    from maie.store.keys import BROKER_NAMESPACE as NAMESPACE
+
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + timeout
+    while held := [
+        key
+        for key in client.scan_iter(match=f"{NAMESPACE}:*.msgs")
+        if not key.endswith(b".XQ.msgs") and client.hlen(key)  # dead letters are never retried
+    ]:
+        assert time.monotonic() < deadline, f"the broker still holds messages in {held}"
+        time.sleep(0.05)
+    client.close()
+
+
 class TestDelivery:
     """At least once, signed, retried with back-off, one logical delivery per event id."""
 
-    def test_completed_after_two_failures(self, hook_api, receiver):
+    def test_completed_after_two_failures(self, hook_env, hook_api, receiver):
         accepted = hook_api.submit(
             shared_audio("lhotse/common_voice_en_651325.mp3"), callback_url=receiver.url
         )
@@ -100,7 +118,7 @@ class TestDelivery:
         assert hook["event_id"] == delivered.event_id
         assert [a.get("status_code") for a in hook["attempts"]] == [500, 500, 200], "attempts on the task"
         assert hook["delivered_at"]
-        time.sleep(1.0)  # no further attempt arrives once delivered
+        _wait_broker_idle(hook_env["MAIE_REDIS_URL"])  # no further attempt can come after this
         assert len(receiver.deliveries) == 3
 
     def test_failed_task_is_announced(self, hook_api, receiver, tmp_path):

@@ -7,21 +7,11 @@ import uuid
 from datetime import UTC, datetime
 
 import msgspec
-import pytest
 
 from maie.schemas import Results, ResultVersion, Versions
-from maie.store import AsyncTaskStore, TaskStore, result_key, results_url
+from maie.store import AsyncTaskStore, result_key, results_url
 from tests.fixtures.records import make_record
-
-
-@pytest.fixture
-def store(redis_server):
-    url = results_url(redis_server.url, 5)
-    store = TaskStore.from_url(url, ttl_s=600)
-    store.client.flushdb()
-    yield store
-    store.client.flushdb()
-    store.close()
+from tests.fixtures.store import STORE_DB
 
 
 def _version(kind, template_id=None):
@@ -73,7 +63,7 @@ class TestAddResult:
         store.client.set(f"maie:task:{record.task_id}", msgspec.json.encode(record))
         store.add_result(record.task_id, _version("pipeline"))
         store.add_result(record.task_id, _version("resummary", "meeting_notes_v1"))
-        api_store = AsyncTaskStore.from_url(results_url(redis_server.url, 5), ttl_s=600)
+        api_store = AsyncTaskStore.from_url(results_url(redis_server.url, STORE_DB), ttl_s=600)
         listed = await api_store.list_results(record.task_id, 2)
         await api_store.close()
         assert [(v.version, v.kind, v.template_id) for v in listed] == [

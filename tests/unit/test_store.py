@@ -13,16 +13,6 @@ from maie.store import AsyncTaskStore, TaskStore, results_url, task_key
 from tests.fixtures.records import make_record
 
 
-@pytest.fixture
-def results_db(redis_server):
-    url = results_url(redis_server.url, 3)
-    store = TaskStore.from_url(url, ttl_s=60)
-    store.client.flushdb()
-    yield url
-    store.client.flushdb()
-    store.close()
-
-
 class TestResultsUrl:
     """The results database is named in the URL, whatever database the broker URL names."""
 

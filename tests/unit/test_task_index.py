@@ -9,22 +9,16 @@ import pytest
 
 from maie.errors import InvalidRequestError
 from maie.schemas import TaskStatus
-from maie.store import AsyncTaskStore, TaskStore, results_url, task_key
+from maie.store import task_key
 from maie.store.keys import tenant_tasks_key
 from maie.store.task_index import decode_cursor, encode_cursor
 from tests.fixtures.records import make_record
 
 
 @pytest.fixture
-async def store(redis_server):
-    url = results_url(redis_server.url, 4)
-    sync = TaskStore.from_url(url, ttl_s=3600)
-    sync.client.flushdb()
-    store = AsyncTaskStore.from_url(url, ttl_s=3600)
-    yield store
-    await store.close()
-    sync.client.flushdb()
-    sync.close()
+def store(async_store):
+    """The API's async store (tests/fixtures/store.py): these tests use it by that name."""
+    return async_store
 
 
 async def _add(store, tenant="acme", at=None, status=TaskStatus.PENDING):

@@ -10,21 +10,14 @@ import pytest
 from maie.api.intake.idempotency import Accepted, IdempotencyClaim
 from maie.errors import ConflictError, UnprocessableError
 from maie.schemas import Feature, TaskRequest
-from maie.store import AsyncTaskStore, TaskStore, results_url
 
 REQUEST = TaskRequest(features=[Feature.RAW_TRANSCRIPT], asr_backend="whisper", filename="a.wav")
 
 
 @pytest.fixture
-async def store(redis_server):
-    url = results_url(redis_server.url, 6)
-    sync = TaskStore.from_url(url, ttl_s=600)
-    sync.client.flushdb()
-    store = AsyncTaskStore.from_url(url, ttl_s=600)
-    yield store
-    await store.close()
-    sync.client.flushdb()
-    sync.close()
+def store(async_store):
+    """The API's async store (tests/fixtures/store.py): these tests use it by that name."""
+    return async_store
 
 
 def _claim(store, key, request=REQUEST, kind="task", tenant="acme"):

@@ -6,6 +6,7 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from maie.errors import AudioTooLongError
 from maie.metrics import RTF, STAGE_SECONDS, ClusterCollector, ClusterSnapshot, MetricsRecorder, read_cluster
@@ -14,15 +15,7 @@ from maie.schemas import StageName
 from maie.store import TaskStore, results_url, task_key
 from maie.worker.tracker import StageTracker
 from tests.fixtures.records import make_record
-
-
-@pytest.fixture
-def store(redis_server):
-    store = TaskStore.from_url(results_url(redis_server.url, 5), ttl_s=60)
-    store.client.flushdb()
-    yield store
-    store.client.flushdb()
-    store.close()
+from tests.fixtures.store import STORE_DB
 
 
 def put(store: TaskStore, record) -> None:
@@ -43,7 +36,7 @@ def samples(snapshot: ClusterSnapshot) -> dict[tuple[str, tuple[tuple[str, str],
 
 
 async def snapshot_of(store: TaskStore, redis_server) -> ClusterSnapshot:
-    results = aioredis.Redis.from_url(results_url(redis_server.url, 5))
+    results = aioredis.Redis.from_url(results_url(redis_server.url, STORE_DB))
     broker = aioredis.Redis.from_url(redis_server.url)
     try:
         return await read_cluster(results, broker, ttl_s=60, worker_window_s=60)
@@ -130,5 +123,10 @@ class TestCollector:
         import redis
 
         recorder = MetricsRecorder(redis.Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=0.5))
-        recorder.observe(RTF, 1.0)  # no exception: a metric is never worth a task
-        recorder.task_finished("complete")
+        with capture_logs() as logs:
+            recorder.observe(RTF, 1.0)  # no exception: a metric is never worth a task
+            recorder.task_finished("complete")
+        assert [(e["event"], e["log_level"], e["series"]) for e in logs] == [
+            ("metrics.dropped", "warning", "maie_rtf"),
+            ("metrics.dropped", "warning", "maie_tasks_total"),
+        ]

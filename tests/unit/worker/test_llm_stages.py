@@ -23,20 +23,12 @@ from maie.schemas import (
     TaskRequest,
     TaskStatus,
 )
-from maie.store import TaskStore, results_url, task_key
+from maie.store import task_key
 from maie.worker.runtime import WorkerRuntime
 from tests.fixtures.llm_answers import enhance_text
 from tests.fixtures.llm_server import MODEL
 
 TEXTS = ["we agreed to ship on friday", "anna writes the release notes", "any questions", "no"]
-
-
-@pytest.fixture
-def store(redis_server):
-    store = TaskStore.from_url(results_url(redis_server.url, 5), ttl_s=60)
-    store.client.flushdb()
-    yield store
-    store.client.flushdb()
 
 
 @pytest.fixture

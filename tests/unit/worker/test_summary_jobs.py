@@ -23,7 +23,7 @@ from maie.schemas import (
     TemplateVersion,
     Versions,
 )
-from maie.store import TaskStore, result_key, results_url, task_key
+from maie.store import result_key, task_key
 from maie.worker.summary_jobs import SummaryJobs
 from tests.fixtures.records import make_record
 
@@ -56,15 +56,6 @@ class CountingSummarizer:
             requests=1,
             processing_time_s=0.5,
         )
-
-
-@pytest.fixture
-def store(redis_server):
-    store = TaskStore.from_url(results_url(redis_server.url, 6), ttl_s=60)
-    store.client.flushdb()
-    yield store
-    store.client.flushdb()
-    store.close()
 
 
 @pytest.fixture

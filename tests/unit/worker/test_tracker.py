@@ -6,18 +6,9 @@ import pytest
 
 from maie.errors import AudioTooLongError, TransientError, is_permanent
 from maie.schemas import StageName, StageState, TaskStatus
-from maie.store import TaskStore, results_url, task_key
+from maie.store import TaskStore, task_key
 from maie.worker.tracker import StageTracker
 from tests.fixtures.records import make_record
-
-
-@pytest.fixture
-def store(redis_server):
-    store = TaskStore.from_url(results_url(redis_server.url, 4), ttl_s=60)
-    store.client.flushdb()
-    yield store
-    store.client.flushdb()
-    store.close()
 
 
 def put(store: TaskStore, record) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
+import uuid
 import wave
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from structlog.testing import capture_logs
 from maie.config import Settings
 from maie.errors import ModelLoadError, PermanentError
 from maie.schemas import AsrArtifact, AsrVersion, AudioInfo, PreprocessArtifact, StageName, TaskRequest
-from maie.store import TaskStore, results_url, task_key
+from maie.store import task_key
 from maie.store.keys import asr_claim_key, asr_ready_key
 from maie.worker.asr_claims import AsrClaims
 from maie.worker.residency import ModelCache
@@ -27,15 +28,6 @@ pytest.importorskip("pocketsphinx", reason="the pocketsphinx extra is not instal
 
 #: The first seconds of the JFK clip: enough speech for real decoding, short enough to be quick.
 CLIP_SECONDS = 2.0
-
-
-@pytest.fixture
-def store(redis_server):
-    store = TaskStore.from_url(results_url(redis_server.url, 5), ttl_s=600)
-    store.client.flushdb()
-    yield store
-    store.client.flushdb()
-    store.close()
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +55,9 @@ def make_transcriber(store, models, tmp_path, tiny_whisper_dir):
             **env,
         }
         settings = Settings.from_env(values, env_file=None)
-        claims = claims or AsrClaims(store.client, lease_s=2.0, poll_s=0.05)
+        # A long lease: pocketsphinx holds the GIL for a whole utterance, which on a loaded machine
+        # can outlast a short lease's renewal period (no test here needs this lease to lapse).
+        claims = claims or AsrClaims(store.client, lease_s=30.0, poll_s=0.05)
         made.append(claims)
         return Transcriber(settings, store, models, claims)
 
@@ -211,6 +205,16 @@ class TestBatching:
             transcriber.run(broken)
 
 
+def wait_one_lease(client, lease_s):
+    """Wait until a key set now for ``lease_s`` and never renewed has expired, in Redis's clock."""
+    key = f"test:unrenewed:{uuid.uuid4().hex}"
+    client.set(key, "1", px=int(lease_s * 1000))
+    deadline = time.monotonic() + 30
+    while client.exists(key):
+        assert time.monotonic() < deadline, "Redis never expired the key"
+        time.sleep(0.02)
+
+
 class TestLeases:
     """A message whose task is leased elsewhere waits; a dead holder's lease lapses."""
 
@@ -235,14 +239,19 @@ class TestLeases:
             ),
         )
 
-        def finish_later():
-            time.sleep(0.3)
+        def finish_later(logs):
+            # Once the transcriber says it waits for the holder, never before.
+            deadline = time.monotonic() + 30
+            while not any(e["event"] == "asr.claimed_elsewhere" for e in list(logs)):
+                if time.monotonic() > deadline:
+                    break  # the assertions below say what went wrong
+                time.sleep(0.02)
             store.put_artifact("t0", StageName.TRANSCRIBE, done)
             holder.release("t0")
 
-        thread = threading.Thread(target=finish_later)
-        thread.start()
         with capture_logs() as logs:
+            thread = threading.Thread(target=finish_later, args=(logs,))
+            thread.start()
             artifact = transcriber.run(record)
         thread.join()
 
@@ -271,7 +280,8 @@ class TestLeases:
         assert claims.try_claim("t0")
         assert not AsrClaims(store.client).try_claim("t0"), "exclusive"
 
-        time.sleep(0.8)  # well past one lease: only renewal keeps it
+        for _ in range(2):  # well past one lease: only renewal keeps it
+            wait_one_lease(store.client, 0.3)
 
         assert claims.holder("t0") is not None
         claims.release("t0")
@@ -284,7 +294,7 @@ class TestLeases:
         assert claims.try_claim("t0")
 
         claims.close()
-        time.sleep(0.5)
+        wait_one_lease(store.client, 0.3)  # the last renewal, at most one lease ago, has lapsed
 
         assert claims.holder("t0") is None
 
