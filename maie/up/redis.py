@@ -164,7 +164,10 @@ class EmbeddedRedis:
                 self.stop()
                 raise ConfigError(f"the embedded Redis did not start; see {self.directory / 'redis.log'}")
             time.sleep(0.05)
-        (self.directory / URL_FILE).write_text(self.url + "\n", encoding="utf-8")
+        # Written whole and renamed into place: a reader never sees half a URL.
+        staging = self.directory / f"{URL_FILE}.tmp"
+        staging.write_text(self.url + "\n", encoding="utf-8")
+        staging.replace(self.directory / URL_FILE)
         log.info("redis.started", url=self.url, directory=str(self.directory), aof="everysec")
         return self.url
 

@@ -161,7 +161,10 @@ class TestUp:
 
         replacement = _wait_for(back, 30, "a new redis-server")
         assert not psutil.pid_exists(redis.pid) or redis.status() != psutil.STATUS_ZOMBIE, "reaped"
-        assert (data_dir / "redis" / "url").read_text() == url, "same port, same URL"
+        # The new server writes its URL file once it answers; until then the file is absent.
+        url_file = data_dir / "redis" / "url"
+        _wait_for(lambda: url_file.is_file() and url_file.read_text() != "", 30, "the new URL file")
+        assert url_file.read_text() == url, "same port, same URL"
         _wait_for(lambda: client.get("/ready").status_code == 200, 30, "/ready to answer 200 again")
         old = client.get(f"/v1/status/{before}", headers={"X-API-Key": key})
         assert old.status_code == 200, old.text
