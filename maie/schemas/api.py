@@ -22,6 +22,7 @@ __all__ = [
     "ProcessAccepted",
     "ResultVersionInfo",
     "ResultVersionList",
+    "SpeakerNames",
     "StatusResponse",
     "SummaryAccepted",
     "SummaryRequest",
@@ -103,7 +104,7 @@ class ModelVariant(Frozen, frozen=True, kw_only=True):
 
 
 class ModelInfo(Frozen, frozen=True, kw_only=True):
-    """One ASR backend as /v1/models reports it."""
+    """One ASR or diarization backend as /v1/models reports it."""
 
     backend_id: str
     name: str
@@ -124,7 +125,23 @@ class ModelInfo(Frozen, frozen=True, kw_only=True):
 class ModelsResponse(Frozen, frozen=True, kw_only=True):
     """Answer to GET /v1/models."""
 
+    #: The ASR backends.
     models: list[ModelInfo]
+    #: The diarization backends (``diarization_backend``), in the same shape.
+    diarizers: list[ModelInfo] = msgspec.field(default_factory=list)
+
+
+#: A speaker's label as results carry it (``SPEAKER_00``...).
+_SpeakerLabel = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+#: A name given to a speaker.
+_SpeakerName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class SpeakerNames(Frozen, frozen=True, kw_only=True):
+    """Body of PATCH /v1/tasks/{id}/speakers: names for some of the task's speakers."""
+
+    #: Label (``SPEAKER_00``) to name (``Alice``); speakers left out keep their current name.
+    names: Annotated[dict[_SpeakerLabel, _SpeakerName], msgspec.Meta(min_length=1, max_length=32)]
 
 
 class TemplateInfo(Frozen, frozen=True, kw_only=True):
