@@ -13,6 +13,7 @@ import wave
 
 import pysubs2
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from maie.pipeline.diarization import read_rttm
 from tests.fixtures.paths import shared_audio
@@ -78,6 +79,17 @@ class TestMeeting:
         stages = {s["name"]: s for s in meeting["stages"]}
         assert stages["diarize"]["status"] == "done"
         assert stages["transcribe"]["status"] == "done"
+
+    def test_stage_is_measured(self, api, meeting):
+        """/metrics times the diarize stage like the others (a cluster-wide series, so at least one)."""
+        text = api.client.get("/metrics").text
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+        assert samples[("maie_stage_seconds_count", (("stage", "diarize"),))] >= 1
+        assert samples[("maie_stage_seconds_sum", (("stage", "diarize"),))] > 0
 
     def test_rttm_holds_the_turns(self, api, meeting):
         task_id = meeting["task_id"]
@@ -233,6 +245,18 @@ class TestSubmission:
         assert diarizers["embedded"]["available"] is True
         assert diarizers["channels"]["available"] is True
         assert set(diarizers["embedded"]) >= set(body["models"][0]) - {"variants", "size_bytes", "languages"}
+
+    def test_unavailable_backend_says_why_and_is_422(self, api):
+        """pyannote's weights are gated (and pyannote.audio is not in the extra): listed with the reason."""
+        body = api.client.get("/v1/models", headers=HEADERS_A).json()
+        pyannote = {d["backend_id"]: d for d in body["diarizers"]}["pyannote"]
+        if pyannote["available"]:
+            pytest.skip("pyannote runs here")
+        reason = pyannote["unavailable_reason"]
+        assert "install" in reason or "MAIE_DIARIZATION_PYANNOTE" in reason, reason
+        response = api.submit(shared_audio("jfk_16k.wav"), diarize="true", diarization_backend="pyannote")
+        assert response.status_code == 422, response.text
+        assert reason in response.json()["detail"]
 
 
 def test_batch_export_has_speaker_statistics(api, worker, tmp_path):
