@@ -9,15 +9,21 @@ and WebVTT, pyannote's RTTM layout by ``read_rttm``).
 from __future__ import annotations
 
 import io
+import re
+import subprocess
+import sys
 import wave
 
+import msgspec
 import pysubs2
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from maie.client import MaieClient
 from maie.pipeline.diarization import read_rttm
+from maie.schemas import ResultVersion, TaskStatus
 from tests.fixtures.paths import shared_audio
-from tests.fixtures.services import HEADERS_A, HEADERS_B
+from tests.fixtures.services import HEADERS_A, HEADERS_B, KEY_A
 
 AMI = "pyannote/ami_mixture_4spk.wav"
 SPEAKER_LINE = r"^SPEAKER_\d\d: "
@@ -280,3 +286,64 @@ def test_batch_export_has_speaker_statistics(api, worker, tmp_path):
     table = api.client.get(f"/v1/batches/{batch_id}/export", headers=HEADERS_A, params={"format": "csv"}).text
     header = next(iter(io.StringIO(table))).strip().split(",")
     assert {"num_speakers", "speakers"} <= set(header)
+
+
+class TestClientAndCli:
+    """The Python client, `maie submit` and `maie transcribe` with speakers."""
+
+    STEREO = "stereo_diarization.wav"
+
+    def test_client_diarizes_and_names_speakers(self, api, worker):
+        with MaieClient(api.url, KEY_A) as maie:
+            accepted = maie.submit(
+                shared_audio(self.STEREO),
+                features=["raw_transcript"],
+                diarize=True,
+                diarization_backend="channels",
+            )
+            status = maie.wait(accepted.task_id, timeout=120)
+            assert status.status == TaskStatus.COMPLETE
+            assert [s.id for s in status.results.speakers or []] == ["SPEAKER_00", "SPEAKER_01"]
+            renamed = maie.name_speakers(accepted.task_id, {"SPEAKER_01": "Bob"})
+            assert (renamed.version, renamed.kind) == (2, "speakers")
+            turns = read_rttm(maie.transcript(accepted.task_id, "rttm"), file_id=accepted.task_id)
+            assert {t.speaker for t in turns} == {"SPEAKER_00", "Bob"}
+            first = read_rttm(maie.transcript(accepted.task_id, "rttm", version=1), file_id=accepted.task_id)
+            assert {t.speaker for t in first} == {"SPEAKER_00", "SPEAKER_01"}
+
+    def test_submit_flags_imply_diarize(self, api, worker, service_env, tmp_path):
+        out = tmp_path / "out"
+        args = ["submit", str(shared_audio(self.STEREO)), "--features", "raw_transcript", "--out", str(out)]
+        args += ["--diarization-backend", "channels", "--url", api.url, "--api-key", KEY_A]
+        done = _maie(service_env, *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        result = msgspec.json.decode((out / "stereo_diarization.json").read_bytes(), type=ResultVersion)
+        assert result.versions.diarization is not None
+        assert result.versions.diarization.backend == "channels"
+        srt = pysubs2.SSAFile.from_string((out / "stereo_diarization.srt").read_text(), format_="srt")
+        assert srt.events
+        assert all(re.match(SPEAKER_LINE, e.plaintext) for e in srt)
+
+    def test_offline_transcribe_with_speakers(self, service_env):
+        """`--speakers 2` implies --diarize; the embedded backend runs in the process."""
+        env = {k: v for k, v in service_env.items() if k != "MAIE_REDIS_URL"}
+        done = _maie(env, "transcribe", str(shared_audio(self.STEREO)), "--speakers", "2", "--format", "json")
+        assert done.returncode == 0, done.stderr
+        result = msgspec.json.decode(done.stdout, type=ResultVersion)
+        assert result.versions.diarization is not None
+        assert result.versions.diarization.backend == "embedded"
+        assert result.versions.diarization.params["num_speakers"] == 2
+        assert result.metrics is not None
+        assert result.metrics.num_speakers == len(result.results.speakers or []) >= 1
+        assert all(s.speaker for s in result.results.segments or [])
+
+
+def _maie(env, *args, timeout=180):
+    return subprocess.run(
+        [sys.executable, "-m", "maie", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
