@@ -161,7 +161,7 @@ ACTOR_OF_STAGE: dict[StageName, ActorSpec] = {a.stage: a for a in ACTORS if a.st
 #: Stages that run at the same time when they follow one another in a plan; the next step starts
 #: once all of them are done. Diarization needs only the preprocessed audio, and ASR's segments
 #: are needed only when speakers are assigned (by the stages after them), so neither waits for
-#: the other (docs/diarization.md measures what this saves).
+#: the other (docs/diarization.md, "Speed", has the stage and whole-task figures).
 BESIDE = frozenset({StageName.TRANSCRIBE, StageName.DIARIZE})
 
 
