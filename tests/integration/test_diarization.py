@@ -337,6 +337,26 @@ class TestClientAndCli:
         assert result.metrics.num_speakers == len(result.results.speakers or []) >= 1
         assert all(s.speaker for s in result.results.segments or [])
 
+    def test_fallback_runs_the_next_backend_and_says_so(self, service_env, tmp_path):
+        """Unreadable encoder weights: MAIE_DIARIZATION_FALLBACK's ``channels`` runs, recorded as such."""
+        junk = tmp_path / "pretrained.pt"
+        junk.write_bytes(b"not a checkpoint")
+        env = {k: v for k, v in service_env.items() if k != "MAIE_REDIS_URL"}
+        env |= {"MAIE_DIARIZATION_ENCODER_WEIGHTS": str(junk), "MAIE_DIARIZATION_FALLBACK": "channels"}
+        done = _maie(env, "transcribe", str(shared_audio(self.STEREO)), "--diarize", "--format", "json")
+        assert done.returncode == 0, done.stderr
+        result = msgspec.json.decode(done.stdout, type=ResultVersion)
+        version = result.versions.diarization
+        assert version is not None
+        assert (version.backend, version.fallback_from) == ("channels", "embedded")
+        assert [s.id for s in result.results.speakers or []] == ["SPEAKER_00", "SPEAKER_01"]
+        assert any(w.startswith("embedded→channels: embedded: ") for w in result.results.warnings or [])
+
+        env.pop("MAIE_DIARIZATION_FALLBACK")
+        failed = _maie(env, "transcribe", str(shared_audio(self.STEREO)), "--diarize")
+        assert failed.returncode == 1
+        assert "no diarization backend could be loaded" in failed.stderr
+
 
 def _maie(env, *args, timeout=180):
     return subprocess.run(
