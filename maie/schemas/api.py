@@ -12,6 +12,8 @@ from maie.schemas.results import Metrics, Results, Versions
 from maie.schemas.tasks import SkippedMember, StageRecord, WebhookDelivery
 
 __all__ = [
+    "MAX_SPEAKER_NAMES",
+    "MAX_SPEAKER_NAME_LENGTH",
     "BatchAccepted",
     "BatchStatus",
     "ErrorBody",
@@ -131,17 +133,23 @@ class ModelsResponse(Frozen, frozen=True, kw_only=True):
     diarizers: list[ModelInfo] = msgspec.field(default_factory=list)
 
 
-#: A speaker's label as results carry it (``SPEAKER_00``...).
-_SpeakerLabel = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-#: A name given to a speaker.
-_SpeakerName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+#: Most speakers one rename may name (as many as a request may ask to find).
+MAX_SPEAKER_NAMES = 32
+#: Longest name a speaker may be given, in characters.
+MAX_SPEAKER_NAME_LENGTH = 200
 
 
 class SpeakerNames(Frozen, frozen=True, kw_only=True):
-    """Body of PATCH /v1/tasks/{id}/speakers: names for some of the task's speakers."""
+    """Body of PATCH /v1/tasks/{id}/speakers: names for some of the task's speakers.
+
+    The limits (1 to :data:`MAX_SPEAKER_NAMES` names, each one line of at most
+    :data:`MAX_SPEAKER_NAME_LENGTH` characters) are checked by the handler, after the task is
+    found: the OpenAPI schema cannot state them for a map's values, and a request its schema
+    allows must not be refused as malformed (400).
+    """
 
     #: Label (``SPEAKER_00``) to name (``Alice``); speakers left out keep their current name.
-    names: Annotated[dict[_SpeakerLabel, _SpeakerName], msgspec.Meta(min_length=1, max_length=32)]
+    names: dict[str, str]
 
 
 class TemplateInfo(Frozen, frozen=True, kw_only=True):

@@ -173,6 +173,21 @@ class TestRename:
         assert response.status_code == 422
         assert "SPEAKER_31" in response.json()["detail"]
 
+    @pytest.mark.parametrize(
+        ("names", "says"),
+        [
+            ({}, "at least one name"),
+            ({"SPEAKER_00": "x" * 201}, "at most 200"),
+            ({"SPEAKER_00": " "}, "one line"),
+        ],
+    )
+    def test_unusable_names_are_422(self, api, meeting, names, says):
+        response = api.client.patch(
+            f"/v1/tasks/{meeting['task_id']}/speakers", headers=HEADERS_A, json={"names": names}
+        )
+        assert response.status_code == 422, response.text
+        assert says in response.json()["detail"]
+
     def test_other_tenant_is_404(self, api, meeting):
         names = {"names": {"SPEAKER_00": "Eve"}}
         response = api.client.patch(f"/v1/tasks/{meeting['task_id']}/speakers", headers=HEADERS_B, json=names)

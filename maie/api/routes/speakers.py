@@ -19,6 +19,7 @@ from maie.api.queries import load_result, load_task
 from maie.errors import ConflictError, NotFoundError, UnprocessableError
 from maie.pipeline.result_builder import renamed_version
 from maie.schemas import ErrorBody, ResultVersion, SpeakerNames, TaskStatus
+from maie.schemas.api import MAX_SPEAKER_NAME_LENGTH, MAX_SPEAKER_NAMES
 
 if TYPE_CHECKING:
     from litestar.di import NamedDependency
@@ -43,9 +44,14 @@ def _checked_names(names: dict[str, str], speakers: list[str], task_id: str) -> 
     """The names, stripped, for labels the task has.
 
     Raises:
-        UnprocessableError: an unknown label, a blank name or one with control characters, or a
+        UnprocessableError: no names or more than 32, an unknown label, a blank or over-long name
+            or one with control characters, or a
             name that is another speaker's label.
     """
+    if not names:
+        raise UnprocessableError('give at least one name: {"names": {"SPEAKER_00": "Alice"}}')
+    if len(names) > MAX_SPEAKER_NAMES:
+        raise UnprocessableError(f"give at most {MAX_SPEAKER_NAMES} names in one request, got {len(names)}")
     if unknown := sorted(set(names) - set(speakers)):
         have = f"its speakers are {', '.join(speakers)}" if speakers else "no speech was found in it"
         raise UnprocessableError(
@@ -57,6 +63,10 @@ def _checked_names(names: dict[str, str], speakers: list[str], task_id: str) -> 
         text = name.strip()
         if not text or any(ord(ch) < 32 for ch in text):  # noqa: PLR2004 - ASCII control range
             raise UnprocessableError(f"the name for {label} must be one line of text, got {name!r}")
+        if len(text) > MAX_SPEAKER_NAME_LENGTH:
+            raise UnprocessableError(
+                f"the name for {label} has {len(text)} characters; give at most {MAX_SPEAKER_NAME_LENGTH}"
+            )
         if text in speakers and text != label:
             raise UnprocessableError(f"{text!r} is another speaker's label; give {label} a person's name")
         cleaned[label] = text
