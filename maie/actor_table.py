@@ -5,6 +5,11 @@ the worker declares its actors from it (:meth:`ActorSpec.options`), so a message
 always names an actor the worker declares, on the queue it consumes. Time limits and retries come
 from the settings; what fails at once instead of being retried is :data:`maie.errors.PERMANENT_ERRORS`
 for every actor.
+
+The order a task's stages run in is here too: its planned stages, in order, grouped into steps
+(:func:`steps`). A step is one stage, or the stages of :data:`BESIDE` that follow one another in
+the plan: transcribe and diarize, which run at once on their own queues and join before the next
+step (:func:`next_step`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from maie.errors import PERMANENT_ERRORS
 from maie.schemas import StageName
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     import dramatiq
 
@@ -26,7 +31,9 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTORS",
     "ACTOR_OF_STAGE",
+    "BESIDE",
     "DELIVER_WEBHOOK",
+    "DIARIZE",
     "ENHANCE",
     "FETCH",
     "FETCH_SLACK_S",
@@ -39,6 +46,8 @@ __all__ = [
     "WEBHOOK_SLACK_S",
     "ActorKind",
     "ActorSpec",
+    "next_step",
+    "steps",
 ]
 
 #: Seconds finalize may take: it only reads and writes small records.
@@ -117,6 +126,8 @@ PREPROCESS = ActorSpec(
     stage=StageName.PREPROCESS,
 )
 TRANSCRIBE = ActorSpec("transcribe", QUEUE_GPU, ActorKind.STAGE, _model_time, stage=StageName.TRANSCRIBE)
+#: Who spoke when, beside transcribe: its backends run on the CPU (pyannote may take the GPU too).
+DIARIZE = ActorSpec("diarize", QUEUE_CPU, ActorKind.STAGE, _model_time, stage=StageName.DIARIZE)
 ENHANCE = ActorSpec("enhance", QUEUE_GPU, ActorKind.STAGE, _model_time, stage=StageName.ENHANCE)
 SUMMARIZE = ActorSpec("summarize", QUEUE_GPU, ActorKind.STAGE, _model_time, stage=StageName.SUMMARIZE)
 FINALIZE = ActorSpec("finalize", QUEUE_CPU, ActorKind.STAGE, lambda _: FINALIZE_TIME_LIMIT_S)
@@ -137,6 +148,7 @@ ACTORS: tuple[ActorSpec, ...] = (
     FETCH,
     PREPROCESS,
     TRANSCRIBE,
+    DIARIZE,
     FINALIZE,
     ENHANCE,
     SUMMARIZE,
@@ -145,3 +157,45 @@ ACTORS: tuple[ActorSpec, ...] = (
 )
 #: The actor that runs each pipeline stage.
 ACTOR_OF_STAGE: dict[StageName, ActorSpec] = {a.stage: a for a in ACTORS if a.stage is not None}
+
+#: Stages that run at the same time when they follow one another in a plan; the next step starts
+#: once all of them are done. Diarization needs only the preprocessed audio, and ASR's segments
+#: are needed only when speakers are assigned (by the stages after them), so neither waits for
+#: the other (docs/diarization.md, "Speed", has the stage and whole-task figures).
+BESIDE = frozenset({StageName.TRANSCRIBE, StageName.DIARIZE})
+
+
+def steps(stages: Sequence[StageName]) -> list[tuple[StageName, ...]]:
+    """The planned ``stages`` grouped into steps, in order: consecutive :data:`BESIDE` stages form one."""
+    grouped: list[tuple[StageName, ...]] = []
+    for stage in stages:
+        if grouped and stage in BESIDE and grouped[-1][-1] in BESIDE:
+            grouped[-1] = (*grouped[-1], stage)
+        else:
+            grouped.append((stage,))
+    return grouped
+
+
+def next_step(
+    stages: Sequence[StageName], finished: StageName, *, done: Callable[[StageName], bool]
+) -> tuple[StageName, ...] | None:
+    """What to send once ``finished`` is done: the next step's stages, ``()`` for finalize, or None.
+
+    Args:
+        stages: The task's planned stages, in order.
+        finished: The stage that just finished.
+        done: Whether a stage of the plan is done (or skipped), as the record that marked
+            ``finished`` done reads: of stages that run at once, only the last to finish finds
+            them all done, so exactly one of them sends the next step.
+
+    Returns:
+        None while another stage of ``finished``'s step still runs; else the stages of the next
+        step, or ``()`` when ``finished``'s step is the last (finalize comes next).
+    """
+    plan = steps(stages)
+    for index, step in enumerate(plan):
+        if finished in step:
+            if not all(done(other) for other in step if other != finished):
+                return None
+            return plan[index + 1] if index + 1 < len(plan) else ()
+    return ()

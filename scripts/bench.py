@@ -20,9 +20,14 @@ backend's ``process_batch`` against ``process`` per recording, and Whisper's bat
 
 With ``--diarization`` it measures the diarization stage instead (scripts/bench_diarization.py):
 DER on the guard's recordings, the stage's real-time factor, peak RSS; ``--record`` rewrites the
-DER baseline of tests/quality/der_baseline.json.
+DER baseline of tests/quality/der_baseline.json. Then the whole task through the service, on one
+worker: ``diarize=true`` against ``false`` on the same recording (the AMI excerpt unless
+``--audio``), alternated, as a ratio of medians, and the worker's peak RSS. The ASR model is the
+tiny random one unless ``--model`` names a real one (a real model makes ASR, and so the ratio's
+denominator, realistic).
 
-    uv run python scripts/bench.py --diarization [--record]
+    uv run python scripts/bench.py --diarization [--record] [--model /models/whisper-small-ct2]
+    uv run python scripts/bench.py --diarization --whole-task-only --runs 3
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -48,12 +54,16 @@ from tests.fixtures.services import Api, Process  # noqa: E402
 
 KEY = "bench-key"
 DEFAULT_AUDIO = ROOT.parent / "shared" / "audio" / "jfk.flac"
+#: The recording of the whole-task diarization figure: four speakers, overlapping speech.
+DIARIZATION_AUDIO = ROOT.parent / "shared" / "audio" / "pyannote" / "ami_mixture_4spk.wav"
 
 
 def parse_args() -> argparse.Namespace:
     """Command-line options."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--audio", type=Path, default=DEFAULT_AUDIO, help="audio file (default: %(default)s)")
+    ap.add_argument(
+        "--audio", type=Path, default=None, help=f"audio (default: {DEFAULT_AUDIO.name}; diarization: AMI)"
+    )
     model = ap.add_mutually_exclusive_group()
     model.add_argument("--model", help="faster-whisper model: a local CTranslate2 folder or a model name")
     model.add_argument("--tiny", action="store_true", help="build and use the tiny random test model")
@@ -70,9 +80,16 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--chunkformer-model", help="ChunkFormer model folder (with --tiny: a tiny one is built)")
     ap.add_argument("--diarization", action="store_true", help="measure the diarization stage instead")
     ap.add_argument("--record", action="store_true", help="with --diarization: rewrite the DER baseline")
+    ap.add_argument(
+        "--whole-task-only", action="store_true", help="with --diarization: only the whole-task figures"
+    )
     args = ap.parse_args()
     if not args.diarization and not (args.model or args.tiny):
         ap.error("one of the arguments --model --tiny is required (unless --diarization)")
+    if args.diarization and not args.model:
+        args.tiny = True
+    if args.audio is None:
+        args.audio = DIARIZATION_AUDIO if args.diarization else DEFAULT_AUDIO
     return args
 
 
@@ -90,30 +107,90 @@ def whisper_env(args: argparse.Namespace, model: str) -> dict[str, str]:
     return env
 
 
+def timed_task(api: Api, worker: Process, audio: Path, **fields: str) -> tuple[float, dict[str, Any]]:
+    """Seconds from POST /v1/process of ``audio`` with form ``fields`` until COMPLETE, and the status."""
+    headers = {"X-API-Key": KEY}
+    started = time.perf_counter()
+    response = api.submit(audio, headers=headers, **fields)
+    response.raise_for_status()
+    task_id = response.json()["task_id"]
+    while True:
+        body = api.client.get(f"/v1/status/{task_id}", headers=headers).json()
+        if body["status"] == "COMPLETE":
+            return time.perf_counter() - started, body
+        if body["status"] == "FAILED":
+            msg = f"task failed: {body.get('error')}\n{worker.log()[-2000:]}"
+            raise RuntimeError(msg)
+        time.sleep(0.01)
+
+
+def stage_seconds(body: dict[str, Any], name: str) -> float:
+    """How long stage ``name`` of a finished task took, by its record."""
+    return float(next(s["duration_s"] for s in body["stages"] if s["name"] == name))
+
+
 def run_service(args: argparse.Namespace, env: dict[str, str], work: Path) -> tuple[list[float], Api]:
     """End-to-end seconds of ``args.runs`` tasks after one warm-up task; returns the running API too."""
     api = Api(env, work / "api.log")
     worker = Process(["worker"], env, work / "worker.log")
-    headers = {"X-API-Key": KEY}
-
-    def one() -> float:
-        started = time.perf_counter()
-        response = api.submit(args.audio, headers=headers)
-        response.raise_for_status()
-        task_id = response.json()["task_id"]
-        while True:
-            body = api.client.get(f"/v1/status/{task_id}", headers=headers).json()
-            if body["status"] == "COMPLETE":
-                return time.perf_counter() - started
-            if body["status"] == "FAILED":
-                msg = f"task failed: {body.get('error')}\n{worker.log()[-2000:]}"
-                raise RuntimeError(msg)
-            time.sleep(0.01)
-
-    one()  # warm-up: loads the model into the resident cache
-    times = [one() for _ in range(args.runs)]
+    timed_task(api, worker, args.audio)  # warm-up: loads the model into the resident cache
+    times = [timed_task(api, worker, args.audio)[0] for _ in range(args.runs)]
     worker.stop()
     return times, api
+
+
+def tree_peak_rss_mib(pid: int) -> float:
+    """Peak resident memory (VmHWM) of process ``pid`` and its descendants, summed, in MiB."""
+    total_kib, pending = 0, [pid]
+    while pending:
+        current = pending.pop()
+        proc = Path(f"/proc/{current}")
+        try:
+            status = (proc / "status").read_text(encoding="ascii")
+            for task in (proc / "task").iterdir():
+                pending += [int(child) for child in (task / "children").read_text(encoding="ascii").split()]
+        except OSError:  # exited meanwhile
+            continue
+        peak = [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
+        total_kib += sum(peak)
+    return total_kib / 1024
+
+
+def run_whole_task(args: argparse.Namespace, env: dict[str, str], work: Path) -> None:
+    """Print whole-task seconds with ``diarize=true`` against ``false`` on one worker, and its peak RSS.
+
+    Both kinds are warmed up first (ASR model and diarizer resident), then alternated, so a change
+    in the load of a shared machine falls on both alike.
+    """
+    api = Api(env, work / "api.log")
+    worker = Process(["worker"], env, work / "worker.log")
+    try:
+        timed_task(api, worker, args.audio)
+        timed_task(api, worker, args.audio, diarize="true")
+        plain: list[float] = []
+        diarized: list[float] = []
+        stages: dict[str, list[float]] = {"transcribe": [], "diarize": []}
+        for _ in range(args.runs):
+            plain.append(timed_task(api, worker, args.audio)[0])
+            seconds, body = timed_task(api, worker, args.audio, diarize="true")
+            diarized.append(seconds)
+            for name, times in stages.items():
+                times.append(stage_seconds(body, name))
+            duration = body["metrics"]["input_duration_seconds"]
+        rss = tree_peak_rss_mib(worker.popen.pid)
+    finally:
+        worker.stop()
+        api.stop()
+    model = "tiny random" if args.tiny else args.model
+    print(f"whole task through the service, {args.audio.name}, asr: {model}")
+    print(f"  diarize=false: {summary(plain)}")
+    print(f"  diarize=true:  {summary(diarized)}")
+    ratio = statistics.median(diarized) / statistics.median(plain)
+    print(f"  ratio diarize=true / false (medians): {ratio:.2f}")
+    for name, times in stages.items():
+        rtf = statistics.median(times) / duration
+        print(f"  with diarize=true, stage {name}: {summary(times)}  RTF {rtf:.3f}")
+    print(f"  worker peak RSS (process tree, VmHWM): {rss:.0f} MiB")
 
 
 def run_bare(args: argparse.Namespace, env: dict[str, str], data_dir: Path) -> list[float]:
@@ -173,8 +250,8 @@ def main() -> None:
     if args.diarization:
         import bench_diarization
 
-        bench_diarization.run(args.runs, record=args.record)
-        return
+        if not args.whole_task_only:
+            bench_diarization.run(args.runs, record=args.record)
     with tempfile.TemporaryDirectory(prefix="maie-bench-") as tmp:
         work = Path(tmp)
         model = args.model
@@ -205,6 +282,12 @@ def main() -> None:
         if args.batching:
             redis_server.stop()
             run_batching(args, env, work, model)
+            return
+        if args.diarization:
+            try:
+                run_whole_task(args, env, work)
+            finally:
+                redis_server.stop()
             return
         try:
             service, api = run_service(args, env, work)

@@ -10,8 +10,8 @@ with its missed / false-alarm / confusion parts, speakers found and the stage's 
 right counts, and the process's peak RSS. Then the ``channels`` backend on the two recordings
 with one speaker per channel (tests/fixtures/channel_references.py). It asserts nothing.
 
-The whole-task figure (``diarize=true`` against ``false`` through the service) needs the worker
-stage, which phase 2 adds: :func:`whole_task_ratio` is the hook it fills in.
+The whole-task figure (``diarize=true`` against ``false`` through the service) is measured by
+``scripts/bench.py`` after these (:func:`bench.run_whole_task`): it needs a Redis, an API and a worker.
 """
 
 from __future__ import annotations
@@ -46,11 +46,6 @@ DEFAULT_TARGET = 0.10
 
 def _rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def whole_task_ratio() -> str:
-    """Hook for phase 2: end-to-end seconds with ``diarize=true`` over ``false`` via the service."""
-    return "not measured: the service has no diarization stage yet (the worker wires it in phase 2)"
 
 
 def run(runs: int, *, record: bool) -> None:
@@ -113,7 +108,6 @@ def run(runs: int, *, record: bool) -> None:
             f"RTF median {statistics.median(r[3] for r in mine):.4f}"
         )
     print(f"peak RSS: {_rss_mib():.0f} MiB (before loading: {rss_before:.0f} MiB)")
-    print(f"whole task diarize=true / false: {whole_task_ratio()}")
     channel_figures = run_channels(runs)
     if record:
         recorded = {"collar_s_each_side": 0.25, "skip_overlap": False, "embedded": figures}

@@ -25,6 +25,7 @@ from maie.api.routes.health import HealthController
 from maie.api.routes.metrics import MetricsController, http_metrics_config
 from maie.api.routes.process import ProcessController
 from maie.api.routes.results import ResultsController
+from maie.api.routes.speakers import SpeakersController
 from maie.api.routes.status import StatusController
 from maie.api.routes.summaries import SummariesController
 from maie.api.routes.tasks import TasksController
@@ -82,6 +83,7 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
             TasksController,
             ResultsController,
             SummariesController,
+            SpeakersController,
             ExportsController,
             batches,
         ],

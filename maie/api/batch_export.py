@@ -4,7 +4,9 @@ A row holds what every task has (task id, name, status, error) and, once the tas
 what its latest result holds: language, duration, the transcript (the clean one when there is
 one, else the raw one, else the segments' text) and the summary. In JSON Lines the summary is
 one object under ``summary``; in CSV each top-level field of the batch template's JSON Schema is
-a ``summary.<field>`` column (lists and objects JSON-encoded). Rows are produced in chunks, so a
+a ``summary.<field>`` column (lists and objects JSON-encoded). A diarized task's row has its
+speaker statistics: ``num_speakers`` and ``speakers`` (each speaker's id, name, speaking time and
+segment count; JSON in a CSV cell). Rows are produced in chunks, so a
 batch of a thousand long meetings is streamed, not held in memory.
 """
 
@@ -34,6 +36,8 @@ BASE_COLUMNS = (
     "duration_s",
     "result_version",
     "transcript",
+    "num_speakers",
+    "speakers",
     "error_code",
     "error",
 )
@@ -75,6 +79,9 @@ def row_of(task_id: str, record: TaskRecord | None, result: ResultVersion | None
         if result.metrics is not None:
             row["duration_s"] = result.metrics.input_duration_seconds
         row["transcript"] = _transcript(result)
+        if result.results.speakers is not None:
+            row["num_speakers"] = len(result.results.speakers)
+            row["speakers"] = msgspec.to_builtins(result.results.speakers)
         row["summary"] = result.results.summary
     return row
 

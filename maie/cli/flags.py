@@ -4,6 +4,10 @@ Each field of :class:`~maie.schemas.SubmissionOptions` becomes ``--field-name`` 
 description as help: a flag pair ``--x/--no-x`` for a yes/no field, an integer or text option
 otherwise, and a comma-separated text option for a list. A field added to the list is a flag of
 ``maie submit`` without an edit here.
+
+Two conveniences go beyond the list: ``--speakers N`` is another name of ``--num-speakers``
+(:data:`ALIASES`), and giving a speaker count or a diarizer implies ``--diarize``
+(:data:`IMPLIES`) unless ``--no-diarize`` says otherwise.
 """
 
 from __future__ import annotations
@@ -21,9 +25,26 @@ from maie.schemas import SubmissionOptions
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
-__all__ = ["SUBMISSION_FLAGS", "SubmissionFlag", "submission_flags", "submission_values"]
+__all__ = [
+    "ALIASES",
+    "IMPLIES",
+    "SUBMISSION_FLAGS",
+    "SubmissionFlag",
+    "submission_flags",
+    "submission_values",
+]
 
 F = TypeVar("F", bound="Callable[..., Any]")
+
+#: More flag names of some fields.
+ALIASES: dict[str, tuple[str, ...]] = {"num_speakers": ("--speakers",)}
+#: A yes/no field that a set field implies, when it is not given itself.
+IMPLIES: dict[str, str] = {
+    "diarization_backend": "diarize",
+    "num_speakers": "diarize",
+    "min_speakers": "diarize",
+    "max_speakers": "diarize",
+}
 
 
 class SubmissionFlag(NamedTuple):
@@ -45,7 +66,8 @@ class SubmissionFlag(NamedTuple):
         if self.kind is bool:
             return click.option(f"{self.flag}/--no-{self.flag[2:]}", self.name, default=None, help=self.help)
         kind = int if self.kind is int else str
-        return click.option(self.flag, self.name, type=kind, default=None, help=self.help)
+        names = (self.flag, *ALIASES.get(self.name, ()))
+        return click.option(*names, self.name, type=kind, default=None, help=self.help)
 
     def value(self, given: object) -> object:
         """The field's value from the flag's (a list from comma-separated text; None when unset or empty)."""
@@ -93,6 +115,12 @@ def submission_flags(command: F) -> F:
 
 
 def submission_values(params: Mapping[str, object]) -> dict[str, object]:
-    """The submission fields from a command's parameters, converted; unset flags are left out."""
+    """The submission fields from a command's parameters, converted; unset flags are left out.
+
+    A field of :data:`IMPLIES` that is set turns its yes/no field on when that was not given.
+    """
     values = {flag.name: flag.value(params.get(flag.name)) for flag in SUBMISSION_FLAGS}
+    for name, implied in IMPLIES.items():
+        if values.get(name) is not None and values.get(implied) is None:
+            values[implied] = True
     return {name: value for name, value in values.items() if value is not None}

@@ -16,8 +16,8 @@ __all__ = ["FORMATS", "emit", "fail", "format_option", "output_option"]
 
 F = TypeVar("F", bound="Callable[..., Any]")
 
-#: Formats of ``maie result`` and ``maie transcribe``.
-FORMATS = ("txt", "srt", "vtt", "json")
+#: Formats of ``maie result`` and ``maie transcribe`` (``rttm``: a diarized result's turns).
+FORMATS = ("txt", "srt", "vtt", "json", "rttm")
 
 #: ``-o/--output FILE``: where a command writes instead of stdout.
 output_option = click.option(
@@ -29,7 +29,7 @@ output_option = click.option(
 
 
 def format_option(json_help: str) -> Callable[[F], F]:
-    """``--format`` (txt, srt, vtt or json; parameter ``fmt``), saying what ``json`` is."""
+    """``--format`` (txt, srt, vtt, json or rttm; parameter ``fmt``), saying what ``json`` is."""
     return click.option(
         "--format", "fmt", type=click.Choice(FORMATS), default="txt", show_default=True, help=json_help
     )

@@ -78,6 +78,11 @@ class SubmitFields(TypedDict, total=False):
     initial_prompt: str | None
     beam_size: int | None
     model: str | None
+    diarize: bool | None
+    diarization_backend: str | None
+    num_speakers: int | None
+    min_speakers: int | None
+    max_speakers: int | None
 
 
 class SubmitOptions(SubmissionOptions, frozen=True, kw_only=True):

@@ -28,12 +28,13 @@ from maie.schemas import (
     ProcessAccepted,
     ResultVersion,
     ResultVersionList,
+    SpeakerNames,
     StatusResponse,
     TaskPage,
 )
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Sequence
+    from collections.abc import AsyncIterator, Mapping, Sequence
     from pathlib import Path
 
 __all__ = ["AsyncMaieClient"]
@@ -225,11 +226,24 @@ class AsyncMaieClient:
         return decode(await self._get(f"/v1/tasks/{task_id}/results/{version}"), ResultVersion)
 
     async def transcript(self, task_id: str, fmt: str = "txt", *, version: int | None = None) -> str:
-        """The transcript as ``txt``, ``srt``, ``vtt`` or ``json`` text."""
+        """The transcript as ``txt``, ``srt``, ``vtt`` or ``json`` text, or a diarized task's ``rttm``."""
         response = await self._get(f"/v1/tasks/{task_id}/transcript.{fmt}", version=version)
         if response.is_error:
             raise error_of(response)
         return response.text
+
+    async def name_speakers(self, task_id: str, names: Mapping[str, str]) -> ResultVersion:
+        """``PATCH /v1/tasks/{task_id}/speakers``: names for speakers (``SPEAKER_00``: ``Alice``).
+
+        Returns:
+            The new result version, in which the names replace the labels (the latest one when
+            the names change nothing).
+        """
+        body = msgspec.json.encode(SpeakerNames(names=dict(names)))
+        response = await self._http.patch(
+            f"/v1/tasks/{task_id}/speakers", content=body, headers={"Content-Type": "application/json"}
+        )
+        return decode(response, ResultVersion)
 
     async def tasks(
         self, *, status: str | None = None, limit: int = 50, cursor: str | None = None

@@ -7,7 +7,8 @@ and its prompt must compile, so a broken template is refused at submit time (422
 out later in a worker.
 
 Prompts are Jinja templates rendered in a sandbox with undefined variables as errors. A template
-prompt gets ``segments`` (each with ``id``, ``start``, ``end``, ``text``), ``schema_json``,
+prompt gets ``segments`` (each with ``id``, ``start``, ``end``, ``text`` and ``speaker``; a
+diarized segment's ``text`` starts with its speaker, ``SPEAKER_00: ...``), ``schema_json``,
 ``language`` (ISO code or ``None``), ``template_id``, and ``part`` / ``parts`` (both ``None``
 unless the transcript is summarised in parts, see docs/llm.md).
 """

@@ -12,6 +12,8 @@ from maie.schemas.results import Metrics, Results, Versions
 from maie.schemas.tasks import SkippedMember, StageRecord, WebhookDelivery
 
 __all__ = [
+    "MAX_SPEAKER_NAMES",
+    "MAX_SPEAKER_NAME_LENGTH",
     "BatchAccepted",
     "BatchStatus",
     "ErrorBody",
@@ -22,6 +24,7 @@ __all__ = [
     "ProcessAccepted",
     "ResultVersionInfo",
     "ResultVersionList",
+    "SpeakerNames",
     "StatusResponse",
     "SummaryAccepted",
     "SummaryRequest",
@@ -103,7 +106,7 @@ class ModelVariant(Frozen, frozen=True, kw_only=True):
 
 
 class ModelInfo(Frozen, frozen=True, kw_only=True):
-    """One ASR backend as /v1/models reports it."""
+    """One ASR or diarization backend as /v1/models reports it."""
 
     backend_id: str
     name: str
@@ -124,7 +127,29 @@ class ModelInfo(Frozen, frozen=True, kw_only=True):
 class ModelsResponse(Frozen, frozen=True, kw_only=True):
     """Answer to GET /v1/models."""
 
+    #: The ASR backends.
     models: list[ModelInfo]
+    #: The diarization backends (``diarization_backend``), in the same shape.
+    diarizers: list[ModelInfo] = msgspec.field(default_factory=list)
+
+
+#: Most speakers one rename may name (as many as a request may ask to find).
+MAX_SPEAKER_NAMES = 32
+#: Longest name a speaker may be given, in characters.
+MAX_SPEAKER_NAME_LENGTH = 200
+
+
+class SpeakerNames(Frozen, frozen=True, kw_only=True):
+    """Body of PATCH /v1/tasks/{id}/speakers: names for some of the task's speakers.
+
+    The limits (1 to :data:`MAX_SPEAKER_NAMES` names, each one line of at most
+    :data:`MAX_SPEAKER_NAME_LENGTH` characters) are checked by the handler, after the task is
+    found: the OpenAPI schema cannot state them for a map's values, and a request its schema
+    allows must not be refused as malformed (400).
+    """
+
+    #: Label (``SPEAKER_00``) to name (``Alice``); speakers left out keep their current name.
+    names: dict[str, str]
 
 
 class TemplateInfo(Frozen, frozen=True, kw_only=True):

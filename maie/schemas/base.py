@@ -75,6 +75,8 @@ class StageName(enum.StrEnum):
     FETCH = "fetch"
     PREPROCESS = "preprocess"
     TRANSCRIBE = "transcribe"
+    #: Only with ``diarize``: who spoke when, beside the transcribe stage (on the CPU queue).
+    DIARIZE = "diarize"
     ENHANCE = "enhance"
     SUMMARIZE = "summarize"
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 import msgspec
 
 from maie.schemas.base import Frozen, Seconds, Unit
+from maie.schemas.diarization import DiarizationVersion, SpeakerInfo, SpeakerTurn
 
 __all__ = [
     "AsrArtifact",
@@ -180,6 +181,8 @@ class Versions(Frozen, frozen=True, kw_only=True):
     enhancement_llm: LlmVersion | None = None
     summarization_llm: LlmVersion | None = None
     template: TemplateVersion | None = None
+    #: The diarization backend, model and parameters, when the task was diarized.
+    diarization: DiarizationVersion | None = None
 
 
 class EnhancementMetrics(Frozen, frozen=True, kw_only=True):
@@ -237,6 +240,10 @@ class Metrics(Frozen, frozen=True, kw_only=True):
     vad_coverage: Unit | None = None
     asr_confidence_avg: Unit | None = None
     edit_rate_cleaning: float | None = None
+    #: Speakers found, when the task was diarized (0 for a recording without speech).
+    num_speakers: Annotated[int, msgspec.Meta(ge=0)] | None = None
+    #: Seconds the diarization stage took per second of audio, when the task was diarized.
+    diarization_rtf: Seconds | None = None
 
 
 class Results(Frozen, frozen=True, kw_only=True):
@@ -248,10 +255,17 @@ class Results(Frozen, frozen=True, kw_only=True):
     enhancement_metrics: EnhancementMetrics | None = None
     language: str | None = None
     segments: list[Segment] | None = None
+    #: Each speaker with speaking time and segment count, when the task was diarized.
+    speakers: list[SpeakerInfo] | None = None
+    #: Who spoke when (turns of different speakers may overlap), when the task was diarized:
+    #: what ``transcript.rttm`` exports.
+    speaker_turns: list[SpeakerTurn] | None = None
+    #: Best-effort notes on the result, e.g. fewer speakers found than asked for.
+    warnings: list[str] | None = None
 
 
 class ResultVersion(Frozen, frozen=True, kw_only=True):
-    """One immutable result of a task: a pipeline run or a re-summarization."""
+    """One immutable result of a task: a pipeline run, a re-summarization or a rename of speakers."""
 
     version: int
     created_at: datetime

@@ -69,3 +69,23 @@ class SubmissionOptions(Frozen, frozen=True, kw_only=True):
             "of MAIE_WHISPER_MODELS"
         ),
     ] = None
+    diarize: Annotated[
+        bool | None, msgspec.Meta(description="Label who spoke when (speakers on segments and words)")
+    ] = None
+    diarization_backend: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="Diarization backend (GET /v1/models: diarizers), with diarize; default "
+            "MAIE_DIARIZATION_BACKEND"
+        ),
+    ] = None
+    num_speakers: Annotated[
+        int | None,
+        msgspec.Meta(description="Exact number of speakers, 1-32, with diarize; default: found in the audio"),
+    ] = None
+    min_speakers: Annotated[
+        int | None, msgspec.Meta(description="Fewest speakers to find, 1-32, with diarize")
+    ] = None
+    max_speakers: Annotated[
+        int | None, msgspec.Meta(description="Most speakers to find, 1-32, with diarize")
+    ] = None

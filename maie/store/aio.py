@@ -9,7 +9,15 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from maie.errors import ConflictError, NotFoundError
-from maie.schemas import BatchRecord, ResultVersion, ResultVersionInfo, StageRecord, TaskRecord, TaskStatus
+from maie.schemas import (
+    BatchRecord,
+    ResultVersion,
+    ResultVersionInfo,
+    StageName,
+    StageRecord,
+    TaskRecord,
+    TaskStatus,
+)
 from maie.store import task_index
 from maie.store.keys import (
     ACTIVE_KEY,
@@ -19,6 +27,7 @@ from maie.store.keys import (
     RELEASE_LUA,
     WORKERS_KEY,
     Updated,
+    artifact_key,
     async_reconnect,
     batch_key,
     decode,
@@ -121,6 +130,40 @@ class AsyncTaskStore:
                 except redis.exceptions.WatchError:
                     continue
                 return Updated(record, value)
+
+    async def add_result(self, task_id: str, build: Callable[[int], ResultVersion]) -> ResultVersion:
+        """Store ``build(n)`` as the task's next result version n and make it the latest, atomically.
+
+        The contract of :meth:`maie.store.TaskStore.add_result` (without jobs), for versions the API
+        adds itself (a rename of speakers): earlier versions are never touched, two writers racing
+        get consecutive numbers, the task's other keys get a fresh TTL. ``build`` may run more than
+        once (after a conflict); an exception it raises stores nothing and is raised here.
+
+        Raises:
+            NotFoundError: if the task does not exist.
+        """
+        key = task_key(task_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await self._call(pipe.watch(key))
+                    record = decode(await self._call(pipe.get(key)), TaskRecord, "task")
+                    version = (record.result_version or 0) + 1
+                    while await self._call(pipe.exists(result_key(task_id, version))):
+                        version += 1
+                    result = build(version)
+                    record.result_version = version
+                    pipe.multi()  # type: ignore[no-untyped-call]  # unannotated in redis.asyncio
+                    pipe.set(result_key(task_id, version), encoder.encode(result), ex=self.ttl_s, nx=True)
+                    pipe.set(key, encoder.encode(record), ex=self.ttl_s)
+                    for stage in StageName:
+                        pipe.expire(artifact_key(task_id, stage), self.ttl_s)
+                    for earlier in range(1, version):
+                        pipe.expire(result_key(task_id, earlier), self.ttl_s)
+                    await self._call(pipe.execute())
+                except redis.exceptions.WatchError:
+                    continue
+                return result
 
     async def add_job(self, task_id: str, job: StageRecord, *, tenant: str) -> TaskRecord:
         """Append a re-summarization job's stage to a COMPLETE task of ``tenant``, atomically.

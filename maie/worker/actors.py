@@ -11,6 +11,7 @@ from maie.actor_table import (
     ACTOR_OF_STAGE,
     ACTORS,
     DELIVER_WEBHOOK,
+    DIARIZE,
     ENHANCE,
     FETCH,
     FINALIZE,
@@ -20,8 +21,9 @@ from maie.actor_table import (
     TRANSCRIBE,
     ActorKind,
     ActorSpec,
+    next_step,
 )
-from maie.schemas import StageName
+from maie.schemas import StageName, StageState
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -56,6 +58,7 @@ class ActorBodies:
             FETCH.name: self.fetch,
             PREPROCESS.name: self.preprocess,
             TRANSCRIBE.name: self.transcribe,
+            DIARIZE.name: self.diarize,
             ENHANCE.name: self.enhance,
             SUMMARIZE.name: self.summarize,
             FINALIZE.name: self.finalize,
@@ -69,14 +72,32 @@ class ActorBodies:
         self.declared[spec.name].send(*args)
 
     def _stage(self, task_id: str, stage: StageName, run: Callable[[TaskRecord], object]) -> None:
-        """Run ``stage`` once, then send the task to its next planned stage (or finalize)."""
-        with self.runtime.tracker.stage(task_id, stage) as record:
+        """Run ``stage`` once, then send the task to its next planned step (or finalize).
+
+        Of stages that run beside each other, the last to finish sends the next step: the record
+        as its own finishing transaction left it shows the others done.
+        """
+        sent: list[tuple[StageName, ...] | None] = []
+
+        def after(done: TaskRecord) -> None:
+            state = {s.name: s.status for s in done.stages if s.job_id is None}
+            sent.append(
+                next_step(
+                    list(state),
+                    stage,
+                    done=lambda name: state[name] in {StageState.DONE, StageState.SKIPPED},
+                )
+            )
+
+        with self.runtime.tracker.stage(task_id, stage, on_done=after) as record:
             if record is None:
                 return
             run(record)
-        names = [s.name for s in record.stages]
-        later = names[names.index(stage) + 1 :] if stage in names else []
-        self.send(ACTOR_OF_STAGE[later[0]] if later else FINALIZE, task_id)
+        following = sent[0] if sent else None
+        if following is None:  # a stage beside this one still runs: it sends the next step
+            return
+        for spec in [ACTOR_OF_STAGE[name] for name in following] or [FINALIZE]:
+            self.send(spec, task_id)
 
     def fetch(self, task_id: str) -> None:
         """Download a recording given by URL."""
@@ -89,6 +110,10 @@ class ActorBodies:
     def transcribe(self, task_id: str) -> None:
         """Run ASR."""
         self._stage(task_id, StageName.TRANSCRIBE, self.runtime.stages.transcribe)
+
+    def diarize(self, task_id: str) -> None:
+        """Find who spoke when."""
+        self._stage(task_id, StageName.DIARIZE, self.runtime.stages.diarize)
 
     def enhance(self, task_id: str) -> None:
         """Clean the transcript."""

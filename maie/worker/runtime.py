@@ -17,6 +17,7 @@ from maie.metrics import MetricsRecorder
 from maie.pipeline.prompts import TemplateCatalog, default_templates_dir
 from maie.pipeline.sandbox import DecodeSandbox, SandboxLimits
 from maie.worker.asr_claims import AsrClaims
+from maie.worker.diarization import Diarizer
 from maie.worker.residency import ModelCache
 from maie.worker.stages import PipelineStages
 from maie.worker.summary_jobs import SummaryJobs
@@ -45,6 +46,9 @@ class WorkerRuntime:
         residency = settings.worker.model_residency or ("sequential" if cuda_available() else "resident")
         log.info("worker.residency", mode=residency)
         self.models = ModelCache(residency, max_models=settings.worker.resident_max_models)
+        #: Diarizers that run on the CPU only, under the same rules but their own lock, so that
+        #: they run while an ASR model holds the main cache (maie.worker.diarization).
+        self.cpu_models = ModelCache(residency, max_models=settings.worker.resident_max_models)
         #: Where uploads are decoded: a child process with MAIE_DECODE_* limits, so a poison file
         #: fails its own task and never the worker.
         self.sandbox = DecodeSandbox(
@@ -56,6 +60,7 @@ class WorkerRuntime:
             ttl_s=settings.storage.result_ttl_s,
         )
         self.transcriber = Transcriber(settings, store, self.models, claims)
+        self.diarizer = Diarizer(settings, store, self.models, self.cpu_models)
         self.webhooks = WebhookNotifier(settings, store)
         self.templates = TemplateCatalog(settings.storage.templates_dir or default_templates_dir())
         self.stages = PipelineStages(
@@ -65,6 +70,7 @@ class WorkerRuntime:
             models=self.models,
             sandbox=self.sandbox,
             transcriber=self.transcriber,
+            diarizer=self.diarizer,
             templates=self.templates,
         )
         self.summary_jobs = SummaryJobs(store, self.templates, self.stages.run_summary, metrics=self.metrics)
@@ -72,6 +78,7 @@ class WorkerRuntime:
     def close(self) -> None:
         """Unload resident models and close the store."""
         self.models.clear()
+        self.cpu_models.clear()
         self.transcriber.claims.close()
         self.webhooks.close()
         self.store.close()

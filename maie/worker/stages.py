@@ -2,7 +2,8 @@
 
 A message can be delivered twice (a worker killed before it acknowledged, a retry after a timeout),
 so each method first looks for the artifact its stage stores and, if it is there, returns it
-without doing the work again. ASR (leases, batching, fallbacks) is :mod:`maie.worker.transcription`.
+without doing the work again. ASR (leases, batching, fallbacks) is :mod:`maie.worker.transcription`;
+diarization, and the speakers every later stage sees, :mod:`maie.worker.diarization`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import structlog
 
+from maie.actor_table import BESIDE
 from maie.errors import PermanentError
 from maie.pipeline.fetch import Fetcher, FetchInput, FetchOptions
 from maie.pipeline.llm import (
@@ -30,6 +32,7 @@ from maie.pipeline.recording import keep_recording
 from maie.pipeline.result_builder import first_version
 from maie.schemas import (
     AsrArtifact,
+    DiarizationArtifact,
     EnhanceArtifact,
     FetchArtifact,
     PreprocessArtifact,
@@ -38,15 +41,16 @@ from maie.schemas import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from maie.config import Settings
     from maie.pipeline.llm import LlmBackend
     from maie.pipeline.llm.backends import Task
     from maie.pipeline.prompts import TemplateCatalog
     from maie.pipeline.sandbox import DecodeSandbox
-    from maie.schemas import TaskRecord
+    from maie.schemas import StageRecord, TaskRecord
     from maie.store import TaskStore
+    from maie.worker.diarization import Diarizer
     from maie.worker.residency import ModelCache
     from maie.worker.tracker import StageTracker
     from maie.worker.transcription import Transcriber
@@ -73,6 +77,7 @@ class PipelineStages:
         models: ModelCache,
         sandbox: DecodeSandbox,
         transcriber: Transcriber,
+        diarizer: Diarizer,
         templates: TemplateCatalog,
     ) -> None:
         self.settings = settings
@@ -83,6 +88,7 @@ class PipelineStages:
         #: fails its own task and never the worker.
         self.sandbox = sandbox
         self.transcriber = transcriber
+        self.diarizer = diarizer
         self.templates = templates
 
     def fetch(self, record: TaskRecord) -> FetchArtifact:
@@ -150,6 +156,10 @@ class PipelineStages:
         """Run ASR on the normalised audio (once): leases, batching and fallbacks in the transcriber."""
         return self.transcriber.run(record)
 
+    def diarize(self, record: TaskRecord) -> DiarizationArtifact:
+        """Find who spoke when in the normalised audio (once), beside ASR."""
+        return self.diarizer.run(record)
+
     def enhance(self, record: TaskRecord) -> EnhanceArtifact:
         """Clean the transcript with the LLM (once), or skip when the ASR model punctuates itself."""
         existing = self.store.get_artifact(record.task_id, StageName.ENHANCE, EnhanceArtifact)
@@ -199,10 +209,11 @@ class PipelineStages:
         return self._with_llm("summary", lambda llm: Summarizer(options, llm).process(data))
 
     def _asr(self, record: TaskRecord) -> AsrArtifact:
+        """The transcript, with speakers when the task was diarized (as the LLM stages see it)."""
         asr = self.store.get_artifact(record.task_id, StageName.TRANSCRIBE, AsrArtifact)
         if asr is None:
             raise PermanentError("the transcript is missing; submit the recording again")
-        return asr
+        return self.diarizer.transcript(record, asr)
 
     def _with_llm(self, task: Task, work: Callable[[LlmBackend], T], *, pause: bool = True) -> T:
         """Run ``work`` on the task's LLM through the model cache.
@@ -235,8 +246,7 @@ class PipelineStages:
             StageName.SUMMARIZE in planned and summary is None
         ):
             raise PermanentError("an LLM stage result is missing; submit the recording again")
-        # A fetch's time is the source's and the network's, not processing: it stays out of the RTF.
-        processing = sum(s.duration_s or 0.0 for s in record.stages if s.name != StageName.FETCH)
+        processing = processing_seconds(record.stages)
         result = first_version(
             kind="pipeline",
             asr=asr,
@@ -246,9 +256,34 @@ class PipelineStages:
             template_id=record.request.template_id,
             enhanced=enhanced,
             summary=summary,
+            diarization=self.diarizer.artifact(record),
         )
         if not self.store.put_result(record.task_id, result):
             log.info("result.already_stored", version=result.version)
         self.tracker.complete(
             record.task_id, result.version, rtf=result.metrics.rtf if result.metrics else None
         )
+
+
+def processing_seconds(stages: Sequence[StageRecord]) -> float:
+    """Seconds a task's pipeline took: its stages' durations, stages that ran beside each other once.
+
+    Stages of :data:`~maie.actor_table.BESIDE` count as the span of their (last) runs put together,
+    so diarizing beside ASR adds only the time it went on after ASR. A fetch's time is the source's
+    and the network's, not processing: it stays out (and out of the RTF).
+    """
+    total = 0.0
+    spans: list[tuple[float, float]] = []
+    for stage in stages:
+        if stage.job_id is not None or stage.name == StageName.FETCH or stage.duration_s is None:
+            continue
+        if stage.name in BESIDE and stage.finished_at is not None:
+            end = stage.finished_at.timestamp()
+            spans.append((end - stage.duration_s, end))
+        else:
+            total += stage.duration_s
+    reach = float("-inf")
+    for start, end in sorted(spans):
+        total += max(0.0, end - max(start, reach))
+        reach = max(reach, end)
+    return total

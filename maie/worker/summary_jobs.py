@@ -4,7 +4,8 @@ The API appends the job to the task as a ``summarize`` stage carrying a ``job_id
 ``template_id``; the ``resummarize`` actor runs it here. The task's status stays COMPLETE (it only
 moves forward) while the job's own stage shows its progress, attempts and error, and finally the
 result version it produced. No ASR runs: the transcript comes from the pipeline's artifacts (the
-clean segments where enhancement ran) or, if those expired, from result version 1.
+clean segments where enhancement ran) or from the latest result version, which the new version
+is built on (so speakers renamed there keep their names).
 
 A job runs at most once even when its message is delivered twice: the summary is stored as the
 job's artifact before the version is written, and ``TaskStore.add_result`` marks the job with its
@@ -13,7 +14,6 @@ version in the same transaction, so a second run gets the same version back.
 
 from __future__ import annotations
 
-import functools
 import time
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -99,7 +99,7 @@ class SummaryJobs:
         job = record.job(job_id)
         if job.template_id is None:
             raise PermanentError("the summary job names no template")
-        base = self.store.get_result(record.task_id, 1)
+        base = self.store.get_result(record.task_id, record.result_version or 1)
         if base is None or base.metrics is None:
             raise PermanentError(
                 f"the transcript of task {record.task_id} has expired; submit the recording again"
@@ -113,7 +113,15 @@ class SummaryJobs:
             )
             summary = self.summarize(data)
             self.store.put_artifact(record.task_id, job_artifact(job_id), summary)
-        build = functools.partial(next_version, base, summary=summary, template_id=job.template_id)
+        made = summary
+
+        def build(version: int) -> ResultVersion:
+            # Built on the version just before it: one added meanwhile (a rename) is kept.
+            before = base
+            if version - 1 != base.version:
+                before = self.store.get_result(record.task_id, version - 1) or base
+            return next_version(before, version, summary=made, template_id=job.template_id)
+
         result = self.store.add_result(record.task_id, build, job_id=job_id)
         log.info("summary_job.stored", result_version=result.version, template_id=job.template_id)
         return result
@@ -133,14 +141,15 @@ class SummaryJobs:
         log.warning("summary_job.failed", error=detail)
 
     def _segments(self, record: TaskRecord, base: ResultVersion) -> list[Segment]:
+        """The clean segments where enhancement ran, else the result's (both with their speakers)."""
         enhanced = self.store.get_artifact(record.task_id, StageName.ENHANCE, EnhanceArtifact)
         if enhanced is not None and enhanced.segments:
             return enhanced.segments
+        if base.results.segments:
+            return base.results.segments
         asr = self.store.get_artifact(record.task_id, StageName.TRANSCRIBE, AsrArtifact)
         if asr is not None:
             return asr.segments
-        if base.results.segments:
-            return base.results.segments
         raise PermanentError(f"task {record.task_id} has no stored transcript to summarize")
 
     def _begin(self, task_id: str, job_id: str) -> TaskRecord | None:

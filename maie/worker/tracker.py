@@ -35,6 +35,8 @@ STATUS_OF_STAGE = {
     StageName.FETCH: TaskStatus.PREPROCESSING,
     StageName.PREPROCESS: TaskStatus.PREPROCESSING,
     StageName.TRANSCRIBE: TaskStatus.PROCESSING_ASR,
+    # Diarization runs beside ASR: the task is in that step while either runs.
+    StageName.DIARIZE: TaskStatus.PROCESSING_ASR,
     StageName.ENHANCE: TaskStatus.PROCESSING_LLM,
     StageName.SUMMARIZE: TaskStatus.PROCESSING_LLM,
 }
@@ -74,12 +76,15 @@ class StageTracker:
             hook(task_id)
 
     @contextmanager
-    def stage(self, task_id: str, name: StageName) -> Iterator[TaskRecord | None]:
+    def stage(
+        self, task_id: str, name: StageName, *, on_done: Callable[[TaskRecord], None] | None = None
+    ) -> Iterator[TaskRecord | None]:
         """Mark stage ``name`` running for the body and done after it; yields None to skip.
 
         The body is skipped (None) when the task is unknown, expired or already finished. A
         permanent error fails the task at once; any other error is noted on the stage and re-raised
-        so the broker retries the message.
+        so the broker retries the message. ``on_done`` gets the record as the transaction that
+        marked the stage done stored it (what stages running beside it had done by then).
         """
         structlog.contextvars.bind_contextvars(stage=name.value)
         try:
@@ -96,7 +101,9 @@ class StageTracker:
                 else:
                     self._note_error(task_id, name, exc)
                 raise
-            self._finish(task_id, name, time.perf_counter() - started)
+            done = self._finish(task_id, name, time.perf_counter() - started)
+            if on_done is not None:
+                on_done(done)
         finally:
             structlog.contextvars.unbind_contextvars("stage")
 
@@ -145,7 +152,7 @@ class StageTracker:
 
         self.store.update(task_id, change)
 
-    def _finish(self, task_id: str, name: StageName, duration_s: float) -> None:
+    def _finish(self, task_id: str, name: StageName, duration_s: float) -> TaskRecord:
         def change(record: TaskRecord) -> None:
             stage = record.stage(name)
             if stage.status != StageState.SKIPPED:
@@ -154,10 +161,11 @@ class StageTracker:
             stage.duration_s = round(duration_s, 3)
             stage.error = None
 
-        self.store.update(task_id, change)
+        record = self.store.update(task_id, change).record
         log.info("stage.finished", duration_s=round(duration_s, 3))
         if self.metrics is not None:
             self.metrics.observe(STAGE_SECONDS, duration_s, name.value)
+        return record
 
     def _note_error(self, task_id: str, name: StageName, exc: BaseException) -> None:
         detail, _ = describe_error(exc)

@@ -8,6 +8,9 @@ running in this process; the worker reaches it over HTTP like any vLLM server.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
+import time
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -169,6 +172,90 @@ class TestFaults:
         status = run(stack[0], features="summary")
         assert status["status"] == "COMPLETE", status
         assert llm.schema_names() == [TEMPLATE, TEMPLATE]
+
+
+def _user_prompt(request: dict) -> str:
+    return next(m["content"] for m in request["messages"] if m["role"] == "user")
+
+
+#: A transcript line of a summary prompt: ``[id] start-end text``.
+_LINE = re.compile(r"^\[(\d+)\] [\d.]+-[\d.]+ (.*)$", re.MULTILINE)
+
+
+@pytest.fixture(scope="module")
+def meeting(stack):
+    """The AMI excerpt diarized, cleaned and summarized with meeting_notes_v2; the LLM's requests."""
+    api, _, server = stack
+    server.clear()
+    accepted = api.submit(
+        shared_audio("pyannote/ami_mixture_4spk.wav"),
+        features="clean_transcript,summary",
+        template_id="meeting_notes_v2",
+        diarize="true",
+    )
+    assert accepted.status_code == 202, accepted.text
+    status = api.wait(accepted.json()["task_id"])
+    assert status["status"] == "COMPLETE", status
+    return status, list(server.requests)
+
+
+class TestSpeakers:
+    """A diarized meeting: enhancement keeps speakers, prompts show them, v2 notes and renames use them."""
+
+    def test_summary_prompt_shows_the_speaker_of_every_line(self, meeting):
+        status, requests = meeting
+        segments = {s["id"]: s for s in status["results"]["segments"]}
+        summary_requests = [
+            r for r in requests if r["response_format"]["json_schema"]["name"] == "meeting_notes_v2"
+        ]
+        assert summary_requests
+        lines = _LINE.findall(_user_prompt(summary_requests[0]))
+        assert [int(i) for i, _ in lines] == list(segments)
+        for segment_id, text in lines:
+            segment = segments[int(segment_id)]
+            # The clean text (enhancement kept the segment and its speaker) after the speaker.
+            assert text == f"{segment['speaker']}: {enhance_text(segment['text'])}"
+
+    def test_v2_notes_take_participants_and_owners_from_the_speakers(self, stack, meeting):
+        status, _ = meeting
+        summary = status["results"]["summary"]
+        schema = stack[0].client.get("/v1/templates/meeting_notes_v2", headers=HEADERS_A).json()["schema"]
+        Draft202012Validator(schema).validate(summary)
+        labels = {s["id"] for s in status["results"]["speakers"]}
+        assert summary["participants"][0]["speaker"] in labels
+        assert summary["action_items"][0]["owner"] in labels
+        assert status["versions"]["template"]["template_id"] == "meeting_notes_v2"
+
+    def test_rename_reaches_the_summary_and_a_later_summary(self, stack, meeting):
+        api = stack[0]
+        status, _ = meeting
+        task_id = status["task_id"]
+        owner = status["results"]["summary"]["action_items"][0]["owner"]
+        renamed = api.client.patch(
+            f"/v1/tasks/{task_id}/speakers", headers=HEADERS_A, json={"names": {owner: "Alice Smith"}}
+        )
+        assert renamed.status_code == 200, renamed.text
+        summary = renamed.json()["results"]["summary"]
+        assert summary["action_items"][0]["owner"] == "Alice Smith"
+        assert owner not in json.dumps(summary), "every reference to the label is renamed"
+
+        again = api.client.post(
+            f"/v1/tasks/{task_id}/summaries", headers=HEADERS_A, json={"template_id": "interview_notes_v2"}
+        )
+        assert again.status_code == 202, again.text
+        deadline = time.monotonic() + 60
+        status_url = f"/v1/status/{task_id}"
+        while (latest := api.client.get(status_url, headers=HEADERS_A).json())["result_version"] < 3:
+            assert time.monotonic() < deadline, latest
+            time.sleep(0.2)
+        third = api.client.get(f"/v1/tasks/{task_id}/results/3", headers=HEADERS_A).json()
+        assert third["kind"] == "resummary"
+        assert third["results"]["speakers"] == renamed.json()["results"]["speakers"], "names are kept"
+        notes = third["results"]["summary"]
+        assert "Alice Smith" in {notes["interviewer"], notes["interviewee"]}
+        assert owner not in json.dumps(notes)
+        version_one = api.client.get(f"/v1/tasks/{task_id}/results/1", headers=HEADERS_A).json()
+        assert version_one["results"]["summary"] == status["results"]["summary"]
 
 
 @pytest.fixture(scope="module")

@@ -29,6 +29,7 @@ import structlog
 from maie.actor_table import FETCH, PREPROCESS
 from maie.api.intake.idempotency import Accepted
 from maie.api.intake.planning import planned_stages
+from maie.api.intake.speakers import check_channels
 from maie.api.intake.uploads import CHUNK_BYTES, check_filename, remove_task_dir, stored_name
 from maie.api.queries import load_batch
 from maie.archives import ArchiveLimits, Unpacked, archive_kind, unpack
@@ -40,6 +41,7 @@ from maie.errors import (
     UnprocessableError,
     UnsupportedMediaError,
 )
+from maie.pipeline.diarization import MonoInputError
 from maie.pipeline.fetch import FETCHED_NAME
 from maie.pipeline.preprocess import PreprocessOptions, check_duration, probe
 from maie.schemas import AudioInfo, BatchAccepted, BatchRecord, SkippedMember, TaskRecord
@@ -162,6 +164,25 @@ async def take_in(
     return recordings, skipped
 
 
+def _splittable(
+    recordings: list[Recording], request: TaskRequest, skipped: list[SkippedMember]
+) -> list[Recording]:
+    """The recordings the request's diarizer can split; the others are skipped with the reason.
+
+    Only ``diarization_backend=channels`` refuses some (mono ones), as a single upload is refused.
+    """
+    kept = []
+    for recording in recordings:
+        try:
+            check_channels(request, recording.info)
+        except MonoInputError as exc:
+            recording.path.unlink(missing_ok=True)
+            skipped.append(SkippedMember(name=recording.name, reason=exc.detail))
+            continue
+        kept.append(recording)
+    return kept
+
+
 async def _check_room(count: int, skipped: list[SkippedMember], slots: QueueSlots) -> None:
     """Refuse a batch with nothing to do, or hold a queue slot for each of its ``count`` recordings.
 
@@ -269,6 +290,7 @@ async def _create(
     batch: BatchRecord | None = None
     try:
         recordings, skipped = await take_in(parts, batch_dir, settings, services.sandbox)
+        recordings = _splittable(recordings, request, skipped)
         skipped += refused
         await _check_room(len(recordings) + len(links), skipped, slots)
         now = datetime.now(UTC)
@@ -288,7 +310,7 @@ async def _create(
                     request=msgspec.structs.replace(request, filename=recording.name),
                     audio_path=str(raw),
                     source=recording.info,
-                    stages=planned_stages(request.features),
+                    stages=planned_stages(request.features, diarize=bool(request.diarize)),
                     batch_id=batch_id,
                     request_id=request_id,
                 )
@@ -305,7 +327,7 @@ async def _create(
                     submitted_at=now,
                     request=msgspec.structs.replace(request, filename=None, source_url=link.source_url),
                     audio_path=str(task_dirs[-1] / FETCHED_NAME),
-                    stages=planned_stages(request.features, fetch=True),
+                    stages=planned_stages(request.features, fetch=True, diarize=bool(request.diarize)),
                     batch_id=batch_id,
                     request_id=request_id,
                     fetch_url=link.url,

@@ -4,8 +4,8 @@ The forms are the submission fields (:class:`~maie.schemas.SubmissionOptions`) p
 an upload (``file``) or a link to it (``url``, checked in :mod:`maie.api.intake.urls`).
 
 Every field is checked before any file is written: malformed values are 400, a well-formed request
-this server cannot serve (an unknown template, an unavailable backend, hotwords for a backend
-without them) is 422 naming what it can do instead.
+this server cannot serve (an unknown template, an unavailable backend or diarizer, hotwords for a
+backend without them, contradicting speaker counts) is 422 naming what it can do instead.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import Parameter
 
 from maie.api.intake.asr_options import check_asr_options
+from maie.api.intake.speakers import check_diarization
 from maie.api.intake.uploads import check_filename
 from maie.errors import BackendUnavailableError, InvalidRequestError, NotFoundError, UnprocessableError
 from maie.pipeline.asr.registry import REGISTRY
@@ -159,6 +160,7 @@ async def validate_request(
     if language and not LANGUAGE_CODE.match(language):
         raise InvalidRequestError(f"language must be an ISO 639-1 code such as 'en', got {form.language!r}")
     callback_url = await check_callback(form.callback_url, settings) if form.callback_url else None
+    diarization = await check_diarization(form, settings)
     asr_options = check_asr_options(
         model,
         language=language,
@@ -177,6 +179,11 @@ async def validate_request(
         "initial_prompt": asr_options.initial_prompt,
         "beam_size": asr_options.beam_size,
         "model": variant,
+        "diarize": diarization.diarize,
+        "diarization_backend": diarization.diarization_backend,
+        "num_speakers": diarization.num_speakers,
+        "min_speakers": diarization.min_speakers,
+        "max_speakers": diarization.max_speakers,
     }
     sent = {name: getattr(form, name) for name in SubmissionOptions.__struct_fields__}
     return TaskRequest(**{**sent, **checked}, filename=check_filename(filename), source_url=source_url)

@@ -15,16 +15,21 @@ __all__ = ["planned_stages"]
 ENHANCE_FEATURES = frozenset({Feature.CLEAN_TRANSCRIPT, Feature.ENHANCEMENT_METRICS})
 
 
-def planned_stages(features: Collection[Feature], *, fetch: bool = False) -> list[StageRecord]:
+def planned_stages(
+    features: Collection[Feature], *, fetch: bool = False, diarize: bool = False
+) -> list[StageRecord]:
     """The stages a task asking for ``features`` runs, all pending, in the order they run.
 
     Preprocessing and ASR always run, after the fetch stage for a recording given by URL
-    (``fetch``); the worker sends a task from each stage to the next one planned here, and to
+    (``fetch``); with ``diarize``, the diarization stage runs beside ASR. The worker sends a task
+    from each stage to the next step planned here (:func:`maie.actor_table.next_step`), and to
     finalize after the last.
     """
     stages = [StageRecord(name=StageName.PREPROCESS), StageRecord(name=StageName.TRANSCRIBE)]
     if fetch:
         stages.insert(0, StageRecord(name=StageName.FETCH))
+    if diarize:
+        stages.append(StageRecord(name=StageName.DIARIZE))
     if ENHANCE_FEATURES & set(features):
         stages.append(StageRecord(name=StageName.ENHANCE))
     if Feature.SUMMARY in features:

@@ -19,6 +19,7 @@ import structlog
 from maie.actor_table import FETCH, PREPROCESS
 from maie.api.intake.idempotency import Accepted
 from maie.api.intake.planning import planned_stages
+from maie.api.intake.speakers import check_channels
 from maie.api.intake.uploads import receive_upload, remove_task_dir
 from maie.api.intake.urls import SubmittedUrl
 from maie.api.queries import load_task
@@ -66,6 +67,7 @@ async def accept_task(
     Raises:
         UnsupportedMediaError, DecodeLimitError: the upload is not decodable audio (415).
         AudioTooShortError, AudioTooLongError: outside the duration limits (422).
+        MonoInputError: ``diarization_backend=channels`` for a mono upload (422).
         StoreUnavailableError: Redis unreachable (503); nothing is left behind.
     """
     task_id = str(uuid.uuid4())
@@ -120,6 +122,7 @@ async def _create(
             raw, info = await receive_upload(
                 upload, task_dir, PreprocessOptions.from_settings(settings.audio), services.sandbox
             )
+            check_channels(request, info)
         record = TaskRecord(
             task_id=task_id,
             tenant=tenant,
@@ -127,7 +130,7 @@ async def _create(
             request=request,
             audio_path=str(raw),
             source=info,
-            stages=planned_stages(request.features, fetch=by_url),
+            stages=planned_stages(request.features, fetch=by_url, diarize=bool(request.diarize)),
             request_id=request_id,
             fetch_url=upload.url if isinstance(upload, SubmittedUrl) else None,
         )

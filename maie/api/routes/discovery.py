@@ -15,6 +15,7 @@ from litestar import Controller, get
 from maie.errors import NotFoundError
 from maie.pipeline.asr.base import model_label
 from maie.pipeline.asr.registry import describe
+from maie.pipeline.diarization import describe as describe_diarizers
 from maie.schemas import ModelInfo, ModelsResponse, TemplateInfo, TemplatesResponse
 
 if TYPE_CHECKING:
@@ -31,12 +32,16 @@ class DiscoveryController(Controller):
 
     tags = ("discovery",)
 
-    @get("/models", summary="ASR backends and their model variants, with real availability")
+    @get("/models", summary="ASR and diarization backends, with real availability")
     async def models(self, services: NamedDependency[Services]) -> ModelsResponse:
-        """List ASR backends; ``available`` comes from a check of library, weights and device."""
+        """List ASR backends and diarizers; ``available`` comes from a check of library, weights and device.
+
+        A diarizer that cannot run here says why in ``unavailable_reason``, with how to install it.
+        """
         described = await anyio.to_thread.run_sync(describe, services.settings)
+        diarizers = await anyio.to_thread.run_sync(describe_diarizers, services.settings)
         loaded = await services.store.loaded_models()
-        return ModelsResponse(models=[_with_loaded(info, loaded) for info in described])
+        return ModelsResponse(models=[_with_loaded(info, loaded) for info in described], diarizers=diarizers)
 
     @get("/templates", summary="Summary templates")
     async def templates(self, services: NamedDependency[Services]) -> TemplatesResponse:

@@ -1,7 +1,8 @@
-"""Transcript exports: GET /v1/tasks/{id}/transcript.{txt,srt,vtt,json}.
+"""Transcript exports: GET /v1/tasks/{id}/transcript.{txt,srt,vtt,json,rttm}.
 
 Rendered from the segments of a result version (the latest, or ``?version=n``) by
-:mod:`maie.transcripts`.
+:mod:`maie.transcripts`; RTTM from its diarization turns. A task that was not diarized has no
+RTTM (404); one diarized without finding speech has an empty one.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from litestar.params import Parameter
 from maie.api.guards import tenant_of
 from maie.api.openapi import error_responses
 from maie.api.queries import load_result, load_task
-from maie.errors import ConflictError
+from maie.errors import ConflictError, NotFoundError
 from maie.schemas import TaskStatus
 from maie.transcripts import MEDIA_TYPES, ExportFormat, render
 
@@ -41,6 +42,11 @@ async def _export(
             f"task {task_id} is {record.status.value}; its transcript can be exported once it is COMPLETE"
         )
     result = await load_result(services, record, version)
+    if fmt == ExportFormat.RTTM and result.versions.diarization is None:
+        raise NotFoundError(
+            f"task {task_id} was not diarized, so it has no speakers to export; submit the recording "
+            "again with diarize=true"
+        )
     return Response(
         content=render(result, fmt, task_id=task_id),
         media_type=MEDIA_TYPES[fmt],
@@ -116,3 +122,24 @@ class ExportsController(Controller):
     ) -> Response[bytes]:
         """JSON."""
         return await _export(request, services, task_id, version, ExportFormat.JSON)
+
+    @get(
+        "/transcript.rttm",
+        summary="Who spoke when, as RTTM (diarized tasks)",
+        description=(
+            "One `SPEAKER <task id> 1 <start> <duration> <NA> <NA> <speaker> <NA> <NA>` line per "
+            "diarization turn; speakers are labels, or names after a rename. Empty when no speech "
+            "was found; 404 for a task that was not diarized."
+        ),
+        media_type="text/plain",
+        responses=error_responses(404, 409),
+    )
+    async def rttm(
+        self,
+        request: Request[Any, Any, Any],
+        task_id: FromPath[str],
+        services: NamedDependency[Services],
+        version: Version = None,
+    ) -> Response[bytes]:
+        """RTTM."""
+        return await _export(request, services, task_id, version, ExportFormat.RTTM)

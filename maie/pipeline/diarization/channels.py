@@ -181,9 +181,10 @@ class ChannelsBackend(DiarizationBackend[ChannelsOptions]):
             speech &= ~bleed_frames(channels, index, loudness, opts.bleed_coherence, opts.bleed_louder_db)
             bridge = opts.vad.min_silence_ms / 1000
             turns += [
+                # Plain floats: the frame times are NumPy scalars, which the store cannot encode.
                 SpeakerTurn(
-                    start=round(a, 3),
-                    end=round(min(b, channels.shape[1] / SAMPLE_RATE), 3),
+                    start=round(float(a), 3),
+                    end=round(float(min(b, channels.shape[1] / SAMPLE_RATE)), 3),
                     speaker=f"CH{index}",
                 )
                 for a, b in _runs(speech, bridge, opts.min_turn_s)

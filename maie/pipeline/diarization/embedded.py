@@ -286,8 +286,10 @@ def _count_warnings(data: DiarizationInput, found: int, estimated: int) -> list[
 def check_availability(settings: Settings) -> DiarizerAvailability:
     """Whether the embedded diarizer can run: extra installed, weights readable."""
     opts = EmbeddedOptions.from_settings(settings)
-    weights = opts.resolved_weights()
-    return DiarizerAvailability(variant=str(weights) if weights else MODEL_NAME, reason=opts.problem())
+    # The wheel's own weights are the model by name (their path says only where the venv is);
+    # weights the operator chose are named by their path.
+    variant = str(opts.weights) if opts.weights is not None else MODEL_NAME
+    return DiarizerAvailability(variant=variant, reason=opts.problem())
 
 
 #: Registry entry of this backend.

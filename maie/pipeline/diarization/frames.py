@@ -140,6 +140,8 @@ def turns_from_frames(
         for lab, n in zip(labels, lengths, strict=True):
             start = region.start if position == a else position / FRAMES_PER_SECOND
             end = region.end if position + n == b else (position + n) / FRAMES_PER_SECOND
-            turns.append(SpeakerTurn(start=round(start, 3), end=round(end, 3), speaker=f"C{lab}"))
+            turns.append(
+                SpeakerTurn(start=round(float(start), 3), end=round(float(end), 3), speaker=f"C{lab}")
+            )
             position += n
     return turns

@@ -6,6 +6,9 @@ with jsonschema, and its ``segment_ids`` checked against the transcript. An unus
 asked again with the problem named, up to ``MAIE_LLM_SCHEMA_RETRIES`` times; if it is still
 unusable the stage fails. A truncated answer (``finish_reason=length``) is never used.
 
+A diarized transcript's lines show their speaker: each segment's text reaches the template as
+``SPEAKER_00: text`` (or the speaker's name), so every template, old or new, sees who said what.
+
 A longer transcript is summarised by map-reduce: each chunk of segments is summarised under the
 same schema (the prompt gets ``part``/``parts``), then the partial summaries are merged with
 MAIE's merge prompt, in as many rounds as the context requires, each merge validated likewise.
@@ -38,7 +41,7 @@ if TYPE_CHECKING:
     from maie.pipeline.llm.base import LlmBackend
     from maie.pipeline.llm.generation import ResolvedGeneration
 
-__all__ = ["REDUCE_PROMPT", "SummarizeInput", "SummarizeOptions", "Summarizer"]
+__all__ = ["REDUCE_PROMPT", "SummarizeInput", "SummarizeOptions", "Summarizer", "spoken"]
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +87,14 @@ class SummarizeInput(msgspec.Struct, frozen=True, kw_only=True):
     language: str | None = None
 
 
+def spoken(segments: Sequence[Segment]) -> list[Segment]:
+    """The segments as transcript lines show them: text after its speaker (``SPEAKER_00: text``)."""
+    return [
+        msgspec.structs.replace(s, text=f"{s.speaker}: {s.text.strip()}") if s.speaker else s
+        for s in segments
+    ]
+
+
 class Summarizer(Stage[SummarizeOptions, SummarizeInput, SummaryArtifact]):
     """Fills a template from a transcript with an LLM backend."""
 
@@ -108,6 +119,7 @@ class Summarizer(Stage[SummarizeOptions, SummarizeInput, SummaryArtifact]):
             LlmUnavailableError: the backend failed (transient).
         """
         started = time.perf_counter()
+        data = msgspec.structs.replace(data, segments=spoken(data.segments))
         backend, opts, template = self.backend, self.options, data.template
         resolved = resolve_generation(
             runtime=opts.runtime, env=opts.env, model=backend.model_generation_config()

@@ -12,7 +12,13 @@ from maie.errors import NotFoundError, UnprocessableError
 from maie.pipeline.prompts import TemplateCatalog, default_templates_dir
 from maie.schemas import Segment
 
-SHIPPED = ("interview_notes_v1", "lecture_notes_v1", "meeting_notes_v1")
+SHIPPED = (
+    "interview_notes_v1",
+    "interview_notes_v2",
+    "lecture_notes_v1",
+    "meeting_notes_v1",
+    "meeting_notes_v2",
+)
 
 
 def write(root, template_id, schema, prompt="{{ schema_json }}"):
@@ -49,6 +55,43 @@ class TestShipped:
             assert "segment_ids" in item["required"]
             assert item["properties"]["segment_ids"]["minItems"] == 1
         assert set(schema["properties"]["action_items"]["items"]["required"]) >= {"owner", "task", "due_date"}
+
+
+class TestSpeakerTemplates:
+    """The v2 templates take their people from the speakers; the v1 ones stay as they were."""
+
+    def test_meeting_notes_v2_participants_and_owners_are_speakers(self):
+        schema = TemplateCatalog(default_templates_dir()).get("meeting_notes_v2").schema
+        participant = schema["properties"]["participants"]["items"]
+        assert participant["required"] == ["speaker", "name", "role"]
+        owner = schema["properties"]["action_items"]["items"]["properties"]["owner"]
+        assert "SPEAKER_01" in owner["description"]
+
+    def test_interview_notes_v2_name_interviewer_and_interviewee(self):
+        schema = TemplateCatalog(default_templates_dir()).get("interview_notes_v2").schema
+        assert {"interviewer", "interviewee"} <= set(schema["required"])
+        roles = schema["properties"]["participants"]["items"]["properties"]["role"]["enum"]
+        assert roles == ["interviewer", "interviewee", "other"]
+
+    @pytest.mark.parametrize(
+        ("template_id", "sha256"),
+        [
+            ("meeting_notes_v1", "feb5a204a4bae11b616ee1af681d0ab8390e70de465796315c30dcf6274b528f"),
+            ("interview_notes_v1", "f1711919850c5b059753a4b9ba82ab1958ba7197f3487172dc2b944ca9e6cedb"),
+        ],
+    )
+    def test_v1_schemas_are_unchanged(self, template_id, sha256):
+        """Stored summaries validate against their own template: a changed schema is a new version."""
+        assert TemplateCatalog(default_templates_dir()).get(template_id).schema_sha256 == sha256
+
+    @pytest.mark.parametrize("template_id", ["meeting_notes_v2", "interview_notes_v2"])
+    def test_prompt_explains_speaker_lines(self, template_id):
+        template = TemplateCatalog(default_templates_dir()).get(template_id)
+        line = "SPEAKER_01: I will send it"
+        segments = [Segment(id=3, start=0.0, end=2.0, text=line, speaker="SPEAKER_01")]
+        text = template.render(segments=segments, language="en", part=None, parts=None)
+        assert "[3] 0.0-2.0 SPEAKER_01: I will send it" in text
+        assert "exactly as the lines name them" in text
 
 
 class TestChecks:
