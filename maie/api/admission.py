@@ -104,7 +104,9 @@ async def queue_slot_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Ba
     """
     services: Services = connection.app.state.services
     if not await services.store.ping():
-        raise StoreUnavailableError("the task store (Redis) cannot be reached; try again shortly")
+        raise StoreUnavailableError(
+            "the task store (PostgreSQL or Redis) cannot be reached; try again shortly"
+        )
     slots = QueueSlots(services)
     connection.state[_STATE] = slots  # before holding: the middleware frees whatever came of it
     await slots.hold(1)

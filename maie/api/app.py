@@ -49,15 +49,17 @@ def _provide_services(state: State) -> Services:
     return services
 
 
-def create_app(settings: Settings, *, redis_url: str) -> Litestar:
-    """Build the API for ``settings``, talking to Redis at ``redis_url``.
+def create_app(settings: Settings, *, redis_url: str, database_url: str) -> Litestar:
+    """Build the API for ``settings``, talking to Redis at ``redis_url`` and PostgreSQL at ``database_url``.
 
     Connections are opened in the lifespan and closed on shutdown; nothing is read from globals.
     """
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        services = Services(settings, redis_url=redis_url, broker=build_broker(settings, redis_url))
+        services = Services(
+            settings, redis_url=redis_url, database_url=database_url, broker=build_broker(settings, redis_url)
+        )
         app.state.services = services
         await anyio.to_thread.run_sync(services.sandbox.start)
         try:

@@ -72,7 +72,9 @@ async def admission_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Bas
     services = _services(connection)
     server = services.settings.server
     if not await services.store.ping():
-        raise StoreUnavailableError("the task store (Redis) cannot be reached; try again shortly")
+        raise StoreUnavailableError(
+            "the task store (PostgreSQL or Redis) cannot be reached; try again shortly"
+        )
     depth = await services.store.queue_depth()
     if depth >= server.max_queue_depth:
         raise QueueFullError(

@@ -1,4 +1,4 @@
-"""Stage bookkeeping against a real Redis: forward-only status, attempts, failures."""
+"""Stage bookkeeping against a real PostgreSQL: forward-only status, attempts, failures."""
 
 from __future__ import annotations
 
@@ -6,15 +6,9 @@ import pytest
 
 from maie.errors import AudioTooLongError, TransientError, is_permanent
 from maie.schemas import StageName, StageState, TaskStatus
-from maie.store import TaskStore, task_key
 from maie.worker.tracker import StageTracker
 from tests.fixtures.records import make_record
-
-
-def put(store: TaskStore, record) -> None:
-    import msgspec
-
-    store.client.set(task_key(record.task_id), msgspec.json.encode(record))
+from tests.fixtures.records import put_record as put
 
 
 class TestStage:
