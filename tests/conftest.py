@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to ../shared, a private Redis and PostgreSQL, tiny models, a real worker, an LLM test server.
+"""Shared fixtures: ../shared paths, Redis and PostgreSQL, tiny models, a real worker, an LLM test server.
 
 Also how the suite runs in parallel (tests/fixtures/parallel.py) and pytest's own ``pytester``.
 """

@@ -78,8 +78,12 @@ class AsyncTaskStore:
 
     async def ping(self) -> bool:
         """Whether both PostgreSQL and Redis answer (a submission needs both)."""
+        return not await self.unreachable()
+
+    async def unreachable(self) -> list[str]:
+        """The servers that do not answer now: ``PostgreSQL``, ``Redis``, both or neither."""
         database, live = await asyncio.gather(self.ping_database(), self.ping_redis())
-        return database and live
+        return [name for name, up in (("PostgreSQL", database), ("Redis", live)) if not up]
 
     async def ping_database(self) -> bool:
         """Whether PostgreSQL answers."""

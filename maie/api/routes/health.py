@@ -63,12 +63,12 @@ class HealthController(Controller):
     )
     async def ready(self, services: NamedDependency[Services]) -> Response[dict[str, str]]:
         """Answer 200 when Redis and PostgreSQL answer, 503 (with the reason) otherwise."""
-        store = services.store
-        redis_up, database_up = await asyncio.gather(store.ping_redis(), store.ping_database())
-        if redis_up and database_up:
+        down = await services.store.unreachable()
+        if not down:
             return Response({"status": "ready"}, status_code=200)
-        down = " and ".join(name for name, up in (("Redis", redis_up), ("PostgreSQL", database_up)) if not up)
         headers = {"Retry-After": str(services.settings.server.busy_retry_after_s)}
         return Response(
-            {"status": "not ready", "reason": f"{down} cannot be reached"}, status_code=503, headers=headers
+            {"status": "not ready", "reason": f"{' and '.join(down)} cannot be reached"},
+            status_code=503,
+            headers=headers,
         )
