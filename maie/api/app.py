@@ -25,11 +25,13 @@ from maie.api.routes.health import HealthController
 from maie.api.routes.metrics import MetricsController, http_metrics_config
 from maie.api.routes.process import ProcessController
 from maie.api.routes.results import ResultsController
+from maie.api.routes.search import SearchController
 from maie.api.routes.status import StatusController
 from maie.api.routes.summaries import SummariesController
 from maie.api.routes.tasks import TasksController
 from maie.api.services import Services
 from maie.broker import build_broker
+from maie.store import TaskFilter
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -82,6 +84,7 @@ def create_app(settings: Settings, *, redis_url: str, database_url: str) -> Lite
             DiscoveryController,
             EventsController,
             TasksController,
+            SearchController,
             ResultsController,
             SummariesController,
             ExportsController,
@@ -101,6 +104,7 @@ def create_app(settings: Settings, *, redis_url: str, database_url: str) -> Lite
         # Handlers import Services for type checking only; Litestar resolves their hints here.
         signature_namespace={
             "Services": Services,
+            "TaskFilter": TaskFilter,
             "NamedDependency": NamedDependency,
             "FromPath": FromPath,
             "JSONBody": JSONBody,

@@ -16,6 +16,7 @@ The worker uses :class:`TaskStore` (blocking); the API uses :class:`AsyncTaskSto
 from maie.store.aio import WORKER_HEARTBEAT_WINDOW_S, AsyncTaskStore
 from maie.store.blocking import TaskStore
 from maie.store.keys import PREFIX, REDIS_DOWN, WORKERS_KEY, async_reconnect, results_url
+from maie.store.sql.listing import TaskFilter
 from maie.store.sql.records import Updated
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "WORKERS_KEY",
     "WORKER_HEARTBEAT_WINDOW_S",
     "AsyncTaskStore",
+    "TaskFilter",
     "TaskStore",
     "Updated",
     "async_reconnect",

@@ -90,7 +90,7 @@ class TestApiMessages:
         used = _actor_names(API_PACKAGE)
         specs = [getattr(actor_table, name, name) for name in used]
         assert all(isinstance(spec, ActorSpec) for spec in specs), used
-        assert {spec.name for spec in specs} == {"fetch", "preprocess", "resummarize"}
+        assert {spec.name for spec in specs} == {"fetch", "preprocess", "resummarize", "deliver_deletion"}
         for spec in specs:
             message = spec.message("t1", request_id="r-1")
             assert declared.get_actor(message.actor_name).queue_name == message.queue_name
