@@ -19,6 +19,7 @@ from maie.store import TaskStore, results_url
 from maie.worker.actors import STAGE_OF_ACTOR, register_actors
 from maie.worker.metrics import WorkerMetrics
 from maie.worker.middleware import AwaitServer, Heartbeat, LogContext, TaskFailure
+from maie.worker.retention import RetentionPurge
 from maie.worker.runtime import WorkerRuntime
 
 if TYPE_CHECKING:
@@ -72,6 +73,13 @@ def run_worker(
     broker.add_middleware(heartbeat)
     broker.add_middleware(AwaitServer("redis", broker.client.ping, stop))
     broker.add_middleware(AwaitServer("postgres", store.ping, stop))
+    retention = settings.retention
+    if retention.days is not None:
+        broker.add_middleware(
+            RetentionPurge(
+                store, settings.storage.data_dir, days=retention.days, interval_s=retention.interval_s
+            )
+        )
     register_actors(broker, runtime)
 
     with StopSignal() as signals:
