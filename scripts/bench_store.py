@@ -1,4 +1,4 @@
-"""Benchmark: the PostgreSQL task store against today's Redis store, with 100,000 stored tasks.
+"""Benchmark: the PostgreSQL task store against the former Redis store, with 100,000 stored tasks.
 
 In one run, on this machine, with synthetic data (Zipf-distributed pseudo-words, 5 s segments):
 
