@@ -32,6 +32,7 @@ __all__ = [
     "ACTORS",
     "ACTOR_OF_STAGE",
     "BESIDE",
+    "DELIVER_DELETION",
     "DELIVER_WEBHOOK",
     "DIARIZE",
     "ENHANCE",
@@ -142,6 +143,16 @@ DELIVER_WEBHOOK = ActorSpec(
     max_retries=lambda s: s.webhook.max_retries,
     backoff_ms=lambda s: (s.webhook.min_backoff_ms, s.webhook.max_backoff_ms),
 )
+#: One delivery attempt of a deleted task's ``task.deleted`` webhook (task id, callback URL, the
+#: event as JSON): the task is gone, so the message carries what the delivery needs.
+DELIVER_DELETION = ActorSpec(
+    "deliver_deletion",
+    QUEUE_CPU,
+    ActorKind.NOTICE,
+    lambda s: s.webhook.timeout_s + WEBHOOK_SLACK_S,
+    max_retries=lambda s: s.webhook.max_retries,
+    backoff_ms=lambda s: (s.webhook.min_backoff_ms, s.webhook.max_backoff_ms),
+)
 
 #: Every actor, in the order the worker declares them.
 ACTORS: tuple[ActorSpec, ...] = (
@@ -154,6 +165,7 @@ ACTORS: tuple[ActorSpec, ...] = (
     SUMMARIZE,
     RESUMMARIZE,
     DELIVER_WEBHOOK,
+    DELIVER_DELETION,
 )
 #: The actor that runs each pipeline stage.
 ACTOR_OF_STAGE: dict[StageName, ActorSpec] = {a.stage: a for a in ACTORS if a.stage is not None}

@@ -1,6 +1,7 @@
 """Benchmark of the integration paths: batches, the task list and webhooks, each against a baseline.
 
-On a private Redis with a real API and worker (tiny random Whisper model, built here), in one run:
+On a private Redis and PostgreSQL with a real API and worker (tiny random Whisper model, built
+here), in one run:
 
 1. **Intake.** N recordings submitted one by one (N x POST /v1/process, sequential: the baseline)
    against the same N as one zip to POST /v1/batches: seconds until every task is accepted.
@@ -34,6 +35,8 @@ sys.path.insert(0, str(ROOT))
 
 from maie.schemas import Feature, StageName, StageRecord, TaskRecord, TaskRequest, TaskStatus  # noqa: E402
 from maie.store import AsyncTaskStore, results_url  # noqa: E402
+from maie.store.sql import upgrade  # noqa: E402
+from maie.up.postgres import EmbeddedPostgres  # noqa: E402
 from maie.up.redis import EmbeddedRedis  # noqa: E402
 from tests.fixtures.paths import AUDIO_DIR, TOKENIZER_DIR  # noqa: E402
 from tests.fixtures.receiver import Receiver, serve  # noqa: E402
@@ -99,9 +102,9 @@ def intake(api: Api, n: int, runs: int) -> tuple[list[float], list[float]]:
     return single, batch
 
 
-async def index_tasks(url: str, count: int) -> None:
+async def index_tasks(database_url: str, url: str, count: int) -> None:
     """Index ``count`` finished tasks of the bench tenant directly in the store."""
-    store = AsyncTaskStore.from_url(results_url(url, 1), ttl_s=86400)
+    store = AsyncTaskStore.from_urls(database_url, results_url(url, 1), ttl_s=86400)
     start = datetime.now(UTC) - timedelta(hours=1)
     for i in range(count):
         await store.create(
@@ -115,7 +118,6 @@ async def index_tasks(url: str, count: int) -> None:
                 stages=[StageRecord(name=StageName.PREPROCESS)],
             )
         )
-    await store.client.delete("maie:active")
     await store.close()
 
 
@@ -164,10 +166,14 @@ def main() -> None:
         model = build_tiny_whisper(work / "tiny-whisper", TOKENIZER_DIR / "whisper-tiny" / "tokenizer.json")
         redis_server = EmbeddedRedis(work / "redis")
         redis_server.start()
+        postgres = EmbeddedPostgres(work / "postgres", durable=False)
+        database_url = postgres.start()
+        upgrade(database_url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAIE_")}
         env.update(
             {
                 "MAIE_REDIS_URL": redis_server.url,
+                "MAIE_DATABASE_URL": database_url,
                 "MAIE_DATA_DIR": str(work / "data"),
                 "MAIE_API_KEYS": KEY,
                 "MAIE_WHISPER_MODEL": str(model),
@@ -188,12 +194,13 @@ def main() -> None:
         try:
             single, batch = intake(api, args.recordings, args.runs)
             latency = webhook_latency(api, args.runs * 3)
-            asyncio.run(index_tasks(redis_server.url, args.tasks))
+            asyncio.run(index_tasks(database_url, redis_server.url, args.tasks))
             first, deep = list_pages(api, args.tasks // 100, args.runs)
         finally:
             worker.stop()
             api.stop()
             redis_server.stop()
+            postgres.stop()
 
     print(f"clip: {CLIP.name}  cpus: {os.cpu_count()}  recordings: {args.recordings}  tasks: {args.tasks}")
     print(f"intake, {args.recordings} x POST /v1/process (sequential): {median(single)}")

@@ -1,4 +1,4 @@
-"""Shared fixtures: paths to ../shared, a private Redis, tiny models, a real worker, an LLM test server.
+"""Shared fixtures: ../shared paths, Redis and PostgreSQL, tiny models, a real worker, an LLM test server.
 
 Also how the suite runs in parallel (tests/fixtures/parallel.py) and pytest's own ``pytester``.
 """
@@ -11,8 +11,8 @@ pytest_plugins = [
     "tests.fixtures.whisper_model",
     "tests.fixtures.chunkformer_model",
     "tests.fixtures.services",
-    "tests.fixtures.store",
     "tests.fixtures.postgres",
+    "tests.fixtures.store",
     "tests.fixtures.llm_server",
     "tests.fixtures.fake_vllm",
     "tests.fixtures.media_server",

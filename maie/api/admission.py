@@ -51,7 +51,7 @@ class QueueSlots:
 
         Raises:
             QueueFullError: 429 when unfinished tasks plus held slots leave no room for them.
-            StoreUnavailableError: 503 when Redis cannot be reached.
+            StoreUnavailableError: 503 when PostgreSQL or Redis cannot be reached.
         """
         if count <= 0:
             return
@@ -99,12 +99,12 @@ async def queue_slot_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Ba
     """Hold one queue slot before the body is read, or refuse the submission.
 
     Raises:
-        StoreUnavailableError: 503 when Redis cannot be reached.
+        StoreUnavailableError: 503 when PostgreSQL or Redis cannot be reached.
         QueueFullError: 429 when ``MAIE_MAX_QUEUE_DEPTH`` tasks are unfinished or being submitted.
     """
     services: Services = connection.app.state.services
-    if not await services.store.ping():
-        raise StoreUnavailableError("the task store (Redis) cannot be reached; try again shortly")
+    if down := await services.store.unreachable():
+        raise StoreUnavailableError(f"{' and '.join(down)} cannot be reached; try again shortly")
     slots = QueueSlots(services)
     connection.state[_STATE] = slots  # before holding: the middleware frees whatever came of it
     await slots.hold(1)

@@ -25,12 +25,14 @@ from maie.api.routes.health import HealthController
 from maie.api.routes.metrics import MetricsController, http_metrics_config
 from maie.api.routes.process import ProcessController
 from maie.api.routes.results import ResultsController
+from maie.api.routes.search import SearchController
 from maie.api.routes.speakers import SpeakersController
 from maie.api.routes.status import StatusController
 from maie.api.routes.summaries import SummariesController
 from maie.api.routes.tasks import TasksController
 from maie.api.services import Services
 from maie.broker import build_broker
+from maie.store import TaskFilter
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -50,15 +52,17 @@ def _provide_services(state: State) -> Services:
     return services
 
 
-def create_app(settings: Settings, *, redis_url: str) -> Litestar:
-    """Build the API for ``settings``, talking to Redis at ``redis_url``.
+def create_app(settings: Settings, *, redis_url: str, database_url: str) -> Litestar:
+    """Build the API for ``settings``, talking to Redis at ``redis_url`` and PostgreSQL at ``database_url``.
 
     Connections are opened in the lifespan and closed on shutdown; nothing is read from globals.
     """
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        services = Services(settings, redis_url=redis_url, broker=build_broker(settings, redis_url))
+        services = Services(
+            settings, redis_url=redis_url, database_url=database_url, broker=build_broker(settings, redis_url)
+        )
         app.state.services = services
         await anyio.to_thread.run_sync(services.sandbox.start)
         try:
@@ -81,6 +85,7 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
             DiscoveryController,
             EventsController,
             TasksController,
+            SearchController,
             ResultsController,
             SummariesController,
             SpeakersController,
@@ -101,6 +106,7 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
         # Handlers import Services for type checking only; Litestar resolves their hints here.
         signature_namespace={
             "Services": Services,
+            "TaskFilter": TaskFilter,
             "NamedDependency": NamedDependency,
             "FromPath": FromPath,
             "JSONBody": JSONBody,

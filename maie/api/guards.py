@@ -66,13 +66,13 @@ async def admission_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Bas
     """Refuse a submission before its body is read when Redis is down or the queue is full.
 
     Raises:
-        StoreUnavailableError: 503 when Redis cannot be reached.
+        StoreUnavailableError: 503 when PostgreSQL or Redis cannot be reached.
         QueueFullError: 429 when ``MAIE_MAX_QUEUE_DEPTH`` tasks are unfinished.
     """
     services = _services(connection)
     server = services.settings.server
-    if not await services.store.ping():
-        raise StoreUnavailableError("the task store (Redis) cannot be reached; try again shortly")
+    if down := await services.store.unreachable():
+        raise StoreUnavailableError(f"{' and '.join(down)} cannot be reached; try again shortly")
     depth = await services.store.queue_depth()
     if depth >= server.max_queue_depth:
         raise QueueFullError(

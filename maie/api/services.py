@@ -30,18 +30,23 @@ __all__ = ["Services"]
 class Services:
     """Long-lived objects of one API process."""
 
-    def __init__(self, settings: Settings, *, redis_url: str, broker: RedisBroker) -> None:
+    def __init__(self, settings: Settings, *, redis_url: str, database_url: str, broker: RedisBroker) -> None:
         self.settings = settings
         self.redis_url = redis_url
         self.broker = broker
-        self.store = AsyncTaskStore.from_url(
-            results_url(redis_url, settings.redis.results_db), ttl_s=settings.storage.result_ttl_s
+        self.store = AsyncTaskStore.from_urls(
+            database_url,
+            results_url(redis_url, settings.redis.results_db),
+            ttl_s=settings.storage.result_ttl_s,
+            settings=settings.database,
         )
         self.templates = TemplateCatalog(settings.storage.templates_dir or default_templates_dir())
         #: Requests per API key, counted in Redis next to the tasks.
         self.rate_limiter = RateLimiter(settings.rate_limit, self.store.client)
         #: The cluster-wide metrics: counted here, read by GET /metrics.
-        self.metrics = ApiMetrics(settings, results=self.store.client, redis_url=redis_url)
+        self.metrics = ApiMetrics(
+            settings, results=self.store.client, redis_url=redis_url, queue_depth=self.store.queue_depth
+        )
         #: Where uploads are probed: a child process with MAIE_DECODE_* limits.
         self.sandbox = DecodeSandbox(
             SandboxLimits.from_settings(settings.audio), log=settings.log, process="api"

@@ -1,7 +1,8 @@
 """The ``maie`` command.
 
-``up`` (everything), ``api`` and ``worker`` run the service (:mod:`maie.cli.service`); ``submit``,
-``status`` and ``result`` talk to a running one (:mod:`maie.cli.remote`); ``transcribe`` runs the
+``up`` (everything), ``api`` and ``worker`` run the service (:mod:`maie.cli.service`); ``db`` keeps
+its database schema current (:mod:`maie.cli.database`); ``submit``, ``status``, ``result``,
+``search`` and ``delete`` talk to a running one (:mod:`maie.cli.remote`); ``transcribe`` runs the
 pipeline in this process with no server at all (:mod:`maie.cli.offline`).
 """
 
@@ -10,8 +11,9 @@ from __future__ import annotations
 import click
 
 from maie import __version__
+from maie.cli.database import db
 from maie.cli.offline import transcribe
-from maie.cli.remote import result, status, submit
+from maie.cli.remote import delete, result, search, status, submit
 from maie.cli.service import api, up, worker
 
 __all__ = ["main"]
@@ -23,5 +25,5 @@ def main() -> None:
     """MAIE: recordings to transcripts and structured summaries."""
 
 
-for _command in (up, api, worker, submit, status, result, transcribe):
+for _command in (up, api, worker, db, submit, status, result, search, delete, transcribe):
     main.add_command(_command)

@@ -1,8 +1,9 @@
-"""``maie submit``, ``maie status`` and ``maie result``: the commands that talk to a running server."""
+"""``maie submit``, ``status``, ``result``, ``search``, ``delete``: commands that talk to a running server."""
 
 from __future__ import annotations
 
 import asyncio
+import html
 import logging
 import sys
 from pathlib import Path
@@ -20,8 +21,9 @@ if TYPE_CHECKING:
     from maie.client import MaieClient
     from maie.client.bulk import Item, Report
     from maie.config import Settings
+    from maie.schemas import SearchHit
 
-__all__ = ["result", "status", "submit"]
+__all__ = ["delete", "result", "search", "status", "submit"]
 
 
 def _server(settings: Settings, url: str | None, api_key: str | None) -> tuple[str, str]:
@@ -199,3 +201,92 @@ def result(  # noqa: PLR0917 - one parameter per option
         except MaieError as exc:
             raise fail(exc) from exc
     emit(text, output)
+
+
+def _hit_lines(hit: SearchHit) -> list[str]:
+    """A search hit as text: the task, then each matching segment with its time and snippet."""
+    name = hit.filename or "(no file name)"
+    lines = [f"{hit.task_id}  {hit.submitted_at:%Y-%m-%d %H:%M}  {name}  ({hit.matches} matching)"]
+    for segment in hit.segments:
+        where = f"{segment.start:8.2f}s" if segment.start is not None else segment.source.rjust(9)
+        who = f" [{segment.speaker}]" if segment.speaker else ""
+        snippet = segment.snippet.replace("<mark>", "[").replace("</mark>", "]")
+        lines.append(f"  {where}{who}  {html.unescape(snippet)}")
+    return lines
+
+
+@click.command()
+@click.argument("query")
+@click.option("--status", "statuses", help="Only tasks in these statuses (comma-separated).")
+@click.option("--after", "submitted_after", help="Only tasks submitted at or after this time (ISO 8601).")
+@click.option("--before", "submitted_before", help="Only tasks submitted before this time (ISO 8601).")
+@click.option("--template", "template_id", help="Only tasks submitted with this template.")
+@click.option("--batch", "batch_id", help="Only tasks of this batch.")
+@click.option(
+    "--limit", type=click.IntRange(1, 200), default=20, show_default=True, help="Most tasks listed."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the API's answer as JSON.")
+@_url_option
+@_key_option
+def search(  # noqa: PLR0917 - one parameter per option
+    query: str,
+    statuses: str | None,
+    submitted_after: str | None,
+    submitted_before: str | None,
+    template_id: str | None,
+    batch_id: str | None,
+    limit: int,
+    as_json: bool,
+    url: str | None,
+    api_key: str | None,
+) -> None:
+    """Search your transcripts and summaries: words, "a phrase", or, -word."""
+    filters = {
+        "status": statuses,
+        "submitted_after": submitted_after,
+        "submitted_before": submitted_before,
+        "template_id": template_id,
+        "batch_id": batch_id,
+    }
+    with _client(url, api_key) as client:
+        try:
+            page = client.search(query, limit=limit, **{k: v for k, v in filters.items() if v})
+        except MaieError as exc:
+            raise fail(exc) from exc
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(page), indent=2))
+        return
+    if not page.hits:
+        click.echo("no matches", err=True)
+        return
+    for hit in page.hits:
+        click.echo("\n".join(_hit_lines(hit)))
+
+
+@click.command()
+@click.argument("task_ids", nargs=-1, required=True)
+@click.option(
+    "--batch", "is_batch", is_flag=True, help="The ids are batches: delete each with all its tasks."
+)
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_url_option
+@_key_option
+def delete(
+    task_ids: tuple[str, ...], is_batch: bool, yes: bool, url: str | None, api_key: str | None
+) -> None:
+    """Delete tasks (or batches): records, every result version and audio. Irreversible."""
+    what = "batch" if is_batch else "task"
+    if not yes:
+        click.confirm(f"Delete {len(task_ids)} {what}(s) and all their results?", abort=True)
+    failed = False
+    with _client(url, api_key) as client:
+        for item in task_ids:
+            try:
+                (client.delete_batch if is_batch else client.delete)(item)
+            except MaieError as exc:
+                click.echo(f"{item}: {exc.detail}", err=True)
+                failed = True
+            else:
+                click.echo(f"deleted {what} {item}")
+    if failed:
+        sys.exit(1)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from maie import __version__
-from maie.cli.settings import DEV_KEY_FILE, load_settings, redis_url, with_keys
+from maie.cli.settings import DEV_KEY_FILE, database_url, load_settings, redis_url, with_keys
+from maie.errors import ConfigError
 
 __all__ = ["api", "up", "worker"]
 
@@ -15,7 +16,11 @@ __all__ = ["api", "up", "worker"]
 @click.option("--port", type=int, help="API port (MAIE_PORT).")
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True, help="Worker processes.")
 def up(host: str | None, port: int | None, workers: int) -> None:
-    """Run everything: embedded Redis (unless MAIE_REDIS_URL is set), the API and workers."""
+    """Run everything: embedded Redis and PostgreSQL, the API and workers.
+
+    MAIE_REDIS_URL and MAIE_DATABASE_URL use external servers instead. The database schema is
+    brought up to date before the API and workers start.
+    """
     from maie.up.supervisor import Supervisor  # noqa: PLC0415 - keeps `maie --help` fast
 
     settings = load_settings("up", host=host, port=port)
@@ -28,7 +33,10 @@ def up(host: str | None, port: int | None, workers: int) -> None:
         click.echo(
             f"Development API key: {settings.auth.api_keys} (in {where}; set MAIE_API_KEYS in production)"
         )
-    Supervisor(settings, api_keys=settings.auth.api_keys, workers=workers).run()
+    try:
+        Supervisor(settings, api_keys=settings.auth.api_keys, workers=workers).run()
+    except ConfigError as exc:
+        raise click.ClickException(exc.detail) from exc
 
 
 @click.command()
@@ -40,7 +48,8 @@ def api(host: str | None, port: int | None) -> None:
     from maie.api.server import run_api  # noqa: PLC0415
 
     settings = with_keys(load_settings("api", host=host, port=port), create=False)
-    run_api(create_app(settings, redis_url=redis_url(settings)), settings)
+    app = create_app(settings, redis_url=redis_url(settings), database_url=database_url(settings))
+    run_api(app, settings)
 
 
 @click.command()
@@ -52,4 +61,9 @@ def worker(queues: str) -> None:
     from maie.worker.main import run_worker  # noqa: PLC0415 - keeps `maie --help` fast
 
     settings = load_settings("worker")
-    run_worker(settings, redis_url(settings), queues=[q.strip() for q in queues.split(",") if q.strip()])
+    run_worker(
+        settings,
+        redis_url(settings),
+        database_url(settings),
+        queues=[q.strip() for q in queues.split(",") if q.strip()],
+    )

@@ -1,4 +1,4 @@
-"""What every ``maie`` command starts from: the settings, the API keys and the Redis to use."""
+"""What every ``maie`` command starts from: the settings, the API keys, the Redis and PostgreSQL to use."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from maie.logging import configure_logging
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["DEV_KEY_FILE", "dev_key", "load_settings", "redis_url", "with_keys"]
+__all__ = ["DEV_KEY_FILE", "database_url", "dev_key", "load_settings", "redis_url", "with_keys"]
 
 log = structlog.get_logger(__name__)
 
@@ -89,3 +89,27 @@ def redis_url(settings: Settings) -> str:
         return resolve_redis_url(settings.redis.url, settings.storage.data_dir)
     except ConfigError as exc:
         raise click.ClickException(exc.detail) from exc
+
+
+def database_url(settings: Settings, *, check_schema: bool = True) -> str:
+    """MAIE_DATABASE_URL, else the embedded PostgreSQL that `maie up` runs for this data folder.
+
+    Args:
+        settings: The process's settings.
+        check_schema: Refuse a database whose schema is not this version's (``maie api`` and
+            ``maie worker`` never run on one; ``maie db`` commands look at it first).
+
+    Raises:
+        click.ClickException: if there is neither, or the schema is not current (the message says
+            to run ``maie db upgrade``).
+    """
+    from maie.store.sql import require_current  # noqa: PLC0415 - keeps `maie --help` fast
+    from maie.up.postgres import resolve_database_url  # noqa: PLC0415
+
+    try:
+        url = resolve_database_url(settings.database.url, settings.storage.data_dir)
+        if check_schema:
+            require_current(url)
+    except ConfigError as exc:
+        raise click.ClickException(exc.detail) from exc
+    return url

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack
 
@@ -34,8 +35,10 @@ __all__ = [
     "RETRY_STATUS",
     "Submission",
     "SubmitOptions",
+    "TaskFilters",
     "decode",
     "error_of",
+    "filter_params",
     "headers_of",
     "pause",
     "retry_after",
@@ -60,6 +63,26 @@ RETRY_STATUS = frozenset({429, 502, 503, 504})
 MAX_BACKOFF_S = 60.0
 #: Status codes from which on the server is at fault.
 _SERVER_ERRORS = 500
+
+
+class TaskFilters(TypedDict, total=False):
+    """Keyword filters of ``tasks`` and ``search`` (docs/api.md, GET /v1/tasks)."""
+
+    #: One status, or several comma-separated.
+    status: str
+    #: Submitted at or after this time (an aware datetime, or ISO 8601 text).
+    submitted_after: datetime | str
+    #: Submitted before this time.
+    submitted_before: datetime | str
+    template_id: str
+    batch_id: str
+
+
+def filter_params(filters: TaskFilters) -> dict[str, Any]:
+    """The query parameters of ``filters`` (times in ISO 8601)."""
+    return {
+        k: v.isoformat() if isinstance(v, datetime) else str(v) for k, v in filters.items() if v is not None
+    }
 
 
 class SubmitFields(TypedDict, total=False):

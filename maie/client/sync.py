@@ -15,8 +15,10 @@ from maie.client._http import (
     Submission,
     SubmitFields,
     SubmitOptions,
+    TaskFilters,
     decode,
     error_of,
+    filter_params,
     headers_of,
     pause,
     retry_after,
@@ -28,6 +30,7 @@ from maie.schemas import (
     ProcessAccepted,
     ResultVersion,
     ResultVersionList,
+    SearchPage,
     SpeakerNames,
     StatusResponse,
     TaskPage,
@@ -248,9 +251,43 @@ class MaieClient:
         )
         return decode(response, ResultVersion)
 
-    def tasks(self, *, status: str | None = None, limit: int = 50, cursor: str | None = None) -> TaskPage:
-        """One page of your tasks, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
-        return decode(self._get("/v1/tasks", status=status, limit=limit, cursor=cursor), TaskPage)
+    def tasks(
+        self, *, limit: int = 50, cursor: str | None = None, **filters: Unpack[TaskFilters]
+    ) -> TaskPage:
+        """One page of your tasks, newest first; pass ``next_cursor`` as ``cursor`` for the next.
+
+        ``filters``: ``status`` (comma-separated), ``submitted_after``, ``submitted_before``,
+        ``template_id``, ``batch_id``.
+        """
+        response = self._get("/v1/tasks", limit=limit, cursor=cursor, **filter_params(filters))
+        return decode(response, TaskPage)
+
+    def search(
+        self, q: str, *, limit: int = 20, cursor: str | None = None, **filters: Unpack[TaskFilters]
+    ) -> SearchPage:
+        """``GET /v1/search``: your tasks whose transcripts or summary match ``q``, newest first."""
+        response = self._get("/v1/search", q=q, limit=limit, cursor=cursor, **filter_params(filters))
+        return decode(response, SearchPage)
+
+    def delete(self, task_id: str) -> None:
+        """``DELETE /v1/tasks/{task_id}``: the task, its results and its audio are gone.
+
+        Raises:
+            NotFoundError: if there is no such task of yours (or it was deleted already).
+        """
+        response = self._http.delete(f"/v1/tasks/{task_id}")
+        if response.is_error:
+            raise error_of(response)
+
+    def delete_batch(self, batch_id: str) -> None:
+        """``DELETE /v1/batches/{batch_id}``: the batch and every task of it.
+
+        Raises:
+            NotFoundError: if there is no such batch of yours.
+        """
+        response = self._http.delete(f"/v1/batches/{batch_id}")
+        if response.is_error:
+            raise error_of(response)
 
     def batch(self, batch_id: str) -> BatchStatus:
         """``GET /v1/batches/{batch_id}``."""

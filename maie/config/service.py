@@ -81,18 +81,21 @@ class RedisSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names(
 
     #: External Redis; unset means the embedded server of ``maie up`` (``MAIE_DATA_DIR/redis/url``).
     url: str | None = None
-    #: Database number of the task store (the broker uses the database in the URL).
+    #: Database number of the live state: heartbeats, ASR leases, rate limits, metrics (the broker
+    #: uses the database in the URL).
     results_db: NonNegative = 1
 
 
 class StorageSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names("")):
     """Files and record lifetimes."""
 
-    #: Root of uploads, embedded Redis data and models.
+    #: Root of uploads, the embedded Redis and PostgreSQL, and models.
     data_dir: Path = Path("data")
     #: Keep uploads and the normalised WAV after a task finishes.
     keep_audio: bool = False
-    #: Seconds task records and results live in Redis.
+    #: Seconds an Idempotency-Key claim and an ASR waiting list live, and after which an unfinished
+    #: task no longer counts toward the queue depth (it is stuck). Results are kept until deleted
+    #: or purged by MAIE_RETENTION_DAYS.
     result_ttl_s: Positive = 86400
     #: Folder of summary templates; unset means the templates shipped with MAIE.
     templates_dir: Path | None = None

@@ -16,6 +16,8 @@ from maie.metrics.recorder import AsyncMetricsRecorder
 from maie.store import WORKER_HEARTBEAT_WINDOW_S, async_reconnect
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from maie.config import Settings
 
 __all__ = ["ApiMetrics"]
@@ -25,13 +27,22 @@ class ApiMetrics:
     """The cluster-wide series of one API process.
 
     Args:
-        settings: The record TTL bounds the unfinished-task count.
-        results: The task store's client (results database); this object does not close it.
+        settings: The process's settings.
+        results: The task store's Redis client (``MAIE_REDIS_RESULTS_DB``); not closed here.
         redis_url: The broker's Redis, whose queues are counted.
+        queue_depth: Counts unfinished tasks (the task store's, in PostgreSQL).
     """
 
-    def __init__(self, settings: Settings, *, results: aioredis.Redis, redis_url: str) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        results: aioredis.Redis,
+        redis_url: str,
+        queue_depth: Callable[[], Awaitable[int]],
+    ) -> None:
         self.settings = settings
+        self.queue_depth = queue_depth
         self.recorder = AsyncMetricsRecorder(results)
         self.results = results
         self.broker = aioredis.Redis.from_url(
@@ -47,7 +58,7 @@ class ApiMetrics:
         return await read_cluster(
             self.results,
             self.broker,
-            ttl_s=self.settings.storage.result_ttl_s,
+            queue_depth=self.queue_depth,
             worker_window_s=WORKER_HEARTBEAT_WINDOW_S,
         )
 

@@ -1,9 +1,10 @@
 """Reading the cluster-wide series at scrape time, for the API's ``/metrics``.
 
-One pipelined round trip to the results database (task counts, histograms, the unfinished-task set
-and worker heartbeats) and one to the broker's (messages waiting per queue) per scrape. When Redis
-cannot be read, ``maie_cluster_up`` is 0 and the other cluster series are left out rather than
-reported as zero: a gap in a graph is honest, a drop to zero is not.
+One pipelined round trip to Redis's MAIE database (task counts, histograms and worker heartbeats),
+one to the broker's (messages waiting per queue) and one count of unfinished tasks in PostgreSQL
+per scrape. When Redis cannot be read, ``maie_cluster_up`` is 0 and the other cluster series are
+left out rather than reported as zero: a gap in a graph is honest, a drop to zero is not; so is
+``maie_queue_depth`` while PostgreSQL cannot be read.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from maie.broker import QUEUE_CPU, QUEUE_GPU
+from maie.errors import StoreUnavailableError
 from maie.metrics.series import HISTOGRAMS, HistogramSeries, TaskOutcome
 from maie.store.keys import (
-    ACTIVE_KEY,
     METRICS_FAILURES_KEY,
     METRICS_TASKS_KEY,
     REDIS_DOWN,
@@ -28,7 +29,7 @@ from maie.store.keys import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Awaitable, Callable, Iterator, Mapping
 
     import redis.asyncio as aioredis
     from prometheus_client import Metric
@@ -48,7 +49,8 @@ class ClusterSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     failures: dict[str, int] = msgspec.field(default_factory=dict)
     #: Raw histogram hashes by series name.
     histograms: dict[str, dict[str, float]] = msgspec.field(default_factory=dict)
-    queue_depth: int = 0
+    #: Unfinished tasks, from PostgreSQL; None when it could not be read.
+    queue_depth: int | None = None
     workers_active: int = 0
     queue_messages: dict[str, int] = msgspec.field(default_factory=dict)
 
@@ -62,14 +64,18 @@ def _numbers(raw: Mapping[bytes | str, bytes | str]) -> dict[str, float]:
 
 
 async def read_cluster(
-    results: aioredis.Redis, broker: aioredis.Redis, *, ttl_s: float, worker_window_s: float
+    results: aioredis.Redis,
+    broker: aioredis.Redis,
+    *,
+    queue_depth: Callable[[], Awaitable[int]],
+    worker_window_s: float,
 ) -> ClusterSnapshot:
     """Read the cluster-wide series.
 
     Args:
-        results: Client on the results database (``MAIE_REDIS_RESULTS_DB``).
+        results: Client on Redis's MAIE database (``MAIE_REDIS_RESULTS_DB``).
         broker: Client on the broker's database.
-        ttl_s: Record lifetime; older entries of the unfinished-task set are stale.
+        queue_depth: Counts unfinished tasks (the task store's, in PostgreSQL).
         worker_window_s: A worker counts as active if its heartbeat is this recent.
     """
     now = time.time()
@@ -79,7 +85,6 @@ async def read_cluster(
             pipe.hgetall(METRICS_FAILURES_KEY)
             for series in HISTOGRAMS:
                 pipe.hgetall(series.key)
-            pipe.zcount(ACTIVE_KEY, now - ttl_s, "+inf")
             pipe.zcount(WORKERS_KEY, now - worker_window_s, "+inf")
             replies = await pipe.execute()
         async with broker.pipeline(transaction=False) as pipe:
@@ -88,13 +93,17 @@ async def read_cluster(
             lengths = await pipe.execute()
     except REDIS_DOWN:
         return ClusterSnapshot(up=False)
-    tasks, failures, *hists, depth, workers = replies
+    tasks, failures, *hists, workers = replies
+    try:
+        depth: int | None = await queue_depth()
+    except StoreUnavailableError:
+        depth = None
     return ClusterSnapshot(
         up=True,
         tasks={k: int(v) for k, v in _numbers(tasks).items()},
         failures={k: int(v) for k, v in _numbers(failures).items()},
         histograms={s.name: _numbers(h) for s, h in zip(HISTOGRAMS, hists, strict=True)},
-        queue_depth=int(depth),
+        queue_depth=depth,
         workers_active=int(workers),
         queue_messages={q: int(n) for q, n in zip(QUEUES, lengths, strict=True)},
     )
@@ -149,11 +158,12 @@ class ClusterCollector(Collector):
         yield failures
         for series in HISTOGRAMS:
             yield _histogram(series, snap.histograms.get(series.name, {}))
-        yield GaugeMetricFamily(
-            "maie_queue_depth",
-            "Unfinished tasks; submissions get 429 when it reaches MAIE_MAX_QUEUE_DEPTH.",
-            value=snap.queue_depth,
-        )
+        if snap.queue_depth is not None:
+            yield GaugeMetricFamily(
+                "maie_queue_depth",
+                "Unfinished tasks; submissions get 429 when it reaches MAIE_MAX_QUEUE_DEPTH.",
+                value=snap.queue_depth,
+            )
         messages = GaugeMetricFamily(
             "maie_queue_messages", "Stage messages waiting for a worker, by queue.", labels=["queue"]
         )

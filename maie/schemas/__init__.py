@@ -61,7 +61,7 @@ from maie.schemas.results import (
     Versions,
     Word,
 )
-from maie.schemas.search import SearchHit, SearchSegment
+from maie.schemas.search import SearchHit, SearchPage, SearchSegment
 from maie.schemas.submission import SubmissionOptions
 from maie.schemas.tasks import (
     BatchRecord,
@@ -105,6 +105,7 @@ __all__ = [
     "ResultVersionList",
     "Results",
     "SearchHit",
+    "SearchPage",
     "SearchSegment",
     "Seconds",
     "Segment",

@@ -173,6 +173,8 @@ class HealthResponse(Frozen, frozen=True, kw_only=True):
     status: str
     version: str
     redis_connected: bool
+    #: Whether PostgreSQL, the system of record, answers.
+    database_connected: bool
     queue_depth: int | None = None
     worker_active: bool
 

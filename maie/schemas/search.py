@@ -6,7 +6,7 @@ from datetime import datetime
 
 from maie.schemas.base import Frozen, Seconds, TaskStatus
 
-__all__ = ["SearchHit", "SearchSegment"]
+__all__ = ["SearchHit", "SearchPage", "SearchSegment"]
 
 
 class SearchSegment(Frozen, frozen=True, kw_only=True):
@@ -37,3 +37,10 @@ class SearchHit(Frozen, frozen=True, kw_only=True):
     matches: int
     #: The first matching texts in transcript order (the summary last).
     segments: list[SearchSegment]
+
+
+class SearchPage(Frozen, frozen=True, kw_only=True):
+    """Answer to GET /v1/search: matching tasks newest first; pass ``next_cursor`` back for more."""
+
+    hits: list[SearchHit]
+    next_cursor: str | None

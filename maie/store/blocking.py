@@ -1,33 +1,30 @@
-"""The blocking task store used by the worker: optimistic transactions for read-modify-write."""
+"""The worker's store: task records in PostgreSQL, the worker's own live state in Redis.
+
+Records, artifacts and result versions are the system of record's (:mod:`maie.store.sql`), run
+over a blocking psycopg pool; heartbeats and the models a worker holds are live state that is
+rewritten every few seconds, so they stay in Redis (``MAIE_REDIS_RESULTS_DB``), beside the leases
+and metrics series that other worker modules keep there through :attr:`TaskStore.client`.
+"""
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, TypeVar, cast
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 import redis
-import redis.exceptions
 
-from maie.errors import NotFoundError
-from maie.schemas import ResultVersion, StageName, TaskRecord
-from maie.store.keys import (
-    ACTIVE_KEY,
-    REDIS_DOWN,
-    WORKERS_KEY,
-    Updated,
-    artifact_key,
-    decode,
-    decode_optional,
-    encoder,
-    result_key,
-    task_key,
-    unavailable,
-    worker_models_key,
-)
+from maie.config import DatabaseSettings
+from maie.store.keys import REDIS_DOWN, WORKERS_KEY, unavailable, worker_models_key
+from maie.store.sql import deletion, records, results
+from maie.store.sql.database import Database
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
+
+    from maie.schemas import ResultVersion, TaskRecord
+    from maie.store.sql.records import Updated
 
 __all__ = ["WORKER_MODELS_TTL_S", "TaskStore"]
 
@@ -39,89 +36,75 @@ StructT = TypeVar("StructT", bound=msgspec.Struct)
 
 
 class TaskStore:
-    """Blocking store used by the worker."""
+    """Blocking store used by the worker (thread-safe: one pool per process).
 
-    def __init__(self, client: redis.Redis, *, ttl_s: int) -> None:
+    Args:
+        database: The PostgreSQL pool (records).
+        client: Redis, database ``MAIE_REDIS_RESULTS_DB`` (heartbeats; leases and metrics use it too).
+    """
+
+    def __init__(self, database: Database, client: redis.Redis) -> None:
+        self.database = database
         self.client = client
-        self.ttl_s = ttl_s
 
     @classmethod
-    def from_url(cls, url: str, *, ttl_s: int) -> TaskStore:
-        """Open a pooled client on the results database URL."""
-        return cls(redis.Redis.from_url(url, health_check_interval=30), ttl_s=ttl_s)
+    def from_urls(
+        cls, database_url: str, redis_url: str, *, settings: DatabaseSettings | None = None
+    ) -> TaskStore:
+        """A store on PostgreSQL ``database_url`` and the Redis database ``redis_url`` (no I/O yet)."""
+        client = redis.Redis.from_url(redis_url, health_check_interval=30)
+        return cls(Database(database_url, settings or DatabaseSettings()), client)
 
-    def _call(self, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except REDIS_DOWN as exc:
-            raise unavailable(exc) from exc
-
-    def _transaction(self, attempt: Callable[[redis.client.Pipeline], T], key: str) -> T:
-        """Run ``attempt`` as an optimistic transaction watching ``key`` (again after a conflict).
-
-        Returns:
-            What the successful run of ``attempt`` returned.
-        """
-        value = self._call(
-            # redis-py types the callable as returning None, though it hands back its value.
-            lambda: self.client.transaction(attempt, key, value_from_callable=True)  # type: ignore[arg-type]
-        )
-        return cast("T", value)
+    def ping(self) -> bool:
+        """Whether PostgreSQL answers."""
+        return self.database.ping()
 
     def get(self, task_id: str) -> TaskRecord:
         """Return the task record.
 
         Raises:
-            NotFoundError: if there is no such task (or it expired).
-            StoreUnavailableError: if Redis cannot be reached.
+            NotFoundError: if there is no such task (or it was deleted).
+            StoreUnavailableError: if PostgreSQL cannot be reached.
         """
-        return decode(self._call(lambda: self.client.get(task_key(task_id))), TaskRecord, "task")
+        return self.database.run(records.get(task_id))
 
     def update(self, task_id: str, change: Callable[[TaskRecord], T]) -> Updated[T]:
-        """Apply ``change`` to the stored record atomically (optimistic WATCH/MULTI).
+        """Apply ``change`` to the stored record under its row lock.
 
-        ``change`` may run more than once if another writer got there first, so it must only
-        mutate the record it is given; what its last run returns comes back with the record
-        (whether the task was still running, say).
+        ``change`` may run more than once (a transaction retried after a deadlock), so it must only
+        mutate the record it is given; an exception it raises leaves the record as it was. What its
+        last run returns comes back with the record (whether the task was still running, say).
 
         Raises:
-            NotFoundError: if there is no such task (or it expired).
-            StoreUnavailableError: if Redis cannot be reached.
+            NotFoundError: if there is no such task.
+            ConflictError: if the change would move the status backwards.
+            StoreUnavailableError: if PostgreSQL cannot be reached.
         """
-        key = task_key(task_id)
-
-        def attempt(pipe: redis.client.Pipeline) -> Updated[T]:
-            record = decode(pipe.get(key), TaskRecord, "task")
-            value = change(record)
-            pipe.multi()
-            pipe.set(key, encoder.encode(record), ex=self.ttl_s)
-            if record.status.terminal:
-                pipe.zrem(ACTIVE_KEY, task_id)
-            return Updated(record, value)
-
-        return self._transaction(attempt, key)
+        return self.database.run(records.update(task_id, change))
 
     def put_artifact(self, task_id: str, stage: str, artifact: msgspec.Struct) -> None:
-        """Store a stage's artifact."""
-        self._call(
-            lambda: self.client.set(artifact_key(task_id, stage), encoder.encode(artifact), ex=self.ttl_s)
-        )
+        """Store (or replace) a stage's artifact.
+
+        Raises:
+            NotFoundError: if the task is gone (deleted while the stage ran).
+        """
+        self.database.run(results.put_artifact(task_id, stage, artifact))
 
     def get_artifact(self, task_id: str, stage: str, kind: type[StructT]) -> StructT | None:
         """Return a stage's artifact, or None if the stage has not stored one yet."""
-        return decode_optional(self._call(lambda: self.client.get(artifact_key(task_id, stage))), kind)
+        return self.database.run(results.get_artifact(task_id, stage, kind))
 
     def put_result(self, task_id: str, result: ResultVersion) -> bool:
-        """Store an immutable result version; returns False if that version already exists."""
-        key = result_key(task_id, result.version)
-        stored = self._call(lambda: self.client.set(key, encoder.encode(result), ex=self.ttl_s, nx=True))
-        return bool(stored)
+        """Store an immutable result version; returns False if that version already exists.
+
+        Raises:
+            NotFoundError: if the task is gone.
+        """
+        return self.database.run(results.put_result(task_id, result))
 
     def get_result(self, task_id: str, version: int) -> ResultVersion | None:
         """Return result version ``version``, or None."""
-        return decode_optional(
-            self._call(lambda: self.client.get(result_key(task_id, version))), ResultVersion
-        )
+        return self.database.run(results.get_result(task_id, version))
 
     def add_result(
         self, task_id: str, build: Callable[[int], ResultVersion], *, job_id: str | None = None
@@ -130,46 +113,23 @@ class TaskStore:
 
         For results added after the pipeline's version 1 (a re-summarization stores version n + 1
         with kind ``"resummary"`` and its own ``versions`` block). Earlier versions are never
-        touched; two writers racing get consecutive numbers. With ``job_id``, the job's stage is
-        marked done with its version in the same transaction, and a job that already has a version
-        gets that one back instead of a second (its message was delivered twice). The task's other
-        keys (artifacts, earlier versions) get a fresh TTL too, so they live as long as the newest.
+        touched; two writers racing get consecutive numbers, without gaps. With ``job_id``, the
+        job's stage is marked with its version in the same transaction, and a job that already
+        has a version gets that one back instead of a second (its message was delivered twice).
 
         Raises:
             NotFoundError: if the task or the job does not exist.
         """
-        key = task_key(task_id)
+        return self.database.run(results.add_result(task_id, build, job_id=job_id))
 
-        def attempt(pipe: redis.client.Pipeline) -> ResultVersion | int:
-            """The version stored now, or the number of the one the job already has."""
-            record = decode(pipe.get(key), TaskRecord, "task")
-            job = record.job(job_id) if job_id else None
-            if job is not None and job.result_version is not None:
-                return job.result_version
-            version = (record.result_version or 0) + 1
-            while pipe.exists(result_key(task_id, version)):
-                version += 1
-            result = build(version)
-            record.result_version = version
-            if job is not None:
-                job.result_version = version
-            pipe.multi()
-            pipe.set(result_key(task_id, version), encoder.encode(result), ex=self.ttl_s, nx=True)
-            pipe.set(key, encoder.encode(record), ex=self.ttl_s)
-            for other in [*(artifact_key(task_id, s) for s in StageName), *range(1, version)]:
-                pipe.expire(result_key(task_id, other) if isinstance(other, int) else other, self.ttl_s)
-            return result
+    def purge(self, older_than: timedelta, *, limit: int = 500) -> list[TaskRecord] | None:
+        """Delete up to ``limit`` tasks submitted longer than ``older_than`` ago, oldest first.
 
-        try:
-            done = self._transaction(attempt, key)
-        except KeyError as exc:
-            raise NotFoundError(f"task {task_id} has no job {job_id}") from exc
-        if isinstance(done, int):
-            existing = self.get_result(task_id, done)
-            if existing is None:
-                raise NotFoundError(f"result version {done} of task {task_id} is gone (expired)")
-            return existing
-        return done
+        Returns:
+            The deleted records (their audio is the caller's to remove), or None when another
+            process is purging right now (one runner at a time, across every worker).
+        """
+        return self.database.run(deletion.purge(datetime.now(UTC) - older_than, limit=limit))
 
     def heartbeat(self, worker_id: str, *, models: Sequence[str] | None = None) -> None:
         """Record that worker ``worker_id`` is alive now and, with ``models``, which models it holds."""
@@ -183,15 +143,23 @@ class TaskStore:
                 if models:
                     pipe.sadd(key, *models)
                     pipe.expire(key, WORKER_MODELS_TTL_S)
-            self._call(pipe.execute)
+            self._redis(pipe.execute)
 
     def retire(self, worker_id: str) -> None:
         """Forget a worker that stops cleanly."""
         with self.client.pipeline() as pipe:
             pipe.zrem(WORKERS_KEY, worker_id)
             pipe.delete(worker_models_key(worker_id))
-            self._call(pipe.execute)
+            self._redis(pipe.execute)
+
+    @staticmethod
+    def _redis(fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except REDIS_DOWN as exc:
+            raise unavailable(exc) from exc
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close both pools."""
+        self.database.close()
         self.client.close()

@@ -1,33 +1,30 @@
-"""Every Redis key MAIE uses, and what both stores share: encoding, connection options, results.
+"""Every Redis key MAIE uses, and what the users of Redis share: connection options, errors.
+
+Redis holds live state only (the system of record is PostgreSQL, :mod:`maie.store.sql`): the
+broker's queues, worker heartbeats and the models they hold, ASR leases, rate-limit counters and
+the metrics series. Wiping it loses no task, result or batch.
 
 Keys are built here and nowhere else (a test looks for key strings in other modules), so a new key
 cannot collide with an old one unnoticed and the storage table of docs/architecture.md has one
-module to follow. Everything lives under
-the ``maie:`` prefix in the results database, except the broker's queues (``maie-dramatiq:*``, in
-the broker's database, named by Dramatiq from :data:`BROKER_NAMESPACE`).
+module to follow. Everything lives under the ``maie:`` prefix in the database
+``MAIE_REDIS_RESULTS_DB``, except the broker's queues (``maie-dramatiq:*``, in the broker's
+database, named by Dramatiq from :data:`BROKER_NAMESPACE`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, Final, Generic, NamedTuple, TypeVar
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import msgspec
 import redis
 import redis.exceptions
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
-from maie.errors import NotFoundError, StoreUnavailableError
-
-if TYPE_CHECKING:
-    from maie.schemas import TaskRecord
+from maie.errors import StoreUnavailableError
 
 __all__ = [
-    "ACTIVE_KEY",
-    "ADMISSION_KEY",
-    "ADMIT_LUA",
     "BROKER_NAMESPACE",
     "METRICS_FAILURES_KEY",
     "METRICS_TASKS_KEY",
@@ -36,33 +33,19 @@ __all__ = [
     "REDIS_DOWN",
     "RELEASE_LUA",
     "WORKERS_KEY",
-    "Updated",
-    "artifact_key",
     "asr_claim_key",
     "asr_ready_key",
     "async_reconnect",
-    "batch_key",
-    "decode",
-    "decode_optional",
-    "encoder",
     "histogram_key",
     "idempotency_key",
     "queue_key",
-    "result_key",
     "results_url",
-    "task_key",
-    "tenant_tasks_key",
     "unavailable",
     "worker_models_key",
 ]
 
-T = TypeVar("T")
-StructT = TypeVar("StructT", bound=msgspec.Struct)
-
-#: Prefix of every key in the results database.
+#: Prefix of every key in Redis's database ``MAIE_REDIS_RESULTS_DB``.
 PREFIX: Final = "maie"
-#: Sorted set of unfinished task ids by submit time (the queue depth).
-ACTIVE_KEY: Final = f"{PREFIX}:active"
 #: Sorted set of worker ids by last heartbeat.
 WORKERS_KEY: Final = f"{PREFIX}:workers"
 #: Hash of task counts by outcome (``accepted``, ``complete``, ``failed``), no expiry.
@@ -73,53 +56,11 @@ METRICS_FAILURES_KEY: Final = f"{PREFIX}:metrics:failures"
 RATE_LIMIT_PREFIX: Final = f"{PREFIX}:ratelimit"
 #: Prefix of the broker's keys (Dramatiq's namespace), apart from other Dramatiq users of a server.
 BROKER_NAMESPACE: Final = "maie-dramatiq"
-#: Sorted set of queue slots held by submissions whose upload is still being received, by expiry.
-ADMISSION_KEY: Final = f"{PREFIX}:admission"
 #: Errors that mean "Redis cannot be reached right now".
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
-encoder = msgspec.json.Encoder()
-
-
-class Updated(NamedTuple, Generic[T]):
-    """What ``update`` made: the stored record, and what the change returned about it."""
-
-    record: TaskRecord
-    value: T
-
-
 #: Compare-and-delete: remove KEYS[1] only while it holds ARGV[1].
 RELEASE_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
-#: Admission: hold ARGV[5..] as queue slots (KEYS[2], expiring at ARGV[4]) if unfinished tasks
-#: (KEYS[1], entries older than ARGV[2] dropped) plus live slots (expired ones, before ARGV[1],
-#: dropped) leave room under the limit ARGV[3]. Returns -1 when held, else the slots in use.
-ADMIT_LUA = """
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
-redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-local used = redis.call('ZCARD', KEYS[1]) + redis.call('ZCARD', KEYS[2])
-if used + #ARGV - 4 > tonumber(ARGV[3]) then
-  return used
-end
-for i = 5, #ARGV do
-  redis.call('ZADD', KEYS[2], ARGV[4], ARGV[i])
-end
-return -1
-"""
-
-
-def task_key(task_id: str) -> str:
-    """Key of a task record."""
-    return f"{PREFIX}:task:{task_id}"
-
-
-def artifact_key(task_id: str, stage: str) -> str:
-    """Key of one stage's artifact."""
-    return f"{PREFIX}:task:{task_id}:artifact:{stage}"
-
-
-def result_key(task_id: str, version: int) -> str:
-    """Key of one result version."""
-    return f"{PREFIX}:task:{task_id}:result:{version}"
 
 
 def asr_claim_key(task_id: str) -> str:
@@ -137,18 +78,12 @@ def worker_models_key(worker_id: str) -> str:
     return f"{WORKERS_KEY}:{worker_id}:models"
 
 
-def batch_key(batch_id: str) -> str:
-    """Key of a batch record."""
-    return f"{PREFIX}:batch:{batch_id}"
-
-
-def tenant_tasks_key(tenant: str) -> str:
-    """Key of the tenant's task index (see :mod:`maie.store.task_index`)."""
-    return f"{PREFIX}:tenant:{tenant}:tasks"
-
-
 def idempotency_key(tenant: str, key: str) -> str:
-    """Key of the task or batch a tenant's ``Idempotency-Key`` made (the client's key is hashed)."""
+    """Name of the claim a tenant's ``Idempotency-Key`` makes (the client's key is hashed).
+
+    Claims are rows of PostgreSQL's ``idempotency_claims`` (they must outlive a wipe of Redis);
+    their names keep the form of a MAIE key so there is one place that builds them.
+    """
     return f"{PREFIX}:idempotency:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
@@ -189,29 +124,6 @@ def async_reconnect() -> dict[str, Any]:
     }
 
 
-def decode(data: object, kind: type[StructT], what: str) -> StructT:
-    """Decode a stored value.
-
-    Raises:
-        NotFoundError: naming ``what`` when the key held nothing.
-    """
-    if data is None:
-        raise NotFoundError(f"{what} not found")
-    return msgspec.json.decode(_raw(data), type=kind)
-
-
-def decode_optional(data: object, kind: type[StructT]) -> StructT | None:
-    """Decode a stored value, or None when the key held nothing."""
-    return None if data is None else msgspec.json.decode(_raw(data), type=kind)
-
-
-def _raw(data: object) -> bytes | str:
-    if not isinstance(data, bytes | str):
-        msg = f"unexpected reply from Redis: {type(data).__name__}"
-        raise TypeError(msg)
-    return data
-
-
 def unavailable(exc: Exception) -> StoreUnavailableError:
     """The error raised when Redis cannot be reached."""
-    return StoreUnavailableError(f"the task store (Redis) cannot be reached: {exc}")
+    return StoreUnavailableError(f"Redis cannot be reached: {exc}")

@@ -16,11 +16,9 @@ socket), ``password``, ``url``, ``postgres.log``.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import signal
 import socket
 import subprocess
-import sys
 import time
 from typing import TYPE_CHECKING
 from urllib.parse import quote
@@ -29,6 +27,7 @@ import psycopg
 import structlog
 
 from maie.errors import ConfigError
+from maie.up.parent_death import fast_shutdown_with_parent
 from maie.up.postgres_cluster import (
     SUPERUSER,
     Account,
@@ -54,20 +53,6 @@ START_TIMEOUT_S = 30.0
 URL_FILE = "url"
 #: Longest unix socket path the kernel accepts (``sun_path`` is 108 bytes with its NUL).
 _MAX_SOCKET_PATH = 107
-#: prctl option: the signal a child gets when its parent dies (linux/prctl.h).
-PR_SET_PDEATHSIG = 1
-# Looked up once in the parent: after fork, a child should not load libraries or take locks.
-_prctl = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
-
-
-def _fast_shutdown_with_parent() -> None:
-    """In the server about to exec: get SIGINT (PostgreSQL's fast shutdown) when the parent dies.
-
-    SIGTERM would be a *smart* shutdown, which waits for every client to leave. This runs after
-    Popen's setuid, which would otherwise clear the setting.
-    """
-    if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGINT)
 
 
 def _answers(url: str) -> bool:
@@ -157,6 +142,10 @@ class EmbeddedPostgres:
     def running(self) -> bool:
         """Whether the server process is alive (a supervisor restarts it when not)."""
         return self.process is not None and self.process.poll() is None
+
+    def exit_code(self) -> int | None:
+        """The server's exit status once it has exited (the process is reaped), else None."""
+        return None if self.process is None else self.process.poll()
 
     def start(self) -> str:
         """Make the cluster if needed, start the server, wait until it accepts connections.
@@ -263,7 +252,7 @@ class EmbeddedPostgres:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_fast_shutdown_with_parent,  # noqa: PLW1509 - it only calls prctl, looked up before the fork
+                preexec_fn=fast_shutdown_with_parent,  # noqa: PLW1509 - it only calls prctl, looked up before the fork
                 user=self._account.uid,
                 group=self._account.gid,
                 extra_groups=self._account.extra_groups,

@@ -8,12 +8,9 @@ the same data folder join it without configuration.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,30 +18,16 @@ import redis
 import structlog
 
 from maie.errors import ConfigError
+from maie.up.parent_death import die_with_parent
 
-__all__ = ["EmbeddedRedis", "die_with_parent", "find_redis_binary", "read_embedded_url", "resolve_redis_url"]
+__all__ = ["EmbeddedRedis", "find_redis_binary", "read_embedded_url", "resolve_redis_url"]
 
 log = structlog.get_logger(__name__)
 
 #: Seconds to wait for a started server to answer PING.
 START_TIMEOUT_S = 15.0
-#: prctl option: the signal a child gets when its parent dies (linux/prctl.h).
-PR_SET_PDEATHSIG = 1
-# Looked up once in the parent: after fork, a child should not load libraries or take locks.
-_prctl = ctypes.CDLL(None).prctl if sys.platform.startswith("linux") else None
 #: File, inside the embedded server's folder, that holds its URL.
 URL_FILE = "url"
-
-
-def die_with_parent() -> None:
-    """In a child about to exec: get SIGTERM when the parent dies (Linux), even by SIGKILL.
-
-    Children of ``maie up`` run in their own session so that Ctrl-C in a terminal reaches only the
-    supervisor, which stops them in order (workers first, Redis last). This keeps them from
-    outliving a supervisor that is killed outright.
-    """
-    if _prctl is not None:
-        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def find_redis_binary() -> Path:

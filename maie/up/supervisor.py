@@ -1,11 +1,14 @@
-"""``maie up``: embedded Redis, the API and workers as child processes, kept alive until told to stop.
+"""``maie up``: embedded Redis and PostgreSQL, the API and workers as children, kept alive until told to stop.
 
-A child that dies is started again after a back-off that grows while it keeps dying quickly; so is
-the embedded Redis, on the same port and folder, so its AOF brings the data back and the API and
-workers reconnect by themselves. On SIGINT or SIGTERM every child is asked to stop (SIGTERM),
-given time to finish, then killed if it must be, and the embedded Redis is stopped last so
-nothing is lost from its AOF. Children run in their own sessions, so a terminal's Ctrl-C reaches
-only the supervisor, and they get SIGTERM if the supervisor dies.
+The database schema is brought up to date (:func:`maie.store.sql.upgrade`) before the API and
+workers start, whether the server is embedded or ``MAIE_DATABASE_URL``'s. A child that dies is
+started again after a back-off that grows while it keeps dying quickly; so are the embedded
+servers, on the same port and folder, so Redis's AOF and PostgreSQL's WAL bring the data back and
+the API and workers reconnect by themselves. On SIGINT or SIGTERM every worker is asked to stop
+(SIGTERM), given time to finish, then killed if it must be; then the API; the embedded Redis and
+PostgreSQL are stopped last, so nothing the children wrote is lost. Children run in their own
+sessions, so a terminal's Ctrl-C reaches only the supervisor, and they get SIGTERM if the
+supervisor dies.
 
 Signals are caught by :class:`~maie.stop_signal.StopSignal`, whose handler takes no lock.
 """
@@ -16,13 +19,18 @@ import os
 import subprocess
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
+import sqlalchemy as sa
 import structlog
 
+from maie.config.database import redact_url
 from maie.errors import ConfigError
 from maie.stop_signal import StopSignal
-from maie.up.redis import EmbeddedRedis, die_with_parent
+from maie.store.sql import upgrade
+from maie.up.parent_death import die_with_parent
+from maie.up.postgres import EmbeddedPostgres
+from maie.up.redis import EmbeddedRedis
 
 if TYPE_CHECKING:
     import threading
@@ -120,34 +128,75 @@ class Child:
             self.process.wait()
 
 
-class _KeptRedis:
-    """The embedded Redis, started again on its port and folder whenever it exits."""
+class Server(Protocol):
+    """An embedded server the supervisor keeps running (:class:`EmbeddedRedis`, :class:`EmbeddedPostgres`)."""
 
-    def __init__(self, server: EmbeddedRedis) -> None:
-        self.server = server
-        self.backoff = Backoff()
+    @property
+    def url(self) -> str:
+        """Where clients reach it."""
+        ...
 
     def start(self) -> str:
+        """Start it; return its URL."""
+        ...
+
+    def exit_code(self) -> int | None:
+        """Its exit status once it exited, else None."""
+        ...
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop it cleanly."""
+        ...
+
+    def restart(self) -> None:
+        """Stop it if it runs and start it again on the same port and folder."""
+        ...
+
+
+class KeptServer:
+    """An embedded server, started again on its port and folder whenever it exits.
+
+    Args:
+        name: ``redis`` or ``postgres``: the prefix of its log events (``<name>.exited``,
+            ``<name>.restarted``, ``<name>.restart_failed``).
+        server: The server.
+    """
+
+    def __init__(self, name: str, server: Server) -> None:
+        self.name = name
+        self.server = server
+        self.backoff = Backoff()
+        self._exited, self._restarted, self._failed = (
+            f"{name}.{e}" for e in ("exited", "restarted", "restart_failed")
+        )
+
+    def start(self) -> str:
+        """Start the server; its URL."""
         url = self.server.start()
         self.backoff.started(time.monotonic())
         return url
 
     def check(self, now: float) -> None:
+        """Notice an exit and start the server again when its back-off has passed."""
         code = self.server.exit_code()
         if code is None:
             return
         if (delay := self.backoff.exited(now)) is not None:
-            log.warning("redis.exited", code=code, url=self.server.url, restart_in_s=delay)
+            log.warning(self._exited, code=code, url=redact_url(self.server.url), restart_in_s=delay)
         if not self.backoff.due(now):
             return
         try:
             self.server.restart()
-        except ConfigError as exc:  # the port was taken meanwhile, the AOF is damaged, ...
+        except ConfigError as exc:  # the port was taken meanwhile, the data is damaged, ...
             self.backoff.started(now)  # counts as a quick death: the next delay doubles
-            log.exception("redis.restart_failed", reason=exc.detail, retry_in_s=self.backoff.exited(now))
+            log.exception(self._failed, reason=exc.detail, retry_in_s=self.backoff.exited(now))
             return
         self.backoff.started(time.monotonic())
-        log.warning("redis.restarted", url=self.server.url)
+        log.warning(self._restarted, url=redact_url(self.server.url))
+
+    def stop(self) -> None:
+        """Stop the server."""
+        self.server.stop()
 
 
 class Supervisor:
@@ -159,7 +208,8 @@ class Supervisor:
         self.workers = workers
         self._signal: StopSignal | None = None
         self._stop_asked = False
-        self._redis: _KeptRedis | None = None
+        #: The embedded servers this process started (only those are stopped, their URL files removed).
+        self._servers: list[KeptServer] = []
         self._running: list[Child] = []
 
     def stop(self) -> None:
@@ -172,7 +222,7 @@ class Supervisor:
         return self._stop_asked or (self._signal is not None and self._signal.requested)
 
     def run(self, *, ready: threading.Event | None = None) -> None:
-        """Start Redis (unless MAIE_REDIS_URL is set), the API and the workers; supervise until stopped.
+        """Start Redis and PostgreSQL (unless their URLs are set), migrate, start the API and workers.
 
         Must run in the main thread, where signal handlers live. A second SIGTERM or SIGINT while
         stopping changes nothing: the children still get their ``MAIE_WORKER_STOP_TIMEOUT_S``.
@@ -185,8 +235,8 @@ class Supervisor:
                     ready.set()
                 while not self._stopping() and not stop.wait(TICK_S):
                     now = time.monotonic()
-                    if self._redis is not None:
-                        self._redis.check(now)
+                    for server in self._servers:
+                        server.check(now)
                     for child in self._running:
                         child.check(now)
             finally:
@@ -194,12 +244,20 @@ class Supervisor:
                 self._signal = None
 
     def _start(self) -> None:
+        data_dir = self.settings.storage.data_dir
         redis_url = self.settings.redis.url
         if not redis_url:
-            redis = _KeptRedis(EmbeddedRedis(self.settings.storage.data_dir / "redis"))
+            redis = KeptServer("redis", EmbeddedRedis(data_dir / "redis"))
             redis_url = redis.start()
-            self._redis = redis  # only a server this process started is stopped (and its URL file removed)
-        for child in self._children(redis_url):
+            self._servers.append(redis)
+        database_url = self.settings.database.url
+        if not database_url:
+            port = self.settings.database.embedded_port or None
+            postgres = KeptServer("postgres", EmbeddedPostgres(data_dir / "postgres", port=port))
+            database_url = postgres.start()
+            self._servers.append(postgres)
+        _migrate(database_url)
+        for child in self._children(redis_url, database_url):
             if self._stopping():
                 return
             child.start()
@@ -207,20 +265,25 @@ class Supervisor:
 
     def _shutdown(self) -> None:
         log.info("up.stopping")
-        for child in self._running:
-            child.terminate()
+        # Workers first (they finish or hand back their messages), then the API: while a worker
+        # finishes, clients can still read its progress.
         deadline = time.monotonic() + self.settings.worker.worker_stop_timeout_s + 5
-        for child in self._running:
-            child.wait(deadline)
-        if self._redis is not None:
-            self._redis.server.stop()
+        workers = [c for c in self._running if c.name != "api"]
+        for group in (workers, [c for c in self._running if c.name == "api"]):
+            for child in group:
+                child.terminate()
+            for child in group:
+                child.wait(max(deadline, time.monotonic() + 5))
+        for server in reversed(self._servers):
+            server.stop()
         log.info("up.stopped")
 
-    def _children(self, redis_url: str) -> list[Child]:
+    def _children(self, redis_url: str, database_url: str) -> list[Child]:
         server = self.settings.server
         env = {
             **os.environ,
             "MAIE_REDIS_URL": redis_url,
+            "MAIE_DATABASE_URL": database_url,
             "MAIE_API_KEYS": self.api_keys,
             "MAIE_HOST": server.host,
             "MAIE_PORT": str(server.port),
@@ -229,3 +292,18 @@ class Supervisor:
         children = [Child("api", [*command, "api"], env)]
         children += [Child(f"worker-{i + 1}", [*command, "worker"], env) for i in range(self.workers)]
         return children
+
+
+def _migrate(url: str) -> None:
+    """Bring the database schema up to date before anything uses it.
+
+    Raises:
+        ConfigError: if PostgreSQL cannot be reached or a migration fails (which changes nothing).
+    """
+    try:
+        revision = upgrade(url)
+    except sa.exc.SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        msg = f"the schema of {redact_url(url)} could not be brought up to date: {reason}"
+        raise ConfigError(msg) from exc
+    log.info("database.migrated", revision=revision, url=redact_url(url))

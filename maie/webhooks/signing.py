@@ -2,7 +2,7 @@
 
 A webhook is a POST of a :class:`~maie.schemas.WebhookEvent` as JSON with these headers:
 
-- ``X-MAIE-Event``: ``task.completed`` or ``task.failed``;
+- ``X-MAIE-Event``: ``task.completed``, ``task.failed`` or ``task.deleted``;
 - ``X-MAIE-Event-Id``: the event id, the same on every attempt at one event (deduplicate on it);
 - ``X-MAIE-Signature``: ``sha256=<hex HMAC-SHA256 of the raw body keyed with MAIE_WEBHOOK_SECRET>``.
 
@@ -23,12 +23,15 @@ from maie import __version__
 from maie.schemas import TaskStatus, WebhookEvent
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from maie.schemas import TaskRecord
 
 __all__ = [
     "EVENT_HEADER",
     "EVENT_ID_HEADER",
     "SIGNATURE_HEADER",
+    "deleted_event_of",
     "encode",
     "event_of",
     "headers_for",
@@ -83,6 +86,27 @@ def event_of(record: TaskRecord, *, public_url: str | None = None) -> WebhookEve
         status_url=status_url,
         result_version=record.result_version,
         occurred_at=record.completed_at,
+        batch_id=record.batch_id,
+        error_code=record.error_code,
+    )
+
+
+def deleted_event_of(record: TaskRecord, *, at: datetime, public_url: str | None = None) -> WebhookEvent:
+    """The ``task.deleted`` event of a task deleted at ``at`` (on request or by retention).
+
+    ``status`` is what the task was when it was deleted; its ``status_url`` now answers 404.
+    """
+    status_url = f"/v1/status/{record.task_id}"
+    if public_url:
+        status_url = public_url.rstrip("/") + status_url
+    return WebhookEvent(
+        event="task.deleted",
+        event_id=str(uuid.uuid5(_EVENT_NAMESPACE, f"{record.task_id}:task.deleted")),
+        task_id=record.task_id,
+        status=record.status,
+        status_url=status_url,
+        result_version=record.result_version,
+        occurred_at=at,
         batch_id=record.batch_id,
         error_code=record.error_code,
     )

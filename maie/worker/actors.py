@@ -10,6 +10,7 @@ from dramatiq.middleware import CurrentMessage
 from maie.actor_table import (
     ACTOR_OF_STAGE,
     ACTORS,
+    DELIVER_DELETION,
     DELIVER_WEBHOOK,
     DIARIZE,
     ENHANCE,
@@ -23,6 +24,7 @@ from maie.actor_table import (
     ActorSpec,
     next_step,
 )
+from maie.errors import NotFoundError
 from maie.schemas import StageName, StageState
 
 if TYPE_CHECKING:
@@ -64,6 +66,7 @@ class ActorBodies:
             FINALIZE.name: self.finalize,
             RESUMMARIZE.name: self.resummarize,
             DELIVER_WEBHOOK.name: self.deliver_webhook,
+            DELIVER_DELETION.name: self.deliver_deletion,
         }
         return bodies[spec.name]
 
@@ -125,9 +128,15 @@ class ActorBodies:
 
     def finalize(self, task_id: str) -> None:
         """Store result version 1 and complete the task."""
-        record = self.runtime.tracker.load(task_id)
-        if record is not None:
+        tracker = self.runtime.tracker
+        record = tracker.load(task_id)
+        if record is None:
+            return
+        try:
             self.runtime.stages.finalize(record)
+        except NotFoundError:
+            if not tracker.vanished(record):
+                raise
 
     def resummarize(self, task_id: str, job_id: str) -> None:
         """Run a re-summarization job once, then announce its version."""
@@ -146,10 +155,17 @@ class ActorBodies:
 
     def deliver_webhook(self, task_id: str, version: int | None = None) -> None:
         """Make one delivery attempt of the task's webhook (the last one marks it failed)."""
+        self.runtime.webhooks.deliver(task_id, final=self._final_attempt(), version=version)
+
+    def deliver_deletion(self, task_id: str, callback_url: str, event_json: str) -> None:
+        """Make one delivery attempt of a deleted task's ``task.deleted`` webhook."""
+        del task_id  # bound into the log lines by the middleware
+        self.runtime.webhooks.deliver_deletion(callback_url, event_json, final=self._final_attempt())
+
+    def _final_attempt(self) -> bool:
         message = CurrentMessage.get_current_message()
         retries = message.options.get("retries", 0) if message is not None else 0
-        final = retries >= self.runtime.settings.webhook.max_retries
-        self.runtime.webhooks.deliver(task_id, final=final, version=version)
+        return bool(retries >= self.runtime.settings.webhook.max_retries)
 
 
 def register_actors(broker: RedisBroker, runtime: WorkerRuntime) -> ActorBodies:

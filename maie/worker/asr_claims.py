@@ -77,7 +77,7 @@ class AsrClaims:
         try:
             return fn()
         except REDIS_DOWN as exc:
-            raise StoreUnavailableError(f"the task store (Redis) cannot be reached: {exc}") from exc
+            raise StoreUnavailableError(f"Redis cannot be reached: {exc}") from exc
 
     def mark_ready(self, task_id: str, group: str) -> None:
         """List ``task_id`` as waiting in ``group`` (a backend, or backend:variant; idempotent)."""

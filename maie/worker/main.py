@@ -18,7 +18,8 @@ from maie.stop_signal import StopSignal
 from maie.store import TaskStore, results_url
 from maie.worker.actors import STAGE_OF_ACTOR, register_actors
 from maie.worker.metrics import WorkerMetrics
-from maie.worker.middleware import AwaitRedis, Heartbeat, LogContext, TaskFailure
+from maie.worker.middleware import AwaitServer, Heartbeat, LogContext, TaskFailure
+from maie.worker.retention import RetentionPurge
 from maie.worker.runtime import WorkerRuntime
 
 if TYPE_CHECKING:
@@ -31,7 +32,9 @@ __all__ = ["run_worker"]
 log = structlog.get_logger(__name__)
 
 
-def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | None = None) -> None:
+def run_worker(
+    settings: Settings, redis_url: str, database_url: str, *, queues: Iterable[str] | None = None
+) -> None:
     """Consume ``queues`` (default: all of MAIE's) until a stop signal arrives.
 
     On SIGTERM/SIGINT the worker stops taking messages, lets running stages finish for up to
@@ -39,8 +42,8 @@ def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | No
     """
     queue_names = set(queues or (QUEUE_CPU, QUEUE_GPU))
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    store = TaskStore.from_url(
-        results_url(redis_url, settings.redis.results_db), ttl_s=settings.storage.result_ttl_s
+    store = TaskStore.from_urls(
+        database_url, results_url(redis_url, settings.redis.results_db), settings=settings.database
     )
     runtime = WorkerRuntime(settings, store)
     runtime.sandbox.start()
@@ -48,7 +51,8 @@ def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | No
     stop = threading.Event()
     # Dramatiq runs before_* hooks in list order and after_* hooks in reverse. The log context is
     # bound first and cleared last; TaskFailure and the metrics' outcome come after Retries has
-    # decided whether the message failed; AwaitRedis holds a failure until Retries can enqueue.
+    # decided whether the message failed; AwaitServer holds a failure until Retries can enqueue
+    # (Redis) and TaskFailure can record (PostgreSQL).
     broker.add_middleware(LogContext(), before=AgeLimit)
     job_failures = {RESUMMARIZE.name: runtime.summary_jobs.fail}
     broker.add_middleware(
@@ -67,7 +71,15 @@ def run_worker(settings: Settings, redis_url: str, *, queues: Iterable[str] | No
     heartbeat = Heartbeat(store, worker_id, models=runtime.models.labels)
     runtime.models.on_change(heartbeat.wake)
     broker.add_middleware(heartbeat)
-    broker.add_middleware(AwaitRedis(broker.client.ping, stop))
+    broker.add_middleware(AwaitServer("redis", broker.client.ping, stop))
+    broker.add_middleware(AwaitServer("postgres", store.ping, stop))
+    retention = settings.retention
+    if retention.days is not None:
+        broker.add_middleware(
+            RetentionPurge(
+                store, settings.storage.data_dir, days=retention.days, interval_s=retention.interval_s
+            )
+        )
     register_actors(broker, runtime)
 
     with StopSignal() as signals:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from maie.store import TaskStore
     from maie.worker.tracker import StageTracker
 
-__all__ = ["HEARTBEAT_INTERVAL_S", "AwaitRedis", "Heartbeat", "LogContext", "TaskFailure"]
+__all__ = ["HEARTBEAT_INTERVAL_S", "AwaitServer", "Heartbeat", "LogContext", "TaskFailure"]
 
 log = structlog.get_logger(__name__)
 
@@ -164,32 +164,40 @@ class LogContext(Middleware):
         structlog.contextvars.clear_contextvars()
 
 
-class AwaitRedis(Middleware):
-    """Holds a failed message until Redis answers again, so that its retry is not lost.
+class AwaitServer(Middleware):
+    """Holds a failed message until a server it needs answers again, so that its retry is not lost.
 
-    A stage that fails because Redis went away (a restart, a failover) raises; Dramatiq's Retries
-    then enqueues the retry, which needs Redis too. Without this, that enqueue fails, the message
-    is acknowledged once Redis is back, and the task is stranded in a running status for ever.
-    Dramatiq runs ``after_*`` hooks in reverse order, so added last this runs before Retries (and
-    before TaskFailure, which records a failure in Redis): it waits, polling, until Redis answers
-    or the worker stops. A stopped worker leaves the message unacknowledged; another worker takes
-    it over after the heartbeat timeout.
+    A stage that fails because Redis or PostgreSQL went away (a restart, a failover) raises;
+    Dramatiq's Retries then enqueues the retry, which needs Redis, and TaskFailure records a
+    final failure, which needs PostgreSQL. Without this, that enqueue fails (the message is
+    acknowledged once Redis is back and the task is stranded in a running status for ever), or
+    the retries run out while PostgreSQL restarts. Dramatiq runs ``after_*`` hooks in reverse
+    order, so added last this runs before Retries and TaskFailure: it waits, polling, until the
+    server answers or the worker stops, so an outage costs a message one retry, however long it
+    lasts. A stopped worker leaves the message unacknowledged; another worker takes it over
+    after the heartbeat timeout.
 
     Args:
-        ping: Raises (or returns False) while Redis cannot be reached.
+        name: ``redis`` or ``postgres``, for the log events ``worker.<name>_unreachable`` and
+            ``worker.<name>_back``.
+        ping: Raises (or returns False) while the server cannot be reached.
         stop: Set when the worker is stopping.
         interval_s: Seconds between two pings.
     """
 
-    def __init__(self, ping: Callable[[], object], stop: threading.Event, *, interval_s: float = 1.0) -> None:
+    def __init__(
+        self, name: str, ping: Callable[[], object], stop: threading.Event, *, interval_s: float = 1.0
+    ) -> None:
+        self.name = name
         self.ping = ping
         self.stop = stop
         self.interval_s = interval_s
+        self._unreachable, self._back = f"worker.{name}_unreachable", f"worker.{name}_back"
 
     def _answers(self) -> bool:
         try:
             return bool(self.ping())
-        except REDIS_DOWN:
+        except (*REDIS_DOWN, StoreUnavailableError):
             return False
 
     def after_process_message(
@@ -200,17 +208,17 @@ class AwaitRedis(Middleware):
         result: Any = None,  # noqa: ANN401 - Dramatiq's hook signature
         exception: BaseException | None = None,
     ) -> None:
-        """After a failure, wait for Redis before Retries and TaskFailure need it."""
+        """After a failure, wait for the server before Retries and TaskFailure need it."""
         if exception is None or self._answers():
             return
         started = time.monotonic()
-        log.warning(
-            "worker.redis_unreachable",
-            actor=message.actor_name,
-            hint="waiting for Redis to retry the message",
-        )
+        log.warning(self._unreachable, actor=message.actor_name, hint=f"waiting for {self.name} to retry")
         while not self.stop.wait(self.interval_s):
             if self._answers():
-                log.info("worker.redis_back", waited_s=round(time.monotonic() - started, 1))
+                log.info(self._back, waited_s=round(time.monotonic() - started, 1))
                 return
-        log.warning("worker.redis_wait_abandoned", reason="worker stopping; the message will be redelivered")
+        log.warning(
+            "worker.wait_abandoned",
+            server=self.name,
+            reason="worker stopping; the message will be redelivered",
+        )

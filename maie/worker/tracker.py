@@ -1,7 +1,8 @@
 """Stage bookkeeping on the task record: running → done, attempts, timing, failure.
 
 The status only moves forward. Every change is an optimistic transaction on the record, so a
-redelivered message racing its original cannot move a task backwards or undo a failure.
+redelivered message racing its original cannot move a task backwards or undo a failure. A task
+deleted while one of its stages runs ends that stage quietly (:meth:`StageTracker.vanished`).
 """
 
 from __future__ import annotations
@@ -96,16 +97,40 @@ class StageTracker:
             try:
                 yield record
             except BaseException as exc:
+                # Not for an interrupt (time limit, shutdown): it must not wait on the database.
+                if isinstance(exc, Exception) and self.vanished(record):
+                    return  # deleted while the stage ran: the message is done, not retried
                 if is_permanent(exc):
                     self.fail(task_id, name, exc)
                 else:
                     self._note_error(task_id, name, exc)
                 raise
-            done = self._finish(task_id, name, time.perf_counter() - started)
-            if on_done is not None:
-                on_done(done)
+            try:
+                done = self._finish(task_id, name, time.perf_counter() - started)
+            except NotFoundError:
+                self.vanished(record)
+            else:
+                if on_done is not None:
+                    on_done(done)
         finally:
             structlog.contextvars.unbind_contextvars("stage")
+
+    def vanished(self, record: TaskRecord) -> bool:
+        """Whether the task was deleted while a stage worked on it; if so, clean up after the stage.
+
+        A deletion removes the task's rows and audio folder at once; a stage still running then
+        fails to store what it made (the task is not found) and may have written files into the
+        folder again. Those go, and the message ends as done instead of being retried.
+        """
+        try:
+            self.store.get(record.task_id)
+        except NotFoundError:
+            log.info("task.deleted_while_running")
+            shutil.rmtree(Path(record.audio_path).parent, ignore_errors=True)
+            return True
+        except StoreUnavailableError:
+            return False
+        return False
 
     def load(self, task_id: str) -> TaskRecord | None:
         """Return the task if it exists and has not finished, else None."""

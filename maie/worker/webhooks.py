@@ -1,5 +1,8 @@
 """Task webhooks on the worker: queue one when a task finishes, deliver it with retries.
 
+A deleted task's ``task.deleted`` event is queued by the API with everything its delivery needs
+(:meth:`WebhookNotifier.deliver_deletion`), since the task it announces is gone.
+
 **Queueing.** The delivery message is sent *before* the task is marked COMPLETE or FAILED (the
 tracker calls :meth:`WebhookNotifier.announce` first). A worker that dies between the two leaves
 its finalize message unacknowledged; it runs again and sends again, so no finished task goes
@@ -25,7 +28,7 @@ import msgspec
 import structlog
 
 from maie.errors import CallbackRefusedError, NotFoundError, StoreUnavailableError
-from maie.schemas import WebhookAttempt, WebhookDelivery, WebhookState
+from maie.schemas import WebhookAttempt, WebhookDelivery, WebhookEvent, WebhookState
 from maie.store import REDIS_DOWN
 from maie.webhooks import signing
 from maie.webhooks.delivery import Attempt, WebhookPoster
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from maie.config import Settings
-    from maie.schemas import TaskRecord, WebhookEvent
+    from maie.schemas import TaskRecord
     from maie.store import TaskStore
 
 __all__ = ["MAX_RECORDED_ATTEMPTS", "TERMINAL_WAIT_S", "WebhookNotifier"]
@@ -121,6 +124,37 @@ class WebhookNotifier:
         if not attempt.ok and not final:
             msg = f"webhook {event.event_id} not delivered: {attempt.error}"
             raise dramatiq.Retry(msg)
+
+    def deliver_deletion(self, callback_url: str, event_json: str, *, final: bool) -> None:
+        """Make one delivery attempt of a deleted task's ``task.deleted`` event.
+
+        The task is gone, so the attempt is logged but recorded nowhere; a receiver deduplicates
+        on the event id as for any other event.
+
+        Raises:
+            dramatiq.Retry: when the attempt failed and another one should follow.
+        """
+        event = msgspec.json.decode(event_json, type=WebhookEvent)
+        fields = {"event_id": event.event_id, "event": event.event}
+        secret = self.settings.auth.webhook_secret
+        if not secret:
+            log.warning("webhook.gave_up", error="MAIE_WEBHOOK_SECRET is not set", **fields)
+            return
+        body = signing.encode(event)
+        try:
+            attempt = self.poster.post(callback_url, body, signing.headers_for(event, body, secret))
+        except CallbackRefusedError as exc:
+            log.warning("webhook.gave_up", error=exc.detail, **fields)
+            return
+        if attempt.ok:
+            log.info("webhook.delivered", status_code=attempt.status_code, **fields)
+            return
+        if final:
+            log.warning("webhook.gave_up", status_code=attempt.status_code, error=attempt.error, **fields)
+            return
+        log.info("webhook.attempt_failed", status_code=attempt.status_code, error=attempt.error, **fields)
+        msg = f"webhook {event.event_id} not delivered: {attempt.error}"
+        raise dramatiq.Retry(msg)
 
     def _finished(self, task_id: str) -> TaskRecord | None:
         """The task once it is finished; None if it is gone.

@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 from tests.fixtures.paths import shared_audio
+from tests.fixtures.postgres import fresh_database
 from tests.fixtures.services import HEADERS_A
 
 pytest.importorskip("pocketsphinx", reason="the pocketsphinx extra is not installed (uv sync installs it)")
@@ -117,6 +118,7 @@ def broken_whisper_env(service_env, tiny_whisper_dir, tmp_path):
     env = {
         **service_env,
         "MAIE_REDIS_URL": server.url,
+        "MAIE_DATABASE_URL": fresh_database(service_env["MAIE_DATABASE_URL"]),
         "MAIE_DATA_DIR": str(tmp_path / "data"),
         "MAIE_WHISPER_MODEL": str(broken),
         "MAIE_ASR_FALLBACK": "chunkformer,pocketsphinx",

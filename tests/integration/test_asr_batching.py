@@ -16,6 +16,7 @@ import pytest
 
 from maie.up.redis import EmbeddedRedis
 from tests.fixtures.paths import shared_audio
+from tests.fixtures.postgres import fresh_database
 from tests.fixtures.services import HEADERS_A, Process
 
 if TYPE_CHECKING:
@@ -33,6 +34,7 @@ def batch_env(service_env, tmp_path) -> Iterator[dict[str, str]]:
     yield {
         **service_env,
         "MAIE_REDIS_URL": server.url,
+        "MAIE_DATABASE_URL": fresh_database(service_env["MAIE_DATABASE_URL"]),
         "MAIE_DATA_DIR": str(tmp_path / "data"),
         "MAIE_ASR_BATCH_MAX_TASKS": "4",
         "MAIE_WORKER_HEARTBEAT_TIMEOUT_S": "5",

@@ -13,6 +13,7 @@ import pytest
 
 from tests.fixtures import bad_media
 from tests.fixtures.paths import shared_audio
+from tests.fixtures.postgres import query, task_ids
 from tests.fixtures.services import HEADERS_A, HEADERS_B
 
 if TYPE_CHECKING:
@@ -20,19 +21,15 @@ if TYPE_CHECKING:
 
 
 @pytest.fixture
-def leftovers(service_env, redis_server) -> Iterator[None]:
+def leftovers(service_env) -> Iterator[None]:
     """Fail the test if the refused request left a folder or a task record behind."""
-    import redis
-
     audio = Path(service_env["MAIE_DATA_DIR"]) / "audio"
-    results = redis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/1")
     folders = {p.name for p in audio.iterdir()} if audio.is_dir() else set()
-    tasks = set(results.keys("maie:task:*"))
+    tasks = task_ids(service_env["MAIE_DATABASE_URL"])
     yield
     after_folders = {p.name for p in audio.iterdir()} if audio.is_dir() else set()
     assert not after_folders - folders, "a refused upload left a task folder"
-    assert not set(results.keys("maie:task:*")) - tasks, "a refused upload left a task record"
-    results.close()
+    assert not task_ids(service_env["MAIE_DATABASE_URL"]) - tasks, "a refused upload left a task record"
 
 
 @pytest.mark.usefixtures("leftovers")
@@ -191,13 +188,18 @@ class TestBackPressure:
     """A full queue answers 429 with Retry-After; a Redis outage answers 503; nothing is half-written."""
 
     @pytest.fixture
-    def isolated(self, service_env, tmp_path):
-        """A private Redis and data folder, with no worker: submissions stay queued."""
+    def isolated(self, service_env, private_database, tmp_path):
+        """A private Redis, database and data folder, with no worker: submissions stay queued."""
         from maie.up.redis import EmbeddedRedis
 
         server = EmbeddedRedis(tmp_path / "redis")
         server.start()
-        env = {**service_env, "MAIE_REDIS_URL": server.url, "MAIE_DATA_DIR": str(tmp_path / "data")}
+        env = {
+            **service_env,
+            "MAIE_REDIS_URL": server.url,
+            "MAIE_DATABASE_URL": private_database,
+            "MAIE_DATA_DIR": str(tmp_path / "data"),
+        }
         yield server, env
         server.stop()
 
@@ -221,9 +223,7 @@ class TestBackPressure:
         Each submission holds its queue slot from before its body is read until its task is
         stored; none is left held afterwards.
         """
-        import redis
-
-        server, env = isolated
+        _, env = isolated
         api = start_process("api", {**env, "MAIE_MAX_QUEUE_DEPTH": "5"})
         clip = shared_audio("jfk_16k.wav")
         start = threading.Barrier(20)
@@ -243,9 +243,8 @@ class TestBackPressure:
         assert codes == [202] * 5 + [429] * 15, codes
         assert api.client.get("/health").json()["queue_depth"] == 5
         assert len(list((Path(env["MAIE_DATA_DIR"]) / "audio").iterdir())) == 5
-        results = redis.Redis.from_url(server.url.rsplit("/", 1)[0] + "/1")
-        assert results.zcard("maie:admission") == 0, "every slot was freed by its task or its refusal"
-        results.close()
+        held = query(env["MAIE_DATABASE_URL"], "SELECT count(*) FROM admission_slots")
+        assert held == [(0,)], "every slot was freed by its task or its refusal"
         api.stop()
 
     def test_refused_upload_frees_its_slot(self, isolated, start_process, tmp_path):

@@ -11,11 +11,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 
 from tests.fixtures import bad_media
 from tests.fixtures.archives import tar_with, zip_many, zip_symlink, zip_with
 from tests.fixtures.paths import shared_audio
+from tests.fixtures.postgres import query, task_ids
 from tests.fixtures.services import HEADERS_A, HEADERS_B
 
 
@@ -41,17 +41,20 @@ def _files_under(folder: Path) -> set[str]:
     return {str(Path(root, name).relative_to(folder)) for root, _, names in os.walk(folder) for name in names}
 
 
+def _records(database_url: str) -> set[str]:
+    return task_ids(database_url) | {b for (b,) in query(database_url, "SELECT batch_id FROM batches")}
+
+
 @pytest.fixture
-def untouched(service_env, redis_server):
+def untouched(service_env):
     """Fail the test if a refused batch left a file, a task record or a batch record behind."""
     data = Path(service_env["MAIE_DATA_DIR"])
-    results = redis.Redis.from_url(redis_server.url.rsplit("/", 1)[0] + "/1")
+    database = service_env["MAIE_DATABASE_URL"]
     files = _files_under(data)
-    keys = set(results.keys("maie:task:*")) | set(results.keys("maie:batch:*"))
+    records = _records(database)
     yield
     assert _files_under(data) - files == set(), "a refused batch left files behind"
-    assert (set(results.keys("maie:task:*")) | set(results.keys("maie:batch:*"))) - keys == set()
-    results.close()
+    assert _records(database) - records == set(), "a refused batch left records behind"
 
 
 @pytest.fixture(scope="module")

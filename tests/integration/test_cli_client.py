@@ -19,6 +19,7 @@ from maie.client import AsyncMaieClient, MaieClient
 from maie.errors import NotFoundError, UnsupportedMediaError
 from maie.schemas import ResultVersion, TaskStatus
 from tests.fixtures.paths import shared_audio
+from tests.fixtures.postgres import fresh_database
 from tests.fixtures.services import HEADERS_A, KEY_A
 from tests.fixtures.timecodes import ms
 
@@ -180,6 +181,7 @@ def test_backs_off_on_429_until_the_queue_drains(service_env, start_process, tmp
     env = {
         **service_env,
         "MAIE_REDIS_URL": server.url,
+        "MAIE_DATABASE_URL": fresh_database(service_env["MAIE_DATABASE_URL"]),
         "MAIE_DATA_DIR": str(tmp_path / "data"),
         "MAIE_MAX_QUEUE_DEPTH": "1",
         "MAIE_BUSY_RETRY_AFTER_S": "1",

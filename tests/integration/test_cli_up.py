@@ -1,7 +1,8 @@
-"""`maie up` on its embedded defaults: Redis with AOF, the API and a worker, supervised.
+"""`maie up` on its embedded defaults: Redis with AOF, PostgreSQL, the API and a worker, supervised.
 
-Faults are real: SIGKILL of the embedded redis-server, SIGTERM at every moment of a start, and a
-SIGTERM made to land while the main loop holds a lock.
+Faults are real: SIGKILL of the embedded redis-server and of the embedded PostgreSQL while tasks
+run, a wipe of every Redis database, SIGTERM at every moment of a start, and a SIGTERM made to
+land while the main loop holds a lock.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING
 import httpx
 import psutil
 import pytest
+import redis
 
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.services import free_port
@@ -27,14 +29,19 @@ if TYPE_CHECKING:
 
 
 def _children(pid: int) -> dict[str, psutil.Process]:
-    """Children of `maie up` by role (api, worker, redis)."""
+    """Children of `maie up` by role (api, worker, redis, postgres)."""
     found = {}
     for child in psutil.Process(pid).children():
         try:
             cmd = " ".join(child.cmdline())
         except psutil.ZombieProcess:
             continue  # exited, not yet reaped by `maie up`
-        role = "redis" if "redis-server" in cmd else cmd.rsplit(" ", 1)[-1]
+        if "redis-server" in cmd:
+            role = "redis"
+        elif "/bin/postgres " in cmd:
+            role = "postgres"
+        else:
+            role = cmd.rsplit(" ", 1)[-1]
         found[role] = child
     return found
 
@@ -50,7 +57,9 @@ def _wait_for(predicate, timeout=30.0, what="condition"):
 
 
 def _up_env(service_env, data_dir) -> dict[str, str]:
-    env = {k: v for k, v in service_env.items() if k not in {"MAIE_REDIS_URL", "MAIE_API_KEYS"}}
+    """The environment of a `maie up` that runs every server itself, as on a clean checkout."""
+    unset = {"MAIE_REDIS_URL", "MAIE_DATABASE_URL", "MAIE_API_KEYS"}
+    env = {k: v for k, v in service_env.items() if k not in unset}
     env.update({"MAIE_DATA_DIR": str(data_dir), "MAIE_LOG_FORMAT": "console"})
     return env
 
@@ -65,33 +74,46 @@ def _kill_tree(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-@pytest.fixture
-def up(service_env, tmp_path) -> dict:
-    """`maie up` with no MAIE_REDIS_URL and no MAIE_API_KEYS, in a fresh data folder."""
-    data_dir = tmp_path / "data"
-    env = _up_env(service_env, data_dir)
-    port = free_port()
-    log = (tmp_path / "up.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "maie", "up", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+def _launch(env: dict[str, str], port: int, log_path: Path) -> tuple[subprocess.Popen[bytes], httpx.Client]:
+    """Start `maie up` and wait until it serves with a worker."""
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "maie", "up", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
 
     def ready():
         try:
             return client.get("/health").json()["worker_active"]
         except (httpx.TransportError, ValueError):
-            assert process.poll() is None, (tmp_path / "up.log").read_text()
+            assert process.poll() is None, log_path.read_text()
             return False
 
-    _wait_for(ready, 60, "maie up to serve with a worker")
-    yield {"process": process, "client": client, "data_dir": data_dir, "env": env, "log": tmp_path / "up.log"}
-    client.close()
-    _kill_tree(process)
-    log.close()
+    _wait_for(ready, 90, "maie up to serve with a worker")
+    return process, client
+
+
+@pytest.fixture
+def up(service_env, tmp_path) -> dict:
+    """`maie up` with no MAIE_REDIS_URL, MAIE_DATABASE_URL or MAIE_API_KEYS, in a fresh data folder."""
+    data_dir = tmp_path / "data"
+    env = _up_env(service_env, data_dir)
+    port = free_port()
+    process, client = _launch(env, port, tmp_path / "up.log")
+    state = {
+        "process": process,
+        "client": client,
+        "data_dir": data_dir,
+        "env": env,
+        "port": port,
+        "log": tmp_path / "up.log",
+    }
+    yield state
+    state["client"].close()
+    _kill_tree(state["process"])
 
 
 def _submit(client: httpx.Client, key: str) -> str:
@@ -123,12 +145,15 @@ def _finished(client: httpx.Client, key: str, task_id: str, timeout: float = 60)
 class TestUp:
     """The one command a new user runs."""
 
-    def test_serves_with_embedded_redis_and_dev_key(self, up):
+    def test_serves_with_embedded_servers_and_dev_key(self, up):
         data_dir: Path = up["data_dir"]
         key = (data_dir / "dev-api-key").read_text().strip()
         assert key in up["log"].read_text(), "the generated key is printed for the user"
         assert (data_dir / "redis" / "url").read_text().startswith("redis://127.0.0.1:")
         assert (data_dir / "redis" / "appendonly.aof").exists(), "the embedded Redis persists with AOF"
+        assert (data_dir / "postgres" / "url").read_text().startswith("postgresql://postgres:")
+        assert (data_dir / "postgres" / "data" / "PG_VERSION").read_text().strip() == "18"
+        assert "database.migrated" in up["log"].read_text()
 
         status = _finished(up["client"], key, _submit(up["client"], key))
         assert status["status"] == "COMPLETE", status
@@ -137,7 +162,7 @@ class TestUp:
         """SIGKILL of redis-server: `maie up` reaps it and starts it again on the same port and AOF.
 
         The API and the worker reconnect by themselves: a task finished before the kill is still
-        there, a new one completes, and the worker says it recovered at most once.
+        there (in PostgreSQL), a new one completes, and the worker says it recovered at most once.
         """
         data_dir: Path = up["data_dir"]
         client: httpx.Client = up["client"]
@@ -145,19 +170,15 @@ class TestUp:
         url = (data_dir / "redis" / "url").read_text()
         before = _submit(client, key)
         assert _finished(client, key, before)["status"] == "COMPLETE"
-        # The record is in the AOF once Redis wrote it there; a SIGKILL cannot lose it after that.
-        _wait_for(
-            lambda: before.encode() in (data_dir / "redis" / "appendonly.aof").read_bytes(),
-            10,
-            "the task in the AOF",
-        )
         pid = up["process"].pid
         redis = _children(pid)["redis"]
         redis.send_signal(signal.SIGKILL)
 
         def back():
             current = _children(pid).get("redis")
-            return current is not None and current.pid != redis.pid and current
+            # The URL file is written once the new server answers.
+            ready = (data_dir / "redis" / "url").exists()
+            return current is not None and current.pid != redis.pid and ready and current
 
         replacement = _wait_for(back, 30, "a new redis-server")
         assert not psutil.pid_exists(redis.pid) or redis.status() != psutil.STATUS_ZOMBIE, "reaped"
@@ -174,6 +195,90 @@ class TestUp:
         assert after["status"] == "COMPLETE", after
         assert replacement.is_running()
         assert up["log"].read_text().count("broker.recovered_after_outage") <= 1
+
+    def test_finished_task_survives_a_redis_wipe_and_a_restart(self, up):
+        """FLUSHALL of every Redis database, then a restart of `maie up`: the result is all there."""
+        data_dir: Path = up["data_dir"]
+        key = (data_dir / "dev-api-key").read_text().strip()
+        headers = {"X-API-Key": key}
+        task_id = _submit(up["client"], key)
+        assert _finished(up["client"], key, task_id)["status"] == "COMPLETE"
+        result = up["client"].get(f"/v1/tasks/{task_id}/results/1", headers=headers).json()
+
+        live = redis.Redis.from_url((data_dir / "redis" / "url").read_text())
+        assert live.info("keyspace"), "Redis held something to wipe (queues, heartbeats)"
+        live.flushall()
+        live.close()
+        wiped = up["client"].get(f"/v1/status/{task_id}", headers=headers)
+        assert wiped.status_code == 200, wiped.text
+        assert wiped.json()["status"] == "COMPLETE"
+
+        up["process"].send_signal(signal.SIGTERM)
+        assert up["process"].wait(timeout=90) == 0
+        up["client"].close()
+        up["process"], up["client"] = _launch(up["env"], up["port"], up["log"])
+        after = up["client"].get(f"/v1/tasks/{task_id}/results/1", headers=headers)
+        assert after.status_code == 200, after.text
+        assert after.json() == result, "the same result version, byte for byte in content"
+        listed = up["client"].get("/v1/tasks", headers=headers).json()
+        assert task_id in [t["task_id"] for t in listed["tasks"]]
+        assert _finished(up["client"], key, _submit(up["client"], key))["status"] == "COMPLETE"
+
+    def test_killed_postgres_mid_task_is_restarted_and_the_task_completes(self, up):
+        """SIGKILL of PostgreSQL with a task in flight: 503 with Retry-After meanwhile, never 500.
+
+        Requests wait up to MAIE_DATABASE_POOL_TIMEOUT_S for the server, so a restart quicker
+        than that is invisible to clients; a 1 s wait and a second kill right after the first
+        restart (`maie up` then waits 1 s before the next) make the outage outlast it.
+        """
+        up["process"].send_signal(signal.SIGTERM)
+        assert up["process"].wait(timeout=90) == 0
+        up["client"].close()
+        up["env"] = {**up["env"], "MAIE_DATABASE_POOL_TIMEOUT_S": "1"}
+        up["process"], up["client"] = _launch(up["env"], up["port"], up["log"])
+        data_dir: Path = up["data_dir"]
+        client: httpx.Client = up["client"]
+        key = (data_dir / "dev-api-key").read_text().strip()
+        headers = {"X-API-Key": key}
+        done = _submit(client, key)
+        assert _finished(client, key, done)["status"] == "COMPLETE"
+        pid = up["process"].pid
+        task_id = _submit(client, key)
+        answers: list[httpx.Response] = []
+
+        def poll():
+            for url in (f"/v1/status/{task_id}", f"/v1/status/{done}", "/v1/tasks", "/ready"):
+                with contextlib.suppress(httpx.TransportError):
+                    answers.append(client.get(url, headers=headers))
+
+        first = _children(pid)["postgres"]
+        first.send_signal(signal.SIGKILL)
+
+        def restarted():
+            poll()
+            current = _children(pid).get("postgres")
+            return current is not None and current.pid != first.pid and current
+
+        second = _wait_for(restarted, 60, "a new PostgreSQL")
+        second.send_signal(signal.SIGKILL)
+
+        def back():
+            poll()
+            current = _children(pid).get("postgres")
+            return (
+                current is not None and current.pid not in {first.pid, second.pid} and answers[-1].is_success
+            )
+
+        _wait_for(back, 90, "PostgreSQL to be restarted and answer")
+        odd = [(r.status_code, r.text) for r in answers if r.status_code not in {200, 503}]
+        assert not odd, "only answers or 503 while PostgreSQL is away"
+        unavailable = [r for r in answers if r.status_code == 503]
+        assert unavailable, "the outage was seen"
+        assert all(r.headers.get("Retry-After") for r in unavailable)
+        assert any("PostgreSQL" in r.text for r in unavailable)
+        status = _finished(client, key, task_id, timeout=180)
+        assert status["status"] == "COMPLETE", status
+        assert client.get(f"/v1/status/{done}", headers=headers).json()["status"] == "COMPLETE"
 
     def test_dead_worker_is_restarted(self, up):
         pid = up["process"].pid
@@ -227,23 +332,29 @@ class TestUp:
     def test_clean_stop(self, up, sig):
         process = up["process"]
         children = list(_children(process.pid).values())
-        assert {c.name() for c in children}, "api, worker and redis run"
+        assert set(_children(process.pid)) == {"api", "worker", "redis", "postgres"}
         process.send_signal(sig)
         assert process.wait(timeout=60) == 0
         for child in children:
             assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
         assert not (up["data_dir"] / "redis" / "url").exists(), "the URL file of a stopped server is removed"
+        assert not (up["data_dir"] / "postgres" / "url").exists()
+        log = up["log"].read_text()
+        # Workers first, then the API; the servers last, once nothing uses them.
+        order = [log.index(f"child={name}") for name in ("worker-1", "api")]
+        assert log.index("redis.stopped") > log.rindex("child.started")
+        assert log.index("postgres.stopped") > max(order)
 
     def test_children_do_not_outlive_a_killed_supervisor(self, up):
-        """SIGKILL of `maie up` itself: Redis, API and workers get SIGTERM and exit (no orphans)."""
+        """SIGKILL of `maie up` itself: Redis, PostgreSQL, API and workers are told to stop and exit."""
         process = up["process"]
         children = list(_children(process.pid).values())
-        assert len(children) == 3
+        assert len(children) == 4
         process.send_signal(signal.SIGKILL)
         process.wait()
         gone, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, [c.cmdline() for c in alive]
-        assert len(gone) == 3
+        assert len(gone) == 4
 
 
 #: Seconds a stopping `maie up` may take: its workers' stop timeout (set to 5 s below) plus margins.
@@ -272,6 +383,7 @@ def _assert_stopped_cleanly(process, descendants, data_dir, log_path) -> None:
     _, alive = psutil.wait_procs(descendants, timeout=10)
     assert not alive, [c.cmdline() for c in alive]
     assert not (data_dir / "redis" / "url").exists(), "redis/url is removed with its server"
+    assert not (data_dir / "postgres" / "url").exists(), "postgres/url is removed with its server"
 
 
 @pytest.mark.slow

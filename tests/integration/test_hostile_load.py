@@ -17,10 +17,10 @@ import httpx
 import pytest
 import redis
 
-from maie.store import ACTIVE_KEY, results_url
 from maie.up.redis import EmbeddedRedis
 from tests.fixtures import bad_media
 from tests.fixtures.paths import shared_audio
+from tests.fixtures.postgres import query
 from tests.fixtures.services import HEADERS_A
 
 if TYPE_CHECKING:
@@ -31,9 +31,14 @@ if TYPE_CHECKING:
 CLIPS = ("lhotse/LJ002-0020.wav", "lhotse/LJ002-0035.wav", "lhotse/common_voice_en_651325.mp3")
 
 
+def unfinished(database_url: str) -> int:
+    """Tasks the database holds as not finished."""
+    return query(database_url, "SELECT count(*) FROM tasks WHERE status NOT IN ('COMPLETE', 'FAILED')")[0][0]
+
+
 @pytest.fixture
-def stack(service_env, start_process, tmp_path) -> Iterator[dict[str, object]]:
-    """A private Redis and data folder; ``start`` runs the API and workers a test needs.
+def stack(service_env, start_process, private_database, tmp_path) -> Iterator[dict[str, object]]:
+    """A private Redis, database and data folder; ``start`` runs the API and workers a test needs.
 
     They are stopped when the test ends, before Redis, so none is left polling a dead server.
     """
@@ -42,6 +47,7 @@ def stack(service_env, start_process, tmp_path) -> Iterator[dict[str, object]]:
     env = {
         **service_env,
         "MAIE_REDIS_URL": server.url,
+        "MAIE_DATABASE_URL": private_database,
         "MAIE_DATA_DIR": str(tmp_path / "data"),
         # Messages a Redis outage strands come back once their worker id's heartbeat is this old:
         # 15 s instead of 60 s (checked on most broker commands) keeps the outage tests short, yet
@@ -50,7 +56,6 @@ def stack(service_env, start_process, tmp_path) -> Iterator[dict[str, object]]:
         "MAIE_WORKER_HEARTBEAT_TIMEOUT_S": "15",
         "MAIE_WORKER_REQUEUE_CHECK_PER_MILLION": "500000",
     }
-    results = redis.Redis.from_url(results_url(server.url, 1))
     started = []
 
     def start(kind, process_env):
@@ -60,13 +65,11 @@ def stack(service_env, start_process, tmp_path) -> Iterator[dict[str, object]]:
     yield {
         "server": server,
         "env": env,
-        "results": results,
         "audio": tmp_path / "data" / "audio",
         "start": start,
     }
     for process in started:
         process.stop(timeout=10)
-    results.close()
     server.stop()
 
 
@@ -140,7 +143,7 @@ class TestConcurrentUploads:
                 assert body["error_code"] not in {None, "internal_error"}, body
         assert sum(b["status"] == "COMPLETE" for b in finished.values()) >= len(accepted) - 3
 
-        assert stack["results"].zcard(ACTIVE_KEY) == 0, "no task counts as unfinished"
+        assert unfinished(stack["env"]["MAIE_DATABASE_URL"]) == 0, "no task counts as unfinished"
         audio: Path = stack["audio"]
         assert not any(audio.iterdir()), "finished tasks and refused uploads leave no audio"
         assert api.client.get("/health").json()["queue_depth"] == 0
@@ -175,7 +178,7 @@ class TestRedisRestart:
         finished = _settle(api, accepted)
         final = {t: b["status"] for t, b in finished.items()}
         assert set(final.values()) == {"COMPLETE"}, (before, final)
-        assert stack["results"].zcard(ACTIVE_KEY) == 0
+        assert unfinished(stack["env"]["MAIE_DATABASE_URL"]) == 0
 
     def test_outage_while_a_stage_runs(self, stack):
         """Redis goes away during ASR and stays away until the stage has failed to store its result."""

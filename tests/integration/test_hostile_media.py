@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING
 import av
 import numpy as np
 import pytest
-import redis
 
-from maie.store import results_url
 from maie.up.redis import EmbeddedRedis
 from tests.fixtures import bad_media
 from tests.fixtures.paths import shared_audio
+from tests.fixtures.postgres import fresh_database, task_ids
 from tests.fixtures.services import HEADERS_A
 
 if TYPE_CHECKING:
@@ -63,22 +62,22 @@ def write_wav_claiming_hours(folder: Path, name: str = "claims_hours.wav") -> Pa
 
 
 @pytest.fixture(scope="module")
-def stack(service_env, start_process, tmp_path_factory) -> Iterator[dict[str, object]]:
-    """A private Redis, API and worker accepting at most MAX_DURATION_S of audio."""
+def stack(service_env, start_process, postgres_server, tmp_path_factory) -> Iterator[dict[str, object]]:
+    """A private Redis, database, API and worker accepting at most MAX_DURATION_S of audio."""
     folder = tmp_path_factory.mktemp("hostile")
     server = EmbeddedRedis(folder / "redis")
     server.start()
+    database = fresh_database(postgres_server)
     env = {
         **service_env,
         "MAIE_REDIS_URL": server.url,
+        "MAIE_DATABASE_URL": database,
         "MAIE_DATA_DIR": str(folder / "data"),
         "MAIE_MAX_DURATION_S": str(MAX_DURATION_S),
     }
     api = start_process("api", env)
     worker = start_process("worker", env)
-    results = redis.Redis.from_url(results_url(server.url, 1))
-    yield {"api": api, "worker": worker, "results": results, "audio": folder / "data" / "audio"}
-    results.close()
+    yield {"api": api, "worker": worker, "database": database, "audio": folder / "data" / "audio"}
     api.stop()
     worker.stop()
     server.stop()
@@ -125,7 +124,7 @@ class TestHostileMedia:
         api = stack["api"]
         audio: Path = stack["audio"]
         folders = set(audio.iterdir()) if audio.is_dir() else set()
-        records = set(stack["results"].keys("maie:task:*"))
+        records = task_ids(stack["database"])
         response = api.submit(path)
         assert response.status_code in {202, 415, 422}, response.text
         body = response.json()
@@ -133,7 +132,7 @@ class TestHostileMedia:
             assert body["status_code"] == response.status_code
             assert body["detail"]
             assert (set(audio.iterdir()) if audio.is_dir() else set()) == folders, "left a folder"
-            assert set(stack["results"].keys("maie:task:*")) == records, "left a record"
+            assert task_ids(stack["database"]) == records, "left a record"
             return response.status_code, body
         status = api.wait(body["task_id"], headers=HEADERS_A)
         assert status["status"] in {"COMPLETE", "FAILED"}

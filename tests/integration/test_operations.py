@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from maie.store import results_url, task_key
 from maie.up.redis import EmbeddedRedis
 from tests.fixtures.paths import shared_audio
+from tests.fixtures.postgres import fresh_database, query
 from tests.fixtures.services import HEADERS_A, HEADERS_B, free_port
 
 if TYPE_CHECKING:
@@ -43,8 +42,8 @@ def json_lines(text: str) -> list[dict[str, object]]:
 
 
 @pytest.fixture(scope="module")
-def ops(service_env, start_process, tmp_path_factory) -> Iterator[dict[str, object]]:
-    """A private Redis, an API and a worker that serves its own /metrics."""
+def ops(service_env, start_process, postgres_server, tmp_path_factory) -> Iterator[dict[str, object]]:
+    """A private Redis and database, an API and a worker that serves its own /metrics."""
     folder = tmp_path_factory.mktemp("ops")
     server = EmbeddedRedis(folder / "redis")
     server.start()
@@ -52,6 +51,7 @@ def ops(service_env, start_process, tmp_path_factory) -> Iterator[dict[str, obje
     env = {
         **service_env,
         "MAIE_REDIS_URL": server.url,
+        "MAIE_DATABASE_URL": fresh_database(postgres_server),
         "MAIE_DATA_DIR": str(folder / "data"),
         "MAIE_WORKER_METRICS_PORT": str(metrics_port),
         "MAIE_MAX_DURATION_S": "60",
@@ -207,9 +207,9 @@ class TestRequestId:
         task_id = accepted.json()["task_id"]
         assert api.wait(task_id)["status"] == "COMPLETE"
 
-        results = redis.Redis.from_url(results_url(ops["server"].url, 1))
-        record = json.loads(results.get(task_key(task_id)))
-        results.close()
+        [(record,)] = query(
+            ops["env"]["MAIE_DATABASE_URL"], "SELECT record FROM tasks WHERE task_id = %s", task_id
+        )
         assert record["request_id"] == request_id
 
         api_lines = [line for line in json_lines(api.log()) if line.get("task_id") == task_id]

@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 
 import pytest
-import redis
 from jsonschema import Draft202012Validator
 
-from maie.store import result_key, results_url
 from tests.fixtures.llm_server import Fault, llm_stack
+from tests.fixtures.postgres import query
 from tests.fixtures.services import HEADERS_A, HEADERS_B
 from tests.integration.test_llm_pipeline import run
 
@@ -53,21 +52,27 @@ def wait_job(api, task_id, job_id, timeout=60.0) -> tuple[dict, dict]:
 
 
 @pytest.fixture(scope="module")
-def redis_url(stack):
-    """URL of the stack's Redis, read from the API's environment."""
-    return stack[0].env["MAIE_REDIS_URL"]
+def database_url(stack):
+    """URL of the stack's database, read from the API's environment."""
+    return stack[0].env["MAIE_DATABASE_URL"]
+
+
+def stored_version(database_url: str, task_id: str, version: int) -> str:
+    """A result version as PostgreSQL holds it (its JSON text)."""
+    statement = "SELECT body::text FROM result_versions WHERE task_id = %s AND version = %s"
+    [(body,)] = query(database_url, statement, task_id, version)
+    return str(body)
 
 
 class TestResummary:
     """POST /v1/tasks/{id}/summaries."""
 
-    def test_new_version_without_asr_and_version_one_untouched(self, stack, llm, redis_url):
+    def test_new_version_without_asr_and_version_one_untouched(self, stack, llm, database_url):
         api = stack[0]
         first = run(api, features="raw_transcript,summary")
         assert first["status"] == "COMPLETE", first
         task_id = first["task_id"]
-        results = redis.Redis.from_url(results_url(redis_url, 1))
-        version_one = results.get(result_key(task_id, 1))
+        version_one = stored_version(database_url, task_id, 1)
         requests_before = len(llm.requests)
 
         accepted = summarize_again(api, task_id)
@@ -98,7 +103,7 @@ class TestResummary:
         assert status["versions"]["template"]["template_id"] == OTHER
         assert status["versions"]["asr_backend"] == first["versions"]["asr_backend"]
 
-        assert results.get(result_key(task_id, 1)) == version_one, "version 1 is byte-for-byte unchanged"
+        assert stored_version(database_url, task_id, 1) == version_one, "version 1 is unchanged"
         listing = api.client.get(f"/v1/tasks/{task_id}/results", headers=HEADERS_A).json()
         assert [(v["version"], v["kind"], v["template_id"]) for v in listing["versions"]] == [
             (1, "pipeline", TEMPLATE),
@@ -106,7 +111,6 @@ class TestResummary:
         ]
         v1 = api.client.get(f"/v1/tasks/{task_id}/results/1", headers=HEADERS_A).json()
         assert v1["versions"]["template"]["template_id"] == TEMPLATE
-        results.close()
 
     def test_llm_failure_fails_the_job_not_the_task(self, stack, llm):
         api = stack[0]

@@ -21,6 +21,7 @@ from maie.client import AsyncMaieClient, MaieClient
 from maie.errors import UnprocessableError
 from maie.schemas import TaskStatus
 from tests.fixtures.paths import shared_audio
+from tests.fixtures.postgres import fresh_database
 from tests.fixtures.services import HEADERS_A, KEY_A
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def url_env(service_env, tiny_whisper_dir, tmp_path_factory) -> Iterator[dict[st
     yield {
         **env,
         "MAIE_REDIS_URL": server.url,
+        "MAIE_DATABASE_URL": fresh_database(service_env["MAIE_DATABASE_URL"]),
         "MAIE_DATA_DIR": str(folder / "data"),
         "MAIE_FETCH_ALLOW_PRIVATE": "true",
         "MAIE_FETCH_STALL_TIMEOUT_S": "1",

@@ -9,6 +9,7 @@ import pytest
 
 from tests.fixtures import bad_media
 from tests.fixtures.paths import shared_audio
+from tests.fixtures.postgres import fresh_database
 from tests.fixtures.receiver import Receiver, serve
 from tests.fixtures.services import HEADERS_A
 
@@ -30,6 +31,7 @@ def hook_env(service_env, tmp_path_factory) -> Iterator[dict[str, str]]:
     yield {
         **service_env,
         "MAIE_REDIS_URL": server.url,
+        "MAIE_DATABASE_URL": fresh_database(service_env["MAIE_DATABASE_URL"]),
         "MAIE_DATA_DIR": str(folder / "data"),
         "MAIE_WEBHOOK_SECRET": SECRET,
         "MAIE_WEBHOOK_ALLOW_PRIVATE": "true",
@@ -147,6 +149,31 @@ class TestDelivery:
         assert len(hook["attempts"]) == 5, "the first attempt and MAIE_WEBHOOK_MAX_RETRIES=4 retries"
         assert len(always_failing.deliveries) == 5
         assert status["status"] == "COMPLETE", "a webhook that fails does not fail its task"
+
+    def test_deleted_task_is_announced(self, hook_env, hook_api, receiver):
+        """DELETE sends task.deleted, signed and retried like any event, after the task is gone."""
+        accepted = hook_api.submit(
+            shared_audio("lhotse/common_voice_en_651325.mp3"), callback_url=receiver.url
+        )
+        assert accepted.status_code == 202, accepted.text
+        task_id = accepted.json()["task_id"]
+        _wait_webhook(hook_api, task_id, "delivered")
+        assert hook_api.client.delete(f"/v1/tasks/{task_id}", headers=HEADERS_A).status_code == 204
+
+        deadline = time.monotonic() + 60
+        while not any(d.event == "task.deleted" and d.answered == 200 for d in receiver.deliveries):
+            assert time.monotonic() < deadline, f"no task.deleted delivered: {receiver.deliveries}"
+            time.sleep(0.1)
+        deleted = [d for d in receiver.deliveries if d.event == "task.deleted"]
+        assert [d.answered for d in deleted] == [500, 500, 200], "retried with back-off"
+        assert all(d.signature_ok for d in deleted)
+        assert len({d.event_id for d in deleted}) == 1
+        body = deleted[-1].body
+        assert body["task_id"] == task_id
+        assert body["event"] == "task.deleted"
+        assert body["status"] == "COMPLETE", "what the task was when it was deleted"
+        assert body["occurred_at"]
+        assert hook_api.client.get(f"/v1/status/{task_id}", headers=HEADERS_A).status_code == 404
 
 
 @pytest.fixture(scope="module")

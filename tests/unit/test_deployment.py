@@ -105,6 +105,26 @@ class TestComposeMatchesMaie:
         assert "redis-data:/data" in redis["volumes"]
         assert redis["healthcheck"]["test"][-1] == "ping"
 
+    def test_postgres_keeps_its_data_and_is_waited_for(self, compose):
+        services = compose["services"]
+        postgres = services["postgres"]
+        assert postgres["image"].startswith("postgres:18")
+        assert "postgres-data:/var/lib/postgresql" in postgres["volumes"]
+        assert postgres["healthcheck"]["test"][1] == "pg_isready"
+        env = postgres["environment"]
+        url = services["api"]["environment"]["MAIE_DATABASE_URL"]
+        assert url.startswith("${MAIE_DATABASE_URL:-postgresql://maie:"), "an external server can replace it"
+        assert f"@postgres:5432/{env['POSTGRES_DB']}" in url
+        assert f"//{env['POSTGRES_USER']}:" in url
+        assert services["migrate"]["command"] == ["db", "upgrade"]
+        assert services["migrate"]["depends_on"] == {"postgres": {"condition": "service_healthy"}}
+        assert "postgres-data" in compose["volumes"]
+        for name in MAIE_SERVICES:
+            depends = services[name]["depends_on"]
+            assert depends["postgres"]["condition"] == "service_healthy", name
+            assert depends["migrate"]["condition"] == "service_completed_successfully", name
+            assert services[name]["environment"]["MAIE_DATABASE_URL"] == url, name
+
     def test_workers_consume_their_queues(self, compose):
         services = compose["services"]
         assert services["worker-cpu"]["command"] == ["worker", "--queues", QUEUE_CPU]
@@ -129,7 +149,8 @@ class TestComposeMatchesMaie:
         """A misspelt variable would be ignored by MAIE (only a warning): catch it here."""
         text = COMPOSE.read_text(encoding="utf-8") + COMPOSE_CPU.read_text(encoding="utf-8")
         named = set(re.findall(r"\bMAIE_[A-Z0-9_]+", text))
-        deployment_only = {"MAIE_IMAGE", "MAIE_CUDA_IMAGE", "MAIE_GPU_COUNT"}  # compose's own knobs
+        # Compose's own knobs, which MAIE never reads.
+        deployment_only = {"MAIE_IMAGE", "MAIE_CUDA_IMAGE", "MAIE_GPU_COUNT", "MAIE_POSTGRES_PASSWORD"}
         assert named - deployment_only <= known_variables(), named - deployment_only - known_variables()
 
     def test_healthchecks_use_the_configured_ports(self, compose):

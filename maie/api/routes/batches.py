@@ -1,4 +1,4 @@
-"""Batches: POST /v1/batches, GET /v1/batches/{id}, GET /v1/batches/{id}/export.
+"""Batches: POST /v1/batches, GET and DELETE /v1/batches/{id}, GET /v1/batches/{id}/export.
 
 A batch is one upload of one archive (zip, tar, tar.gz) or of several ``file`` parts, and/or a list
 of recordings' ``url``s, with the options of /v1/process applied to every recording in it; each
@@ -11,13 +11,14 @@ from collections import Counter
 from typing import TYPE_CHECKING, Annotated, Any
 
 import structlog
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, Parameter
 from litestar.response import Stream
 
 from maie.api.admission import AdmissionMiddleware, queue_slot_guard, slots_of
 from maie.api.batch_export import BatchExportFormat, export_rows, render_rows
+from maie.api.deletion import forget
 from maie.api.guards import tenant_of
 from maie.api.intake import BatchForm, IdempotencyClaim, accept_batch, validate_request
 from maie.api.intake.urls import batch_urls
@@ -108,6 +109,25 @@ class BatchesController(Controller):
             tasks=summaries,
             skipped=batch.skipped,
         )
+
+    @delete(
+        "/{batch_id:str}",
+        status_code=204,
+        responses=error_responses(404),
+        summary="Delete a batch and every task of it (records, result versions, artifacts, audio)",
+        description=(
+            "Irreversible; each task is deleted as by DELETE /v1/tasks/{task_id} (tasks still being "
+            "processed stop, `task.deleted` webhooks). A second call, or another tenant's batch, "
+            "answers 404."
+        ),
+    )
+    async def delete_batch(
+        self, request: Request[Any, Any, Any], batch_id: FromPath[str], services: NamedDependency[Services]
+    ) -> Response[None]:
+        """Delete one of the caller's batches with its tasks."""
+        _, records = await services.store.delete_batch(batch_id, tenant=tenant_of(request))
+        await forget(services, records, request_id=request_id_of(request), batch_id=batch_id)
+        return Response(None, status_code=204)
 
     @get("/{batch_id:str}/export", summary="One row per task: transcript, language, duration, summary fields")
     async def export(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from litestar import Controller, Response, get
@@ -26,21 +27,27 @@ class HealthController(Controller):
 
     @get("/health", summary="Service health")
     async def health(self, services: NamedDependency[Services]) -> HealthResponse:
-        """Report Redis, queue depth and whether a worker sent a heartbeat in the last minute."""
-        connected = await services.store.ping()
+        """Report Redis, PostgreSQL, the queue depth and whether a worker sent a heartbeat lately."""
+        store = services.store
+        redis_connected, database_connected = await asyncio.gather(store.ping_redis(), store.ping_database())
         depth = None
         worker_active = False
-        if connected:
+        if database_connected:
             try:
-                depth = await services.store.queue_depth()
-                worker_active = await services.store.workers_active()
+                depth = await store.queue_depth()
             except StoreUnavailableError:
-                connected = False
-        ok = connected and worker_active
+                database_connected = False
+        if redis_connected:
+            try:
+                worker_active = await store.workers_active()
+            except StoreUnavailableError:
+                redis_connected = False
+        ok = redis_connected and database_connected and worker_active
         return HealthResponse(
             status="ok" if ok else "degraded",
             version=__version__,
-            redis_connected=connected,
+            redis_connected=redis_connected,
+            database_connected=database_connected,
             queue_depth=depth,
             worker_active=worker_active,
         )
@@ -48,10 +55,20 @@ class HealthController(Controller):
     @get(
         "/ready",
         summary="Readiness: 200 when submissions can be accepted, else 503",
-        responses={503: ResponseSpec(data_container=dict[str, str], description="Redis cannot be reached")},
+        responses={
+            503: ResponseSpec(
+                data_container=dict[str, str], description="Redis or PostgreSQL cannot be reached"
+            )
+        },
     )
     async def ready(self, services: NamedDependency[Services]) -> Response[dict[str, str]]:
-        """Answer 200 when Redis answers, 503 otherwise."""
-        if await services.store.ping():
+        """Answer 200 when Redis and PostgreSQL answer, 503 (with the reason) otherwise."""
+        down = await services.store.unreachable()
+        if not down:
             return Response({"status": "ready"}, status_code=200)
-        return Response({"status": "not ready", "reason": "Redis cannot be reached"}, status_code=503)
+        headers = {"Retry-After": str(services.settings.server.busy_retry_after_s)}
+        return Response(
+            {"status": "not ready", "reason": f"{' and '.join(down)} cannot be reached"},
+            status_code=503,
+            headers=headers,
+        )

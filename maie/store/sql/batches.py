@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from maie.errors import NotFoundError
 from maie.schemas import BatchRecord, TaskRecord
-from maie.store.sql import records
+from maie.store.sql import admission, records
 from maie.store.sql.operations import Statement, Work, decode, jsonb
 
 if TYPE_CHECKING:
@@ -28,13 +28,19 @@ _DELETE = "DELETE FROM batches WHERE batch_id = %s"
 _DELETE_TASKS = "DELETE FROM tasks WHERE task_id = ANY(%s)"
 
 
-def create_batch(batch: BatchRecord, tasks: Collection[TaskRecord]) -> Work[None]:
-    """Store a batch and all its tasks (each counts toward the queue depth), in one transaction."""
+def create_batch(
+    batch: BatchRecord, tasks: Collection[TaskRecord], *, slots: Collection[str] = ()
+) -> Work[None]:
+    """Store a batch and all its tasks (each counts toward the queue depth), in one transaction.
+
+    The queue slots the submission held are freed in the same transaction.
+    """
     listed = list(tasks)
 
     def op() -> Op[None]:
         yield Statement(_INSERT, (batch.batch_id, batch.tenant, batch.created_at, jsonb(batch)))
         yield from records.insert_tasks(listed)
+        yield from admission.free(slots)
 
     return Work(op, transaction=True, what=f"batch {batch.batch_id}")
 

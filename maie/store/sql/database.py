@@ -42,6 +42,9 @@ T = TypeVar("T")
 #: Attempts of a transaction that PostgreSQL aborted to break a deadlock.
 ATTEMPTS = 3
 _RETRY = (errors.DeadlockDetected, errors.SerializationFailure)
+#: What the driver raises when the server is away: refused or lost connections, a pool that
+#: waited in vain, a server shutting down or still starting up, a connection found closed.
+_DOWN = (psycopg.OperationalError, psycopg.InterfaceError)
 
 
 def conninfo(url: str) -> str:
@@ -149,7 +152,7 @@ class Database:
                     raise unavailable(exc) from exc
             except errors.ForeignKeyViolation as exc:
                 raise NotFoundError(f"{work.what} not found") from exc
-            except psycopg.OperationalError as exc:
+            except _DOWN as exc:
                 raise unavailable(exc) from exc
         raise AssertionError  # pragma: no cover - the loop returns or raises
 
@@ -198,7 +201,7 @@ class Database:
             self._ensure_open()
             with self.pool.connection(timeout=PING_TIMEOUT_S) as conn:
                 conn.execute("SELECT 1")
-        except psycopg.OperationalError:
+        except _DOWN:
             return False
         return True
 
@@ -232,7 +235,7 @@ class AsyncDatabase:
                     raise unavailable(exc) from exc
             except errors.ForeignKeyViolation as exc:
                 raise NotFoundError(f"{work.what} not found") from exc
-            except psycopg.OperationalError as exc:
+            except _DOWN as exc:
                 raise unavailable(exc) from exc
         raise AssertionError  # pragma: no cover - the loop returns or raises
 
@@ -275,7 +278,7 @@ class AsyncDatabase:
             await self._ensure_open()
             async with self.pool.connection(timeout=PING_TIMEOUT_S) as conn:
                 await conn.execute("SELECT 1")
-        except psycopg.OperationalError:
+        except _DOWN:
             return False
         return True
 

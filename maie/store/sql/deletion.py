@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from maie.store.sql.operations import Op
 
-__all__ = ["delete_task", "purge"]
+__all__ = ["RETENTION_LOCK", "delete_task", "purge"]
 
 _LOCK = "SELECT record, batch_id FROM tasks WHERE task_id = %s AND tenant = %s FOR UPDATE"
 _DELETE = "DELETE FROM tasks WHERE task_id = %s"
@@ -38,6 +38,9 @@ DELETE FROM batches b
 WHERE b.created_at < %s AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.batch_id = b.batch_id)
 """
 _EXPIRED_CLAIMS = "DELETE FROM idempotency_claims WHERE expires_at <= now()"
+#: Key of the advisory lock a purge holds for its transaction ("maie" + 2): one runner at a time.
+RETENTION_LOCK = 0x6D616967
+_TRY_LOCK = "SELECT pg_try_advisory_xact_lock(%s)"
 
 
 def delete_task(task_id: str, *, tenant: str) -> Work[TaskRecord]:
@@ -60,14 +63,19 @@ def delete_task(task_id: str, *, tenant: str) -> Work[TaskRecord]:
     return Work(op, transaction=True)
 
 
-def purge(before: datetime, *, limit: int) -> Work[list[TaskRecord]]:
+def purge(before: datetime, *, limit: int) -> Work[list[TaskRecord] | None]:
     """Delete up to ``limit`` tasks submitted before ``before``, oldest first; returns them.
 
     Batches older than ``before`` that have no task left go too, and expired idempotency claims.
-    Call again while it returns ``limit`` tasks: each call is one short transaction.
+    Call again while it returns ``limit`` tasks: each call is one short transaction. Only one
+    purge runs at a time across every process (an advisory lock); a call that finds another
+    running returns None at once.
     """
 
-    def op() -> Op[list[TaskRecord]]:
+    def op() -> Op[list[TaskRecord] | None]:
+        locked = yield Statement(_TRY_LOCK, (RETENTION_LOCK,))
+        if not locked.rows[0][0]:
+            return None
         found = yield Statement(_OLDEST, (before, limit))
         purged = [decode(body, TaskRecord, "task") for (body,) in found.rows]
         if purged:

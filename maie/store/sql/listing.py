@@ -26,9 +26,20 @@ from maie.schemas import TaskRecord
 from maie.store.sql.operations import Statement, Work, decode
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from maie.store.sql.operations import Op
 
-__all__ = ["MAX_PAGE", "TaskFilter", "decode_cursor", "encode_cursor", "filter_clause", "list_tasks"]
+__all__ = [
+    "MAX_PAGE",
+    "TaskFilter",
+    "check_limit",
+    "decode_cursor",
+    "encode_cursor",
+    "filter_clause",
+    "list_tasks",
+    "with_statuses",
+]
 
 #: Most tasks one page holds.
 MAX_PAGE = 1000
@@ -50,6 +61,11 @@ class TaskFilter(msgspec.Struct, frozen=True, kw_only=True):
     template_id: str | None = None
     #: The batch the task belongs to.
     batch_id: str | None = None
+
+
+def with_statuses(filters: TaskFilter, statuses: Collection[str]) -> TaskFilter:
+    """``filters`` keeping only tasks in ``statuses`` (in place of its own statuses)."""
+    return msgspec.structs.replace(filters, statuses=frozenset(statuses))
 
 
 def encode_cursor(submitted_at: datetime, task_id: str) -> str:

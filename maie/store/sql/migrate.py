@@ -15,9 +15,11 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from maie.config.database import redact_url
+from maie.errors import ConfigError
 from maie.store.sql.database import sqlalchemy_url
 
-__all__ = ["SCRIPTS", "current_revision", "head_revision", "is_current", "upgrade"]
+__all__ = ["SCRIPTS", "current_revision", "head_revision", "is_current", "require_current", "upgrade"]
 
 #: The migrations shipped with MAIE.
 SCRIPTS = Path(__file__).with_name("migrations")
@@ -68,3 +70,41 @@ def head_revision(scripts: Path = SCRIPTS) -> str | None:
 def is_current(url: str) -> bool:
     """Whether the database at ``url`` has every migration of this version of MAIE."""
     return current_revision(url) == head_revision()
+
+
+def require_current(url: str) -> None:
+    """Refuse to run against a database whose schema is not the one this version of MAIE needs.
+
+    ``maie api`` and ``maie worker`` call it before they start: an older schema would fail
+    requests one by one, a newer one (MAIE was downgraded) could be written wrongly.
+
+    Raises:
+        ConfigError: saying which revision the database is at, which is needed, and what to run.
+    """
+    try:
+        current = current_revision(url)
+    except sa.exc.OperationalError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigError(f"PostgreSQL at {redact_url(url)} cannot be reached: {reason}") from exc
+    head = head_revision()
+    if current == head:
+        return
+    if current is None:
+        state = "has no MAIE schema yet"
+    elif current in _known_revisions():
+        state = f"is at schema revision {current}"
+    else:
+        raise ConfigError(
+            f"the database at {redact_url(url)} is at schema revision {current}, which this version of "
+            f"MAIE does not know (it needs {head}): it was migrated by a newer MAIE; run that version"
+        )
+    raise ConfigError(
+        f"the database at {redact_url(url)} {state}; this version of MAIE needs revision {head}: "
+        "run `maie db upgrade` (`maie up` does it when it starts)"
+    )
+
+
+def _known_revisions(scripts: Path = SCRIPTS) -> set[str]:
+    return {
+        script.revision for script in ScriptDirectory.from_config(_config(None, scripts)).walk_revisions()
+    }

@@ -1,4 +1,4 @@
-"""Task records: create, read, change under a row lock, discard, and the queue depth.
+"""Task records: create, read, change under a row lock, discard.
 
 ``update`` replaces Redis's optimistic WATCH/MULTI with ``SELECT ... FOR UPDATE``: writers of one
 task take turns, so ``change`` always sees the latest record and runs once per attempt. A change
@@ -7,11 +7,11 @@ that would move the status backwards (or away from COMPLETE/FAILED) is refused, 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from maie.errors import ConflictError, NotFoundError
 from maie.schemas import TaskRecord
-from maie.store.sql import projection
+from maie.store.sql import admission, projection
 from maie.store.sql.operations import Statement, Work, clone, decode, decode_optional, jsonb, plain_text
 
 if TYPE_CHECKING:
@@ -20,16 +20,26 @@ if TYPE_CHECKING:
     from maie.store.sql.operations import Op
 
 __all__ = [
+    "Updated",
     "create",
     "discard",
     "get",
     "get_many",
     "insert_tasks",
     "locked",
-    "queue_depth",
     "save",
     "update",
 ]
+
+T = TypeVar("T")
+
+
+class Updated(NamedTuple, Generic[T]):
+    """What ``update`` made: the stored record, and what the change returned about it."""
+
+    record: TaskRecord
+    value: T
+
 
 _INSERT = """
 INSERT INTO tasks (task_id, tenant, status, submitted_at, completed_at, batch_id, filename,
@@ -45,11 +55,6 @@ WHERE task_id = %s
 """
 _GET_MANY = "SELECT task_id, record FROM tasks WHERE task_id = ANY(%s)"
 _DISCARD = "DELETE FROM tasks WHERE task_id = %s"
-# Same predicate as the partial index tasks_unfinished_idx, so the count reads only that index.
-_DEPTH = """
-SELECT count(*) FROM tasks
-WHERE status NOT IN ('COMPLETE', 'FAILED') AND submitted_at > now() - make_interval(secs => %s)
-"""
 
 
 def _row(record: TaskRecord) -> tuple[Any, ...]:
@@ -70,9 +75,18 @@ def insert_tasks(records: Sequence[TaskRecord]) -> Op[None]:
         yield from projection.follow(None, record)
 
 
-def create(record: TaskRecord) -> Work[None]:
-    """Store a new task (it counts toward the queue depth until it finishes)."""
-    return Work(lambda: insert_tasks([record]), transaction=True)
+def create(record: TaskRecord, *, slots: Collection[str] = ()) -> Work[None]:
+    """Store a new task (it counts toward the queue depth until it finishes), freeing its ``slots``.
+
+    The queue slots its submission held are freed in the same transaction, so an admission check
+    (:mod:`maie.store.sql.admission`) sees either the slot or the task, never both nor neither.
+    """
+
+    def op() -> Op[None]:
+        yield from insert_tasks([record])
+        yield from admission.free(slots)
+
+    return Work(op, transaction=True)
 
 
 def get(task_id: str) -> Work[TaskRecord]:
@@ -130,23 +144,24 @@ def save(before: TaskRecord, record: TaskRecord) -> Op[None]:
     yield from projection.follow(before, record)
 
 
-def update(task_id: str, change: Callable[[TaskRecord], None]) -> Work[TaskRecord]:
-    """Apply ``change`` to the stored record under its row lock and return the result.
+def update(task_id: str, change: Callable[[TaskRecord], T]) -> Work[Updated[T]]:
+    """Apply ``change`` to the stored record under its row lock; the record and what ``change`` returned.
 
     ``change`` may run again if PostgreSQL aborts the transaction to break a deadlock; an
-    exception it raises leaves the record as it was.
+    exception it raises leaves the record as it was. A change that alters nothing writes nothing.
 
     Raises:
         NotFoundError: if there is no such task.
         ConflictError: if the change moves the status backwards.
     """
 
-    def op() -> Op[TaskRecord]:
+    def op() -> Op[Updated[T]]:
         before = yield from locked(task_id)
         record = clone(before)
-        change(record)
-        yield from save(before, record)
-        return record
+        value = change(record)
+        if record != before:
+            yield from save(before, record)
+        return Updated(record, value)
 
     return Work(op, transaction=True)
 
@@ -158,13 +173,3 @@ def discard(task_id: str) -> Work[None]:
         yield Statement(_DISCARD, (task_id,))
 
     return Work(op, transaction=True)
-
-
-def queue_depth(window_s: int) -> Work[int]:
-    """Unfinished tasks submitted within the last ``window_s`` seconds (older ones are stuck, not queued)."""
-
-    def op() -> Op[int]:
-        found = yield Statement(_DEPTH, (window_s,))
-        return int(found.rows[0][0])
-
-    return Work(op, transaction=False)

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import JSONB, REGCONFIG, TSVECTOR
 
 __all__ = [
     "TERMINAL_STATUSES",
+    "admission_slots",
     "artifacts",
     "batches",
     "idempotency_claims",
@@ -168,6 +169,14 @@ idempotency_claims = sa.Table(
     sa.Column("value", sa.LargeBinary, nullable=False),
     sa.Column("expires_at", _when(), nullable=False),
     sa.Index(None, "expires_at"),
+)
+
+admission_slots = sa.Table(
+    "admission_slots",
+    metadata,
+    #: Queue slots held by submissions still being received (:mod:`maie.store.sql.admission`).
+    sa.Column("slot_id", sa.Text, primary_key=True),
+    sa.Column("expires_at", _when(), nullable=False),
 )
 
 search_texts = sa.Table(

@@ -1,10 +1,11 @@
-"""Idempotency-Key claims against a real Redis: one winner, repeats, mismatches, release."""
+"""Idempotency-Key claims against a real PostgreSQL: one winner, repeats, mismatches, release."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 
+import psycopg
 import pytest
 
 from maie.api.intake.idempotency import Accepted, IdempotencyClaim
@@ -105,11 +106,12 @@ class TestClaims:
 
         assert await _claim(store, key).claim("task-2", exists=gone) is None
 
-    async def test_no_key_is_a_no_op(self, store):
+    async def test_no_key_is_a_no_op(self, store, database):
         claim = _claim(store, None)
         assert await claim.claim("task-1", exists=_always) is None
         await claim.commit()
-        assert await store.client.dbsize() == 0
+        with psycopg.connect(database) as conn:
+            assert conn.execute("SELECT count(*) FROM idempotency_claims").fetchone() == (0,)
 
 
 class TestOnce:

@@ -1,4 +1,4 @@
-"""Cluster-wide series against a real Redis: recorded by the worker's tracker, read at scrape time."""
+"""Cluster-wide series: recorded by the worker in Redis, read at scrape time (with PostgreSQL's depth)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,15 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
-from maie.errors import AudioTooLongError
+from maie.errors import AudioTooLongError, StoreUnavailableError
 from maie.metrics import RTF, STAGE_SECONDS, ClusterCollector, ClusterSnapshot, MetricsRecorder, read_cluster
 from maie.metrics.series import HistogramSeries
 from maie.schemas import StageName
-from maie.store import TaskStore, results_url, task_key
+from maie.store import TaskStore, results_url
 from maie.worker.tracker import StageTracker
 from tests.fixtures.records import make_record
+from tests.fixtures.records import put_record as put
 from tests.fixtures.store import STORE_DB
-
-
-def put(store: TaskStore, record) -> None:
-    import msgspec
-
-    store.client.set(task_key(record.task_id), msgspec.json.encode(record))
 
 
 def samples(snapshot: ClusterSnapshot) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -35,11 +30,15 @@ def samples(snapshot: ClusterSnapshot) -> dict[tuple[str, tuple[tuple[str, str],
     }
 
 
-async def snapshot_of(store: TaskStore, redis_server) -> ClusterSnapshot:
+async def snapshot_of(store: TaskStore, redis_server, queue_depth=None) -> ClusterSnapshot:
     results = aioredis.Redis.from_url(results_url(redis_server.url, STORE_DB))
     broker = aioredis.Redis.from_url(redis_server.url)
+
+    async def no_tasks() -> int:
+        return 0
+
     try:
-        return await read_cluster(results, broker, ttl_s=60, worker_window_s=60)
+        return await read_cluster(results, broker, queue_depth=queue_depth or no_tasks, worker_window_s=60)
     finally:
         await results.aclose()
         await broker.aclose()
@@ -130,3 +129,20 @@ class TestCollector:
             ("metrics.dropped", "warning", "maie_rtf"),
             ("metrics.dropped", "warning", "maie_tasks_total"),
         ]
+
+
+class TestQueueDepth:
+    """maie_queue_depth counts the unfinished tasks of the system of record."""
+
+    async def test_from_the_database(self, store, async_store, redis_server):
+        await async_store.create(make_record())
+        got = samples(await snapshot_of(store, redis_server, queue_depth=async_store.queue_depth))
+        assert got[("maie_queue_depth", ())] == 1
+
+    async def test_left_out_while_the_database_is_away(self, store, redis_server):
+        async def away() -> int:
+            raise StoreUnavailableError("the task store (PostgreSQL) cannot be reached")
+
+        got = samples(await snapshot_of(store, redis_server, queue_depth=away))
+        assert got[("maie_cluster_up", ())] == 1
+        assert ("maie_queue_depth", ()) not in got, "a gap, not a drop to zero"

@@ -18,8 +18,9 @@ from maie.store import TaskStore
 from maie.worker.actors import STAGE_OF_ACTOR, register_actors
 from maie.worker.runtime import WorkerRuntime
 
-#: Nothing listens here: declaring actors and building messages needs no Redis.
+#: Nothing listens here: declaring actors and building messages needs no Redis and no PostgreSQL.
 NO_REDIS = "redis://127.0.0.1:9/0"
+NO_DATABASE = "postgresql://maie@127.0.0.1:9/maie"
 API_PACKAGE = Path(maie.api.__file__).parent
 
 
@@ -35,7 +36,7 @@ def settings(tmp_path):
 def declared(settings):
     """A worker's broker with every actor declared, as ``maie worker`` does it."""
     broker = build_broker(settings, NO_REDIS)
-    runtime = WorkerRuntime(settings, TaskStore.from_url(NO_REDIS, ttl_s=60))
+    runtime = WorkerRuntime(settings, TaskStore.from_urls(NO_DATABASE, NO_REDIS))
     register_actors(broker, runtime)
     yield broker
     runtime.close()
@@ -89,7 +90,7 @@ class TestApiMessages:
         used = _actor_names(API_PACKAGE)
         specs = [getattr(actor_table, name, name) for name in used]
         assert all(isinstance(spec, ActorSpec) for spec in specs), used
-        assert {spec.name for spec in specs} == {"fetch", "preprocess", "resummarize"}
+        assert {spec.name for spec in specs} == {"fetch", "preprocess", "resummarize", "deliver_deletion"}
         for spec in specs:
             message = spec.message("t1", request_id="r-1")
             assert declared.get_actor(message.actor_name).queue_name == message.queue_name

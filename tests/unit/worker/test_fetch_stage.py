@@ -1,26 +1,17 @@
-"""The fetch stage, on a real Redis and a real local web server: once per task, probed as an upload."""
+"""The fetch stage, on a real PostgreSQL and a real local web server: once per task, probed as an upload."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
 
-import msgspec
 import pytest
 
 from maie.config import Settings
 from maie.errors import FetchNoMediaError, UnsupportedMediaError
 from maie.schemas import Feature, FetchArtifact, StageName, StageRecord, TaskRecord, TaskRequest
-from maie.store import TaskStore, results_url, task_key
 from maie.worker.runtime import WorkerRuntime
-
-
-@pytest.fixture
-def store(redis_server):
-    store = TaskStore.from_url(results_url(redis_server.url, 7), ttl_s=60)
-    store.client.flushdb()
-    yield store
-    store.client.flushdb()
+from tests.fixtures.records import put_record
 
 
 @pytest.fixture
@@ -46,7 +37,7 @@ def put_task(store, tmp_path, url: str, task_id: str = "t1") -> TaskRecord:
         stages=[StageRecord(name=s) for s in (StageName.FETCH, StageName.PREPROCESS, StageName.TRANSCRIBE)],
         fetch_url=url,
     )
-    store.client.set(task_key(task_id), msgspec.json.encode(record))
+    put_record(store, record)
     return record
 
 

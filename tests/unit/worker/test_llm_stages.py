@@ -1,10 +1,9 @@
-"""The enhance and summarize stages of the worker runtime, on a real Redis and the LLM test server."""
+"""The enhance and summarize stages of the worker runtime, on a real PostgreSQL and the LLM test server."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import msgspec
 import pytest
 from jsonschema import Draft202012Validator
 
@@ -23,10 +22,10 @@ from maie.schemas import (
     TaskRequest,
     TaskStatus,
 )
-from maie.store import task_key
 from maie.worker.runtime import WorkerRuntime
 from tests.fixtures.llm_answers import enhance_text
 from tests.fixtures.llm_server import MODEL
+from tests.fixtures.records import put_record
 
 TEXTS = ["we agreed to ship on friday", "anna writes the release notes", "any questions", "no"]
 
@@ -67,7 +66,7 @@ def put_task(store, features, *, native_punctuation=False, task_id="t1") -> Task
         audio_path="/nowhere/raw.wav",
         stages=stages,
     )
-    store.client.set(task_key(task_id), msgspec.json.encode(record))
+    put_record(store, record)
     segments = [Segment(id=i, start=2.0 * i, end=2.0 * i + 2, text=t) for i, t in enumerate(TEXTS, start=1)]
     variant = "erax-wow-turbo" if native_punctuation else "small"
     asr = AsrArtifact(

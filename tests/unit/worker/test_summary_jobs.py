@@ -1,10 +1,10 @@
-"""Re-summarization jobs against a real Redis: once per job, a new version, the task untouched."""
+"""Re-summarization jobs against a real PostgreSQL: once per job, a new version, the task untouched."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import msgspec
+import psycopg
 import pytest
 
 from maie.errors import PermanentError
@@ -23,9 +23,8 @@ from maie.schemas import (
     TemplateVersion,
     Versions,
 )
-from maie.store import result_key, task_key
 from maie.worker.summary_jobs import SummaryJobs
-from tests.fixtures.records import make_record
+from tests.fixtures.records import make_record, put_record
 
 SEGMENTS = [Segment(id=1, start=0.0, end=2.0, text="we ship on friday")]
 
@@ -58,14 +57,24 @@ class CountingSummarizer:
         )
 
 
+def stored_bytes(database: str, version: int) -> bytes:
+    """Result version ``version`` of t1 as PostgreSQL keeps it."""
+    with psycopg.connect(database) as conn:
+        row = conn.execute(
+            "SELECT body::text FROM result_versions WHERE task_id = 't1' AND version = %s", (version,)
+        ).fetchone()
+    assert row is not None
+    return str(row[0]).encode()
+
+
 @pytest.fixture
-def task(store):
+def task(store, database):
     """A COMPLETE task with result version 1 and a queued job."""
     record = make_record()
     record.status = TaskStatus.COMPLETE
     record.result_version = 1
     record.stages.append(StageRecord(name=StageName.SUMMARIZE, job_id="j1", template_id="interview_notes_v1"))
-    store.client.set(task_key("t1"), msgspec.json.encode(record))
+    put_record(store, record)
     version_one = ResultVersion(
         version=1,
         created_at=datetime.now(UTC),
@@ -75,11 +84,11 @@ def task(store):
         metrics=Metrics(input_duration_seconds=10.0, processing_time_seconds=2.0, rtf=0.2),
     )
     store.put_result("t1", version_one)
-    return store.client.get(result_key("t1", 1))
+    return stored_bytes(database, 1)
 
 
 class TestSummaryJobs:
-    def test_runs_once_and_adds_a_version(self, store, task):
+    def test_runs_once_and_adds_a_version(self, store, task, database):
         summarize = CountingSummarizer()
         jobs = SummaryJobs(store, TemplateCatalog(default_templates_dir()), summarize)
         with jobs.job("t1", "j1") as record:
@@ -97,7 +106,7 @@ class TestSummaryJobs:
         assert record.result_version == 2
         job = record.job("j1")
         assert (job.status, job.result_version, job.attempts) == (StageState.DONE, 2, 1)
-        assert store.client.get(result_key("t1", 1)) == task, "version 1 is byte-for-byte unchanged"
+        assert stored_bytes(database, 1) == task, "version 1 is byte-for-byte unchanged"
 
     def test_a_redelivered_job_gets_the_same_version(self, store, task):
         """The worker died after storing the version but before marking the job done."""

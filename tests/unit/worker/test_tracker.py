@@ -1,4 +1,4 @@
-"""Stage bookkeeping against a real Redis: forward-only status, attempts, failures."""
+"""Stage bookkeeping against a real PostgreSQL: forward-only status, attempts, failures."""
 
 from __future__ import annotations
 
@@ -6,15 +6,11 @@ import pytest
 
 from maie.errors import AudioTooLongError, TransientError, is_permanent
 from maie.schemas import StageName, StageState, TaskStatus
-from maie.store import TaskStore, task_key
+from maie.store.sql.deletion import delete_task
 from maie.worker.tracker import StageTracker
 from tests.fixtures.records import make_record
-
-
-def put(store: TaskStore, record) -> None:
-    import msgspec
-
-    store.client.set(task_key(record.task_id), msgspec.json.encode(record))
+from tests.fixtures.records import put_record as put
+from tests.fixtures.results import make_enhanced
 
 
 class TestStage:
@@ -107,3 +103,28 @@ class TestStage:
 )
 def test_is_permanent(exc, permanent):
     assert is_permanent(exc) is permanent
+
+
+class TestDeletedWhileRunning:
+    """A task deleted (DELETE /v1/tasks/{id}) while one of its stages runs."""
+
+    def test_the_stage_ends_quietly_and_its_files_go(self, store, tmp_path):
+        record = make_record()
+        folder = tmp_path / "audio" / record.task_id
+        record.audio_path = str(folder / "raw.wav")
+        put(store, record)
+        tracker = StageTracker(store, keep_audio=True)
+        with tracker.stage(record.task_id, StageName.PREPROCESS):
+            store.database.run(delete_task(record.task_id, tenant=record.tenant))
+            folder.mkdir(parents=True)
+            (folder / "normalized.wav").write_bytes(b"written after the deletion")
+            store.put_artifact(record.task_id, StageName.PREPROCESS, make_enhanced("late"))  # raises NotFound
+        assert not folder.exists(), "what the stage wrote after the deletion is removed"
+        with tracker.stage(record.task_id, StageName.TRANSCRIBE) as later:
+            assert later is None, "the next stage's message is skipped"
+
+    def test_an_error_of_a_task_that_still_exists_is_raised(self, store):
+        put(store, make_record())
+        tracker = StageTracker(store, keep_audio=True)
+        with pytest.raises(TransientError), tracker.stage("t1", StageName.TRANSCRIBE):
+            raise TransientError("still here")

@@ -9,20 +9,18 @@ import uuid
 import wave
 from pathlib import Path
 
-import msgspec
 import pytest
 from structlog.testing import capture_logs
 
 from maie.config import Settings
 from maie.errors import ModelLoadError, PermanentError
 from maie.schemas import AsrArtifact, AsrVersion, AudioInfo, PreprocessArtifact, StageName, TaskRequest
-from maie.store import task_key
 from maie.store.keys import asr_claim_key, asr_ready_key
 from maie.worker.asr_claims import AsrClaims
 from maie.worker.residency import ModelCache
 from maie.worker.transcription import Transcriber, waiting_group
 from tests.fixtures.paths import shared_audio
-from tests.fixtures.records import make_record
+from tests.fixtures.records import make_record, put_record
 
 pytest.importorskip("pocketsphinx", reason="the pocketsphinx extra is not installed (uv sync installs it)")
 
@@ -73,7 +71,7 @@ def make_task(store, tmp_path):
     def make(task_id: str, backend: str = "pocketsphinx", *, ready: bool = True, **request):
         record = make_record(task_id)
         record.request = TaskRequest(features=record.request.features, asr_backend=backend, **request)
-        store.client.set(task_key(task_id), msgspec.json.encode(record))
+        put_record(store, record)
         folder = tmp_path / "audio" / task_id
         folder.mkdir(parents=True)
         wav = folder / "preprocessed.wav"

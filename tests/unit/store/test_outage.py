@@ -10,7 +10,8 @@ import psutil
 import pytest
 
 from maie.errors import StoreUnavailableError
-from maie.store.sql import AsyncSqlTaskStore, SqlTaskStore, records, upgrade
+from maie.store import AsyncTaskStore, TaskStore
+from maie.store.sql import records, upgrade
 from maie.up.postgres import EmbeddedPostgres
 from tests.fixtures.postgres import TEST_SETTINGS
 from tests.fixtures.records import make_record
@@ -45,8 +46,8 @@ def _kill(server: EmbeddedPostgres) -> None:
 class TestOutage:
     """Killed (SIGKILL, no shutdown) while the stores hold open connections."""
 
-    def test_blocking_store(self, server):
-        store = SqlTaskStore.from_url(server.url, TEST_SETTINGS)
+    def test_blocking_store(self, server, results_db):
+        store = TaskStore.from_urls(server.url, results_db, settings=TEST_SETTINGS)
         store.database.run(records.create(make_record()))
         assert store.get("t1").task_id == "t1"
         _kill(server)
@@ -57,8 +58,8 @@ class TestOutage:
         assert store.get("t1").task_id == "t1", "the first call after the restart succeeds"
         store.close()
 
-    async def test_async_store(self, server):
-        store = AsyncSqlTaskStore.from_url(server.url, ttl_s=60, settings=TEST_SETTINGS)
+    async def test_async_store(self, server, results_db):
+        store = AsyncTaskStore.from_urls(server.url, results_db, ttl_s=60, settings=TEST_SETTINGS)
         await store.create(make_record())
         _kill(server)
         with pytest.raises(StoreUnavailableError):
@@ -70,9 +71,9 @@ class TestOutage:
         assert await store.queue_depth() == 1
         await store.close()
 
-    async def test_a_clean_restart_is_invisible(self, server):
+    async def test_a_clean_restart_is_invisible(self, server, results_db):
         """Pooled connections the server closed are replaced when taken, without failing a request."""
-        store = AsyncSqlTaskStore.from_url(server.url, ttl_s=60, settings=TEST_SETTINGS)
+        store = AsyncTaskStore.from_urls(server.url, results_db, ttl_s=60, settings=TEST_SETTINGS)
         await store.create(make_record())
         for _ in range(3):  # several pooled connections
             await store.get("t1")

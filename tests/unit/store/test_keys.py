@@ -62,11 +62,9 @@ class TestKeysModule:
         assert _key_lines(source) == [3, 4, 5]
         assert _key_lines(KEYS_MODULE.read_text(encoding="utf-8"))
 
-    def test_keys_of_one_task_share_its_prefix(self):
-        task = keys.task_key("t1")
-        assert keys.artifact_key("t1", "transcribe").startswith(task + ":")
-        assert keys.result_key("t1", 2).startswith(task + ":")
-        assert keys.asr_claim_key("t1").startswith(task + ":")
+    def test_keys_of_one_worker_share_its_prefix(self):
+        assert keys.worker_models_key("w1").startswith(keys.WORKERS_KEY + ":w1")
+        assert keys.asr_claim_key("t1") != keys.asr_claim_key("t2")
 
     def test_idempotency_key_never_holds_the_client_key(self):
         key = keys.idempotency_key("acme", "my secret key")

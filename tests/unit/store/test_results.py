@@ -11,7 +11,7 @@ import pytest
 
 from maie.errors import NotFoundError
 from maie.schemas import AsrVersion, Results, ResultVersion, StageName, StageRecord, TaskStatus, Versions
-from maie.store.sql import SqlTaskStore
+from maie.store import TaskStore
 from tests.fixtures.postgres import TEST_SETTINGS
 from tests.fixtures.records import make_record
 
@@ -47,72 +47,72 @@ def _pipeline_result() -> ResultVersion:
 
 
 @pytest.fixture
-async def task(async_sql_store):
+async def task(async_store):
     record = make_record(str(uuid.uuid4()))
-    await async_sql_store.create(record)
+    await async_store.create(record)
     return record
 
 
 class TestPutResult:
     """The pipeline's version 1."""
 
-    def test_results_are_immutable(self, sql_store, task):
+    def test_results_are_immutable(self, store, task):
         version = _pipeline_result()
-        assert sql_store.put_result(task.task_id, version) is True
+        assert store.put_result(task.task_id, version) is True
         changed = ResultVersion(
             **{**{f: getattr(version, f) for f in version.__struct_fields__}, "kind": "other"}
         )
-        assert sql_store.put_result(task.task_id, changed) is False
-        assert sql_store.get_result(task.task_id, 1) == version
-        assert sql_store.get_result(task.task_id, 2) is None
+        assert store.put_result(task.task_id, changed) is False
+        assert store.get_result(task.task_id, 1) == version
+        assert store.get_result(task.task_id, 2) is None
 
-    def test_a_result_needs_its_task(self, sql_store):
+    def test_a_result_needs_its_task(self, store):
         with pytest.raises(NotFoundError):
-            sql_store.put_result("gone", _pipeline_result())
+            store.put_result("gone", _pipeline_result())
 
-    def test_nul_characters_are_stored_as_replacement(self, sql_store, task):
+    def test_nul_characters_are_stored_as_replacement(self, store, task):
         """PostgreSQL cannot hold NUL; a transcript with one is stored, not refused."""
         text = "a\x00b \\u0000 c"  # a real NUL, and the six characters backslash-u-0-0-0-0
         version = msgspec.structs.replace(_pipeline_result(), results=Results(raw_transcript=text))
-        assert sql_store.put_result(task.task_id, version)
-        stored = sql_store.get_result(task.task_id, 1)
+        assert store.put_result(task.task_id, version)
+        stored = store.get_result(task.task_id, 1)
         assert stored.results.raw_transcript == "a\ufffdb \\u0000 c"
 
 
 class TestArtifacts:
     """Stage outputs, replaced by a rerun of their stage."""
 
-    def test_artifacts_round_trip(self, sql_store, task):
-        assert sql_store.get_artifact(task.task_id, "transcribe", Results) is None
-        sql_store.put_artifact(task.task_id, "transcribe", Results(raw_transcript="hi"))
-        sql_store.put_artifact(task.task_id, "transcribe", Results(raw_transcript="again"))
-        assert sql_store.get_artifact(task.task_id, "transcribe", Results) == Results(raw_transcript="again")
+    def test_artifacts_round_trip(self, store, task):
+        assert store.get_artifact(task.task_id, "transcribe", Results) is None
+        store.put_artifact(task.task_id, "transcribe", Results(raw_transcript="hi"))
+        store.put_artifact(task.task_id, "transcribe", Results(raw_transcript="again"))
+        assert store.get_artifact(task.task_id, "transcribe", Results) == Results(raw_transcript="again")
 
-    def test_an_artifact_of_a_deleted_task_is_refused(self, sql_store):
+    def test_an_artifact_of_a_deleted_task_is_refused(self, store):
         """A stage finishing after its task was deleted stores nothing."""
         with pytest.raises(NotFoundError, match="task gone"):
-            sql_store.put_artifact("gone", "transcribe", Results(raw_transcript="hi"))
+            store.put_artifact("gone", "transcribe", Results(raw_transcript="hi"))
 
 
 class TestAddResult:
     """add_result is where a re-summarization stores its version."""
 
-    def test_adds_next_version_and_keeps_earlier_ones(self, sql_store, task):
-        first = sql_store.add_result(task.task_id, _version("pipeline"))
-        second = sql_store.add_result(task.task_id, _version("resummary", "meeting_notes_v1"))
+    def test_adds_next_version_and_keeps_earlier_ones(self, store, task):
+        first = store.add_result(task.task_id, _version("pipeline"))
+        second = store.add_result(task.task_id, _version("resummary", "meeting_notes_v1"))
         assert (first.version, second.version) == (1, 2)
-        assert sql_store.get_result(task.task_id, 1) == first
-        assert sql_store.get(task.task_id).result_version == 2
-        assert sql_store.get_result(task.task_id, 2).kind == "resummary"
+        assert store.get_result(task.task_id, 1) == first
+        assert store.get(task.task_id).result_version == 2
+        assert store.get_result(task.task_id, 2).kind == "resummary"
 
-    def test_follows_a_pipeline_version(self, sql_store, task):
-        sql_store.put_result(task.task_id, _pipeline_result())
-        sql_store.update(task.task_id, lambda r: setattr(r, "result_version", 1))
-        assert sql_store.add_result(task.task_id, _version("resummary")).version == 2
+    def test_follows_a_pipeline_version(self, store, task):
+        store.put_result(task.task_id, _pipeline_result())
+        store.update(task.task_id, lambda r: setattr(r, "result_version", 1))
+        assert store.add_result(task.task_id, _version("resummary")).version == 2
 
-    def test_racing_writers_get_consecutive_versions(self, database, task):
+    def test_racing_writers_get_consecutive_versions(self, database, task, results_db):
         """Six threads on two pools (separate connections) race: versions 1..6, no gap, no repeat."""
-        stores = [SqlTaskStore.from_url(database, TEST_SETTINGS) for _ in range(2)]
+        stores = [TaskStore.from_urls(database, results_db, settings=TEST_SETTINGS) for _ in range(2)]
         barrier = threading.Barrier(6)
         made: list[int] = []
 
@@ -131,42 +131,42 @@ class TestAddResult:
         for store in stores:
             store.close()
 
-    def test_a_redelivered_job_gets_its_version_back(self, sql_store, task):
-        sql_store.update(
+    def test_a_redelivered_job_gets_its_version_back(self, store, task):
+        store.update(
             task.task_id, lambda r: r.stages.append(StageRecord(name=StageName.SUMMARIZE, job_id="j1"))
         )
-        first = sql_store.add_result(task.task_id, _version("resummary"), job_id="j1")
-        again = sql_store.add_result(task.task_id, _version("resummary"), job_id="j1")
+        first = store.add_result(task.task_id, _version("resummary"), job_id="j1")
+        again = store.add_result(task.task_id, _version("resummary"), job_id="j1")
         assert again == first
-        record = sql_store.get(task.task_id)
+        record = store.get(task.task_id)
         assert (record.result_version, record.job("j1").result_version) == (1, 1)
 
-    def test_unknown_job_or_task(self, sql_store, task):
+    def test_unknown_job_or_task(self, store, task):
         with pytest.raises(NotFoundError, match="has no job"):
-            sql_store.add_result(task.task_id, _version("resummary"), job_id="nope")
+            store.add_result(task.task_id, _version("resummary"), job_id="nope")
         with pytest.raises(NotFoundError):
-            sql_store.add_result("gone", _version("resummary"))
+            store.add_result("gone", _version("resummary"))
 
-    def test_status_is_untouched(self, sql_store, task):
-        sql_store.update(task.task_id, lambda r: setattr(r, "status", TaskStatus.COMPLETE))
-        sql_store.add_result(task.task_id, _version("resummary"))
-        assert sql_store.get(task.task_id).status == TaskStatus.COMPLETE
+    def test_status_is_untouched(self, store, task):
+        store.update(task.task_id, lambda r: setattr(r, "status", TaskStatus.COMPLETE))
+        store.add_result(task.task_id, _version("resummary"))
+        assert store.get(task.task_id).status == TaskStatus.COMPLETE
 
 
 class TestReading:
     """What the API reads of versions."""
 
-    async def test_listing_reads_the_headers(self, sql_store, async_sql_store, task):
-        sql_store.add_result(task.task_id, _version("pipeline"))
-        sql_store.add_result(task.task_id, _version("resummary", "meeting_notes_v1"))
-        listed = await async_sql_store.list_results(task.task_id, 2)
+    async def test_listing_reads_the_headers(self, store, async_store, task):
+        store.add_result(task.task_id, _version("pipeline"))
+        store.add_result(task.task_id, _version("resummary", "meeting_notes_v1"))
+        listed = await async_store.list_results(task.task_id, 2)
         assert [(v.version, v.kind, v.template_id) for v in listed] == [
             (1, "pipeline", None),
             (2, "resummary", "meeting_notes_v1"),
         ]
-        assert await async_sql_store.list_results(task.task_id, 0) == []
+        assert await async_store.list_results(task.task_id, 0) == []
 
-    async def test_get_results_in_order(self, sql_store, async_sql_store, task):
-        sql_store.add_result(task.task_id, _version("pipeline"))
-        found = await async_sql_store.get_results([(task.task_id, 1), (task.task_id, 9), ("gone", 1)])
+    async def test_get_results_in_order(self, store, async_store, task):
+        store.add_result(task.task_id, _version("pipeline"))
+        found = await async_store.get_results([(task.task_id, 1), (task.task_id, 9), ("gone", 1)])
         assert [r.version if r else None for r in found] == [1, None, None]

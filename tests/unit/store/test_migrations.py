@@ -21,8 +21,8 @@ FAILING = '''"""A migration that breaks halfway (test only)."""
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0001"
+revision = "9999"
+down_revision = "{head}"
 branch_labels = None
 depends_on = None
 
@@ -62,7 +62,9 @@ def _schema(url: str) -> dict[str, list[str]]:
 def failing_scripts(tmp_path):
     scripts = tmp_path / "migrations"
     shutil.copytree(SCRIPTS, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_failing.py").write_text(FAILING, encoding="utf-8")
+    (scripts / "versions" / "9999_failing.py").write_text(
+        FAILING.replace("{head}", head_revision()), encoding="utf-8"
+    )
     return scripts
 
 
@@ -111,10 +113,10 @@ class TestFailingMigration:
         with pytest.raises(sa.exc.ProgrammingError, match="no_such_function"):
             upgrade(database, scripts=failing_scripts)
         assert _schema(database) == before
-        assert current_revision(database) == "0001"
+        assert current_revision(database) == head_revision()
 
     def test_failure_in_a_run_from_empty_keeps_it_empty(self, empty_database, failing_scripts):
-        """Every migration of a run is one transaction: 0001 is rolled back with 0002."""
+        """Every migration of a run is one transaction: the real ones are rolled back with the failing one."""
         with pytest.raises(sa.exc.ProgrammingError, match="no_such_function"):
             upgrade(empty_database, scripts=failing_scripts)
         assert _schema(empty_database) == {}

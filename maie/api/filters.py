@@ -1,0 +1,80 @@
+"""The filters GET /v1/tasks and GET /v1/search share: status, submit-time range, template, batch."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from litestar.di import Provide
+from litestar.params import Parameter
+
+from maie.errors import InvalidRequestError
+from maie.schemas import TaskStatus
+from maie.store import TaskFilter
+
+__all__ = ["DEFAULT_PAGE", "FILTERS", "MAX_PAGE", "parse_statuses", "task_filter"]
+
+#: Tasks per page when the request names no limit.
+DEFAULT_PAGE = 50
+#: Most tasks per page.
+MAX_PAGE = 200
+
+
+def parse_statuses(values: list[str] | None) -> set[str]:
+    """Repeated or comma-separated statuses, any case.
+
+    Raises:
+        InvalidRequestError: naming an unknown status and the known ones.
+    """
+    names = {n.strip().upper() for v in values or [] for n in v.split(",") if n.strip()}
+    known = {s.value for s in TaskStatus}
+    unknown = sorted(names - known)
+    if unknown:
+        raise InvalidRequestError(
+            f"unknown status {', '.join(map(repr, unknown))}; known: {', '.join(s.value for s in TaskStatus)}"
+        )
+    return names
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A time without a zone is taken as UTC (the zone every time MAIE hands out is in)."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+def task_filter(
+    *,
+    status: Annotated[
+        list[str] | None, Parameter(description="Only tasks in these statuses (repeat or comma-separate)")
+    ] = None,
+    submitted_after: Annotated[
+        datetime | None, Parameter(description="Only tasks submitted at or after this time (ISO 8601)")
+    ] = None,
+    submitted_before: Annotated[
+        datetime | None, Parameter(description="Only tasks submitted before this time (ISO 8601)")
+    ] = None,
+    template_id: Annotated[
+        str | None, Parameter(description="Only tasks submitted with this template")
+    ] = None,
+    batch_id: Annotated[str | None, Parameter(description="Only tasks of this batch")] = None,
+) -> TaskFilter:
+    """The store's filter for the query parameters of a list or a search (a Litestar dependency).
+
+    Raises:
+        InvalidRequestError: for an unknown status, or a range that ends before it starts.
+    """
+    after, before = _utc(submitted_after), _utc(submitted_before)
+    if after is not None and before is not None and before <= after:
+        raise InvalidRequestError("submitted_before must be later than submitted_after")
+    return TaskFilter(
+        statuses=frozenset(parse_statuses(status)),
+        submitted_after=after,
+        submitted_before=before,
+        template_id=template_id or None,
+        batch_id=batch_id or None,
+    )
+
+
+#: The ``filters`` dependency of a handler: its query parameters are those of :func:`task_filter`.
+FILTERS = {"filters": Provide(task_filter, sync_to_thread=False)}
