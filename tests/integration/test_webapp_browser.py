@@ -8,8 +8,8 @@ out; a file name carrying HTML stays text; the API's errors reach the page in it
 live status falls back to polling when the stream is cut. No console error and no dialog anywhere.
 
 Screenshots go to a temporary folder (its path is printed), or to ``MAIE_WEBAPP_SCREENSHOTS``.
-Without Chromium the module skips, except under ``CI=true``, where it fails: CI installs it
-(``.ci/run``).
+The stack and the browser are shared with test_webapp_http.py (tests/fixtures/webapp.py). Without
+Chromium the module skips, except under ``CI=true``, where it fails: CI installs it (``.ci/run``).
 """
 
 from __future__ import annotations
@@ -17,62 +17,37 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.fixtures.llm_server import llm_stack
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.services import HEADERS_A, KEY_A, TASK_TIMEOUT_S
+from tests.fixtures.webapp import WEBAPP_GROUP
 
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a dev dependency (uv sync)")
+pytestmark = pytest.mark.xdist_group(WEBAPP_GROUP)
 
-#: How Chromium is started: headless, no sandbox (root in CI), nothing reaching out to the network.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: Milliseconds a browser action may wait (the machines that run the suite are often loaded).
 ACTION_TIMEOUT_MS = 60_000
 HOSTILE_NAME = "<img src=x onerror=alert(1)>.wav"
 
 
-def chromium_path() -> str:
-    """Debian's Chromium (or ``MAIE_CHROMIUM``); skip without it, fail under CI."""
-    found = os.environ.get("MAIE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    reason = "Chromium is not installed (apt-get install -y chromium; .ci/run does it)"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason}: CI must run the browser tests")
-    pytest.skip(reason)
-    raise AssertionError  # unreachable: skip raises
+@pytest.fixture(scope="module")
+def stack(webapp_stack):
+    return webapp_stack
 
 
 @pytest.fixture(scope="module")
-def stack(service_env, start_process, tmp_path_factory, start_llm_server):
-    """A private Redis, API and worker that keep audio, with the LLM test server."""
-    yield from llm_stack(
-        service_env, start_process, tmp_path_factory, start_llm_server(), MAIE_KEEP_AUDIO="true"
-    )
-
-
-@pytest.fixture(scope="module")
-def browser():
-    executable = chromium_path()
-    with sync_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+def spoken(stack):
+    """A finished task of tenant A (jfk_16k.wav by PocketSphinx), for the tests that only read one."""
+    api = stack[0]
+    accepted = api.submit(shared_audio("jfk_16k.wav"), asr_backend="pocketsphinx")
+    assert accepted.status_code == 202, accepted.text
+    status = api.wait(accepted.json()["task_id"])
+    assert status["status"] == "COMPLETE", status
+    return status
 
 
 @pytest.fixture(scope="module")
@@ -247,11 +222,8 @@ class TestAPersonsPath:
         assert watched.errors == []
         assert watched.dialogs == []
 
-    def test_search_finds_the_spoken_word(self, stack, watched, shots):
-        api = stack[0]
-        accepted = api.submit(shared_audio("jfk_16k.wav"), asr_backend="pocketsphinx")
-        task_id = accepted.json()["task_id"]
-        assert api.wait(task_id)["status"] == "COMPLETE"
+    def test_search_finds_the_spoken_word(self, spoken, watched, shots):
+        task_id = spoken["task_id"]
         page = watched.page
         watched.sign_in()
         row = page.locator(f"[data-testid=task-row][data-task-id='{task_id}']")
@@ -374,12 +346,9 @@ class TestWhenTheApiHasMore:
     finds them by itself (tests/unit/web/test_features.py).
     """
 
-    def test_speakers_are_shown_renamed_in_place_and_exported(self, stack, watched, shots):
-        api = stack[0]
-        accepted = api.submit(shared_audio("jfk_16k.wav"), asr_backend="pocketsphinx")
-        task_id = accepted.json()["task_id"]
-        real = api.wait(task_id)
-        assert real["status"] == "COMPLETE"
+    def test_speakers_are_shown_renamed_in_place_and_exported(self, spoken, watched, shots):
+        real = spoken
+        task_id = real["task_id"]
         versions = [{"version": 1, "created_at": real["completed_at"], "kind": "pipeline"}]
         state = {"status": diarized(real)}
         sent = []
@@ -429,10 +398,8 @@ class TestWhenTheApiHasMore:
         assert Path(download.value.path()).read_text().startswith("SPEAKER jfk 1")
         assert watched.dialogs == []
 
-    def test_search_hits_and_deletion(self, stack, watched, shots):
-        api = stack[0]
-        accepted = api.submit(shared_audio("jfk_16k.wav"), asr_backend="pocketsphinx")
-        task_id = accepted.json()["task_id"]
+    def test_search_hits_and_deletion(self, spoken, watched, shots):
+        task_id = spoken["task_id"]
         hit = {
             "task_id": task_id,
             "filename": HOSTILE_NAME,
@@ -491,6 +458,37 @@ class TestWhenTheApiHasMore:
         assert deleted == [KEY_A]
         assert row.count() == 0
         assert watched.dialogs == []
+
+    def test_a_search_route_that_answers_404_falls_back_to_filtering(self, spoken, watched):
+        task_id = spoken["task_id"]
+        asked = []
+
+        def no_search(route):
+            asked.append(route.request.url)
+            route.fulfill(status=404, json={"status_code": 404, "detail": "Not Found"})
+
+        page = watched.page
+        watched.sign_in()
+        page.route(re.compile(r".*/$"), features_on("search"))
+        page.route("**/v1/search?*", no_search)
+        page.goto("/")
+        row = page.locator(f"[data-testid=task-row][data-task-id='{task_id}']")
+        row.wait_for()
+        search = page.get_by_test_id("search")
+        assert search.get_attribute("placeholder") == "Search transcripts and summaries"
+        search.fill("country")
+        search.press("Enter")
+        page.locator("#library-message", has_text="mention “country”").wait_for()
+        assert row.is_visible()
+        assert search.get_attribute("placeholder") == "Filter this page by name or words"
+        assert page.locator("#library-message.error").count() == 0
+        # From then on the page filters without asking again.
+        search.fill("zebra crossing")
+        search.press("Enter")
+        page.locator("#library-message", has_text="mention “zebra crossing”").wait_for()
+        assert not row.is_visible()
+        assert len(asked) == 1
+        assert all("Failed to load resource" in e for e in watched.errors), watched.errors
 
 
 def diarized(status):

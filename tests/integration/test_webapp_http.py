@@ -1,7 +1,8 @@
 """The web app's pages and the API it adds (GET /v1/me, a task's audio), over HTTP to real processes.
 
-Audio needs ``MAIE_KEEP_AUDIO=true``: those tests run on a private Redis, API and worker that keep
-recordings; the shared services (which delete them) show the 404 that says so.
+Audio needs ``MAIE_KEEP_AUDIO=true``: those tests run on the web app's stack, which keeps recordings
+and is shared with the browser tests (tests/fixtures/webapp.py); the shared services (which delete
+them) show the 404 that says so.
 """
 
 from __future__ import annotations
@@ -15,29 +16,18 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from maie.up.redis import EmbeddedRedis
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.services import HEADERS_A, HEADERS_B
+from tests.fixtures.webapp import WEBAPP_GROUP
+
+pytestmark = pytest.mark.xdist_group(WEBAPP_GROUP)
 
 
 @pytest.fixture(scope="module")
-def kept(service_env, start_process, tmp_path_factory):
-    """A private API and worker with MAIE_KEEP_AUDIO=true; stopped at the end of the module."""
-    folder = tmp_path_factory.mktemp("webapp-http")
-    redis = EmbeddedRedis(folder / "redis")
-    redis.start()
-    env = {
-        **service_env,
-        "MAIE_REDIS_URL": redis.url,
-        "MAIE_DATA_DIR": str(folder / "data"),
-        "MAIE_KEEP_AUDIO": "true",
-    }
-    api = start_process("api", env)
-    worker = start_process("worker", env)
-    yield api, Path(env["MAIE_DATA_DIR"])
-    api.stop()
-    worker.stop()
-    redis.stop()
+def kept(webapp_stack):
+    """The web app's API (MAIE_KEEP_AUDIO=true, tests/fixtures/webapp.py) and its data folder."""
+    api = webapp_stack[0]
+    return api, Path(api.env["MAIE_DATA_DIR"])
 
 
 @pytest.fixture(scope="module")

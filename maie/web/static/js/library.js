@@ -6,6 +6,7 @@ import { clock, fill, h, snippetNodes, when } from "./dom.js";
 import { confirmDialog, finished, say, startPage, statusBadge } from "./layout.js";
 
 const PAGE = 20;
+const PLACEHOLDER = { search: "Search transcripts and summaries", filter: "Filter this page by name or words" };
 const REFRESH_MS = 3000;
 
 const rows = document.getElementById("task-rows");
@@ -23,6 +24,10 @@ let pageIndex = 0;
 let tasks = [];
 let query = "";
 let refreshTimer = null;
+/** Whether to ask GET /v1/search; false without the route, or once it answers that it has none. */
+let canSearch = Boolean(features.search);
+/** Answers of a server whose search is absent (no such route, or a store without search). */
+const NO_SEARCH = new Set([404, 405, 501]);
 /** What a finished task's status adds to its row (length, speakers, text to filter on). */
 const details = new Map();
 
@@ -55,7 +60,7 @@ async function loadDetails(list) {
     await next();
   };
   await Promise.all([next(), next(), next(), next()]);
-  if (query && !features.search) applyFilter();
+  if (query && !canSearch) applyFilter();
 }
 
 function nameOf(task) {
@@ -122,15 +127,15 @@ async function loadPage({ quiet = false } = {}) {
     const page = await api(`/v1/tasks?${params}`);
     tasks = page.tasks;
     cursors[pageIndex + 1] = page.next_cursor;
-    if (!query || features.search) render();
+    if (!query || canSearch) render();
     if (!quiet) say(message, "");
     loadDetails(tasks);
-    if (query && !features.search) applyFilter();
+    if (query && !canSearch) applyFilter();
   } catch (error) {
     say(message, error.describe ? error.describe() : String(error), { error: true });
   }
   // Unfinished tasks move on by themselves: look again shortly, unless a search is shown.
-  if (tasks.some((t) => !finished(t.status)) && !(query && features.search)) {
+  if (tasks.some((t) => !finished(t.status)) && !(query && canSearch)) {
     refreshTimer = setTimeout(() => loadPage({ quiet: true }), REFRESH_MS);
   }
 }
@@ -162,7 +167,14 @@ async function search() {
     newer.disabled = true;
     older.disabled = true;
   } catch (error) {
-    say(message, error.describe ? error.describe() : String(error), { error: true });
+    if (!NO_SEARCH.has(error.status)) {
+      say(message, error.describe ? error.describe() : String(error), { error: true });
+      return;
+    }
+    // This server cannot search after all: filter the list instead, from now on.
+    canSearch = false;
+    searchInput.placeholder = PLACEHOLDER.filter;
+    await loadPage({ quiet: true });
   }
 }
 
@@ -181,7 +193,7 @@ async function remove(task) {
     outcome = () => say(message, error.describe ? error.describe() : String(error), { error: true });
   }
   details.delete(task.task_id);
-  if (query && features.search) await search();
+  if (query && canSearch) await search();
   else await loadPage({ quiet: true });
   outcome();
 }
@@ -191,7 +203,7 @@ searchForm.addEventListener("submit", (event) => {
   query = searchInput.value.trim();
   clearSearch.hidden = !query;
   if (!query) loadPage();
-  else if (features.search) search();
+  else if (canSearch) search();
   else applyFilter();
 });
 clearSearch.addEventListener("click", () => {
@@ -211,6 +223,6 @@ older.addEventListener("click", () => {
 });
 
 if (startPage()) {
-  searchInput.placeholder = features.search ? "Search transcripts and summaries" : "Filter this page by name or words";
+  searchInput.placeholder = canSearch ? PLACEHOLDER.search : PLACEHOLDER.filter;
   loadPage();
 }
