@@ -14,10 +14,12 @@ Chromium the module skips, except under ``CI=true``, where it fails: CI installs
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import time
+import zipfile
 from pathlib import Path
 
 import httpx
@@ -297,9 +299,18 @@ class TestSafety:
         page.get_by_test_id("upload-submit").click()
         wait_until(page, "document.querySelector('#upload-message').textContent.startsWith('429: ')")
         assert message.inner_text() == f"429: {detail} (try again in 17 s)"
+
+        # A real 413: an archive that unpacks to far more than it weighs is refused as a zip bomb.
+        page.locator("#file-list button").click()
+        page.get_by_test_id("upload-file").set_input_files(
+            {"name": "meetings.zip", "mimeType": "application/zip", "buffer": zip_bomb()}
+        )
+        page.get_by_test_id("upload-submit").click()
+        wait_until(page, "document.querySelector('#upload-message').textContent.startsWith('413: ')")
+        assert "MAIE_BATCH_MAX_RATIO" in message.inner_text()
         # Each refused request is logged by the browser itself; nothing else went wrong.
         assert all("Failed to load resource" in e for e in watched.errors), watched.errors
-        assert len(watched.errors) == 4
+        assert len(watched.errors) == 5
         assert watched.dialogs == []
 
 
@@ -322,6 +333,72 @@ class TestLiveStatus:
         assert all("net::ERR_FAILED" in e or "Failed to load resource" in e for e in watched.errors), (
             watched.errors
         )
+
+
+class TestResultVersions:
+    def test_summarize_again_and_switch_versions(self, stack, watched, shots):
+        api = stack[0]
+        accepted = api.submit(
+            shared_audio("jfk_16k.wav"),
+            asr_backend="pocketsphinx",
+            features="raw_transcript,summary",
+            template_id="meeting_notes_v1",
+        )
+        task_id = accepted.json()["task_id"]
+        page = watched.page
+        watched.sign_in()
+        page.goto(f"/tasks/{task_id}")
+        watched.wait_complete()
+        fields = "#summary [data-field]"
+        page.locator(fields).first.wait_for()
+        assert "decisions" in [f.get_attribute("data-field") for f in page.locator(fields).all()]
+        assert not page.locator("#version-row").is_visible()
+
+        page.select_option("#resummary-template", "interview_notes_v1")
+        page.locator("#resummary-form button[type=submit]").click()
+        page.locator("#resummary-message", has_text="Version 2 has the new summary").wait_for(
+            timeout=TASK_TIMEOUT_S * 1000
+        )
+        shown = [f.get_attribute("data-field") for f in page.locator(fields).all()]
+        assert "key_points" in shown
+        assert "decisions" not in shown
+        assert page.locator("#version-row").is_visible()
+        assert page.input_value("#version") == "2"
+        page.screenshot(path=shots / "versions.png")
+
+        # Version 1 is still there, with its own notes; the transcript is the same in both.
+        lines = page.get_by_test_id("segment").all_inner_texts()
+        page.select_option("#version", "1")
+        page.locator("#summary [data-field=decisions]").wait_for()
+        assert page.get_by_test_id("segment").all_inner_texts() == lines
+        with page.expect_download() as download:
+            page.get_by_test_id("download-json").click()
+        assert json.loads(Path(download.value.path()).read_text())
+        assert watched.errors == []
+        assert watched.dialogs == []
+
+
+class TestWithoutKeptAudio:
+    def test_the_page_says_why_there_is_no_player(self, api, worker, browser):
+        """On the shared services, which delete recordings once processed (no MAIE_KEEP_AUDIO)."""
+        accepted = api.submit(shared_audio("jfk_16k.wav"), asr_backend="pocketsphinx")
+        task_id = accepted.json()["task_id"]
+        watched = Watched(browser, api.url)
+        try:
+            page = watched.page
+            watched.sign_in()
+            page.goto(f"/tasks/{task_id}")
+            watched.wait_complete()
+            note = page.locator("#audio-note")
+            note.wait_for()
+            assert "MAIE_KEEP_AUDIO=true" in note.inner_text()
+            assert not page.get_by_test_id("audio").is_visible()
+            # The lines still read and highlight; nothing plays.
+            page.get_by_test_id("segment").first.click()
+            assert "playing" in page.get_by_test_id("segment").first.get_attribute("class")
+            assert all("Failed to load resource" in e for e in watched.errors), watched.errors
+        finally:
+            watched.close()
 
 
 def features_on(*names):
@@ -489,6 +566,14 @@ class TestWhenTheApiHasMore:
         assert not row.is_visible()
         assert len(asked) == 1
         assert all("Failed to load resource" in e for e in watched.errors), watched.errors
+
+
+def zip_bomb():
+    """A zip whose one member (4 MiB of zeros) compresses about a thousandfold."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("silence.wav", bytes(4 * 1024 * 1024))
+    return buffer.getvalue()
 
 
 def diarized(status):

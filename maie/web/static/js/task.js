@@ -121,7 +121,10 @@ async function showAudio() {
   } catch (error) {
     $("player-card").hidden = false;
     audio.hidden = true;
-    fill($("audio-note"), error.status === 404 ? "The recording is not kept on this server, so it cannot be played here." : describe(error));
+    fill($("audio-note"), error.status === 404
+      ? "This server deletes recordings once they are processed, so this one cannot be played here. "
+        + "To listen along with transcripts, the server is started with MAIE_KEEP_AUDIO=true."
+      : describe(error));
     $("audio-note").hidden = false;
   }
 }

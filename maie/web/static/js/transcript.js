@@ -88,7 +88,9 @@ export class Transcript {
   highlight(index) {
     if (index === this.current) return;
     this.lines[this.current]?.classList.remove("playing");
+    this.lines[this.current]?.removeAttribute("aria-current");
     this.lines[index]?.classList.add("playing");
+    this.lines[index]?.setAttribute("aria-current", "true");
     this.current = index;
   }
 
