@@ -14,13 +14,16 @@ Chromium the module skips, except under ``CI=true``, where it fails: CI installs
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import os
 import re
 import time
+import uuid
 import zipfile
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -246,6 +249,48 @@ class TestAPersonsPath:
         assert watched.errors == []
 
 
+class TestUploads:
+    def test_one_file_dropped_and_one_chosen_go_as_a_batch(self, stack, watched, shots):
+        api = stack[0]
+        page = watched.page
+        watched.sign_in()
+        page.goto("/upload")
+        page.wait_for_selector("#asr-backend option[value=pocketsphinx]", state="attached")
+        recording = shared_audio("jfk_16k.wav")
+        dropped = page.evaluate_handle(
+            """([name, data]) => {
+                const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                const transfer = new DataTransfer();
+                transfer.items.add(new File([bytes], name, { type: "audio/wav" }));
+                return transfer;
+            }""",
+            ["dropped.wav", base64.b64encode(recording.read_bytes()).decode()],
+        )
+        page.dispatch_event("#drop", "dragenter", {"dataTransfer": dropped})
+        assert "over" in page.get_attribute("#drop", "class")
+        page.dispatch_event("#drop", "drop", {"dataTransfer": dropped})
+        page.get_by_test_id("upload-file").set_input_files(str(recording))
+        assert page.locator("#file-list .file-name").all_inner_texts() == ["dropped.wav", recording.name]
+        submit = page.get_by_test_id("upload-submit")
+        assert submit.inner_text() == "Upload as a batch"
+        page.select_option("#asr-backend", "pocketsphinx")
+        page.set_checked("input[value=summary]", checked=False)
+        submit.click()
+
+        outcome = page.locator("#upload-result")
+        outcome.locator("h2", has_text="2 recordings submitted").wait_for()
+        links = outcome.locator("a[href^='/tasks/']")
+        assert links.count() == 2
+        page.screenshot(path=shots / "batch.png")
+        task_ids = [link.get_attribute("href").rsplit("/", 1)[1] for link in links.all()]
+        names = {api.wait(task_id)["filename"] for task_id in task_ids}
+        assert names == {"dropped.wav", recording.name}
+        links.first.click()
+        watched.wait_complete()
+        assert "country" in " ".join(page.get_by_test_id("segment").all_inner_texts())
+        assert watched.errors == []
+
+
 class TestSafety:
     def test_a_file_name_carrying_html_is_shown_as_text_and_never_runs(self, watched):
         page = watched.page
@@ -415,7 +460,8 @@ def features_on(*names):
 
 
 class TestWhenTheApiHasMore:
-    """Speakers (issue 9), deletion and search (issue 12) as the page will meet them.
+    """Speakers (issue 9), deletion and paged search (issue 12) as the page will meet them, and a
+    search route that answers 404 (a server without search behind it).
 
     TEST DOUBLE: routes this API does not have yet answer from the browser's router, in the
     shapes those issues define, and the page's feature list is switched on for them; the task,
@@ -535,6 +581,50 @@ class TestWhenTheApiHasMore:
         assert deleted == [KEY_A]
         assert row.count() == 0
         assert watched.dialogs == []
+
+    def test_search_results_come_a_page_at_a_time(self, stack, watched):
+        def hit(name):
+            return {
+                "task_id": str(uuid.uuid4()),
+                "filename": name,
+                "submitted_at": "2026-11-21T01:04:04.674Z",
+                "status": "PENDING",
+                "matches": 1,
+                "segments": [
+                    {"source": "raw", "id": 0, "start": 0.0, "end": 1.0, "snippet": "<mark>budget</mark>"}
+                ],
+            }
+
+        first, second = hit("monday.wav"), hit("tuesday.wav")
+        asked = []
+
+        def answer(route):
+            query = parse_qs(urlsplit(route.request.url).query)
+            asked.append(query.get("cursor", [None])[0])
+            if "cursor" in query:
+                route.fulfill(json={"hits": [second], "next_cursor": None})
+            else:
+                route.fulfill(json={"hits": [first], "next_cursor": "page-2"})
+
+        page = watched.page
+        watched.sign_in()
+        page.route(re.compile(r".*/$"), features_on("search"))
+        page.route("**/v1/search?*", answer)
+        page.goto("/")
+        search = page.get_by_test_id("search")
+        search.fill("budget")
+        search.press("Enter")
+        names = page.locator("[data-testid=task-row] a.name")
+        names.filter(has_text="monday.wav").wait_for()
+        page.locator("#page-older").click()
+        names.filter(has_text="tuesday.wav").wait_for()
+        assert names.all_inner_texts() == ["tuesday.wav"]
+        assert page.locator("#page-older").is_disabled()
+        assert page.inner_text("#page-label") == "Page 2"
+        page.locator("#page-newer").click()
+        names.filter(has_text="monday.wav").wait_for()
+        assert asked == [None, "page-2", None]
+        assert watched.errors == []
 
     def test_a_search_route_that_answers_404_falls_back_to_filtering(self, spoken, watched):
         task_id = spoken["task_id"]

@@ -26,6 +26,9 @@ let query = "";
 let refreshTimer = null;
 /** Whether to ask GET /v1/search; false without the route, or once it answers that it has none. */
 let canSearch = Boolean(features.search);
+/** Cursors of the search's pages seen so far, as for the list; a new query starts again. */
+let searchCursors = [null];
+let searchIndex = 0;
 /** Answers of a server whose search is absent (no such route, or a store without search). */
 const NO_SEARCH = new Set([404, 405, 501]);
 /** What a finished task's status adds to its row (length, speakers, text to filter on). */
@@ -127,10 +130,11 @@ async function loadPage({ quiet = false } = {}) {
     const page = await api(`/v1/tasks?${params}`);
     tasks = page.tasks;
     cursors[pageIndex + 1] = page.next_cursor;
-    if (!query || canSearch) render();
-    if (!quiet) say(message, "");
+    // A search on screen stays there (this may be a refresh that was under way when it began).
+    if (!query) render();
+    else if (!canSearch) applyFilter();
+    if (!quiet && !query) say(message, "");
     loadDetails(tasks);
-    if (query && !canSearch) applyFilter();
   } catch (error) {
     say(message, error.describe ? error.describe() : String(error), { error: true });
   }
@@ -158,14 +162,19 @@ async function search() {
   clearTimeout(refreshTimer);
   say(message, "Searching…");
   try {
-    const found = await api(`/v1/search?${new URLSearchParams({ q: query, limit: String(PAGE) })}`);
+    const params = new URLSearchParams({ q: query, limit: String(PAGE) });
+    if (searchCursors[searchIndex]) params.set("cursor", searchCursors[searchIndex]);
+    const found = await api(`/v1/search?${params}`);
     const hits = found.hits || found.results || found.tasks || [];
+    searchCursors[searchIndex + 1] = found.next_cursor || null;
     fill(rows, hits.length ? hits.map((hit) => row(hit, hit)) : h("tr", { class: "empty" }, h("td", { colspan: 7, text: `Nothing found for “${query}”.` })));
-    say(message, hits.length ? `${hits.length} recording${hits.length === 1 ? " matches" : "s match"} “${query}”.` : "");
+    const more = searchCursors[searchIndex + 1] || searchIndex > 0 ? ` (page ${searchIndex + 1})` : "";
+    say(message, hits.length ? `${hits.length} recording${hits.length === 1 ? " matches" : "s match"} “${query}”${more}.` : "");
     for (const hit of hits) updateRow(hit.task_id);
     loadDetails(hits);
-    newer.disabled = true;
-    older.disabled = true;
+    pageLabel.textContent = `Page ${searchIndex + 1}`;
+    newer.disabled = searchIndex === 0;
+    older.disabled = !searchCursors[searchIndex + 1];
   } catch (error) {
     if (!NO_SEARCH.has(error.status)) {
       say(message, error.describe ? error.describe() : String(error), { error: true });
@@ -202,6 +211,8 @@ searchForm.addEventListener("submit", (event) => {
   event.preventDefault();
   query = searchInput.value.trim();
   clearSearch.hidden = !query;
+  searchCursors = [null];
+  searchIndex = 0;
   if (!query) loadPage();
   else if (canSearch) search();
   else applyFilter();
@@ -212,11 +223,23 @@ clearSearch.addEventListener("click", () => {
   clearSearch.hidden = true;
   loadPage();
 });
+const searching = () => Boolean(query) && canSearch;
 newer.addEventListener("click", () => {
+  if (searching()) {
+    searchIndex = Math.max(0, searchIndex - 1);
+    search();
+    return;
+  }
   pageIndex = Math.max(0, pageIndex - 1);
   loadPage();
 });
 older.addEventListener("click", () => {
+  if (searching()) {
+    if (!searchCursors[searchIndex + 1]) return;
+    searchIndex += 1;
+    search();
+    return;
+  }
   if (!cursors[pageIndex + 1]) return;
   pageIndex += 1;
   loadPage();
