@@ -121,7 +121,8 @@ export class Transcript {
       const name = h("span", { class: "speaker-name", testid: "speaker-name", text: speaker.name || speaker.id });
       const facts = [speaker.name ? speaker.id : null,
         speaker.speaking_time_s !== undefined ? `${clock(speaker.speaking_time_s)} spoken` : null,
-        `${speaker.segment_count} line${speaker.segment_count === 1 ? "" : "s"}`].filter(Boolean).join(" · ");
+        // The API leaves out fields at their defaults: no segment_count means none.
+        `${speaker.segment_count ?? 0} line${speaker.segment_count === 1 ? "" : "s"}`].filter(Boolean).join(" · ");
       const row = h("li", { dataset: { speaker: speaker.id } }, h("div", { class: "who" }, name, h("span", { class: "muted facts", text: facts })));
       if (onRename) {
         row.append(h("button", { type: "button", class: "ghost", text: "Rename", testid: "rename-speaker",
