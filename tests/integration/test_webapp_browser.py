@@ -1,6 +1,6 @@
-"""The web app in a real browser: Chromium (Debian's package) driven by Playwright, against a real
-Redis, API and worker that keep audio, with the OpenAI-compatible LLM test server (a TEST DOUBLE of
-an LLM, tests/fixtures/llm_server.py) writing summaries.
+"""The web app in a real browser: Chromium (Debian's package) driven by Playwright, against
+``maie up`` (its Redis, the API and a real worker) keeping audio, with the OpenAI-compatible LLM
+test server (a TEST DOUBLE of an LLM, tests/fixtures/llm_server.py) writing summaries.
 
 A person's path through it: sign in, upload a real recording, watch it finish live, read a spoken
 word, click a line and hear it from there, follow a summary's citation, download SRT, search, sign
