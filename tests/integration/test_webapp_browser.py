@@ -281,10 +281,14 @@ class TestUploads:
         outcome.locator("h2", has_text="2 recordings submitted").wait_for()
         links = outcome.locator("a[href^='/tasks/']")
         assert links.count() == 2
-        page.screenshot(path=shots / "batch.png")
         task_ids = [link.get_attribute("href").rsplit("/", 1)[1] for link in links.all()]
         names = {api.wait(task_id)["filename"] for task_id in task_ids}
         assert names == {"dropped.wav", recording.name}
+        # The page follows the batch: each line gets its file's name, then its final status.
+        for task_id in task_ids:
+            page.locator(f"#upload-result li[data-task-id='{task_id}'] [data-status=COMPLETE]").wait_for()
+        assert set(links.all_inner_texts()) == names
+        page.screenshot(path=shots / "batch.png")
         links.first.click()
         watched.wait_complete()
         assert "country" in " ".join(page.get_by_test_id("segment").all_inner_texts())

@@ -4,7 +4,7 @@
 
 import { ApiError, api, errorFrom, features, session, signedOut } from "./api.js";
 import { bytes, fill, h } from "./dom.js";
-import { say, startPage } from "./layout.js";
+import { say, startPage, statusBadge } from "./layout.js";
 
 const form = document.getElementById("upload-form");
 const drop = document.getElementById("drop");
@@ -147,14 +147,41 @@ function send(url, data) {
   });
 }
 
+const BATCH_POLL_MS = 2000;
+let batchTimer = null;
+
+/** The batch just sent: a line per recording that follows its status until all are finished. */
 function showBatch(answer) {
+  clearTimeout(batchTimer);
+  const items = new Map(answer.task_ids.map((id, i) => {
+    const link = h("a", { href: `/tasks/${id}`, text: `Recording ${i + 1}` });
+    const badge = h("span", { class: "batch-status" }, statusBadge("PENDING"));
+    return [id, { link, badge, node: h("li", { dataset: { taskId: id } }, link, " ", badge) }];
+  }));
+  const count = answer.task_ids.length;
   fill(outcome,
-    h("h2", { text: `${answer.task_ids.length} recording${answer.task_ids.length === 1 ? "" : "s"} submitted` }),
-    h("ul", {}, answer.task_ids.map((id, i) => h("li", {}, h("a", { href: `/tasks/${id}`, text: `Task ${i + 1}` })))),
+    h("h2", { text: `${count} recording${count === 1 ? "" : "s"} submitted` }),
+    h("ul", { class: "batch-tasks" }, [...items.values()].map((item) => item.node)),
     (answer.skipped || []).length ? h("h3", { text: "Skipped" }) : null,
     h("ul", { class: "skipped" }, (answer.skipped || []).map((s) => h("li", {}, h("strong", { text: s.name }), `: ${s.reason}`))),
     h("p", {}, h("a", { href: "/", text: "Back to the library" })));
   outcome.hidden = false;
+  const follow = async () => {
+    try {
+      const batch = await api(`/v1/batches/${answer.batch_id}`);
+      for (const task of batch.tasks) {
+        const item = items.get(task.task_id);
+        if (!item) continue;
+        if (task.filename) fill(item.link, task.filename);
+        fill(item.badge, statusBadge(task.status));
+      }
+      if (batch.finished) return;
+    } catch (error) {
+      if (error.status === 404) return; // deleted meanwhile: nothing more to follow
+    }
+    batchTimer = setTimeout(follow, BATCH_POLL_MS);
+  };
+  follow();
 }
 
 form.addEventListener("submit", async (event) => {
@@ -162,6 +189,7 @@ form.addEventListener("submit", async (event) => {
   if (!files.length) return;
   const batch = files.length > 1 || files.some((f) => ARCHIVE.test(f.name));
   submit.disabled = true;
+  clearTimeout(batchTimer);
   say(message, "");
   outcome.hidden = true;
   progress.hidden = false;
