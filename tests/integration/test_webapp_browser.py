@@ -8,8 +8,9 @@ out; a file name carrying HTML stays text; the API's errors reach the page in it
 live status falls back to polling when the stream is cut. No console error and no dialog anywhere.
 
 Screenshots go to a temporary folder (its path is printed), or to ``MAIE_WEBAPP_SCREENSHOTS``.
-The stack and the browser are shared with test_webapp_http.py (tests/fixtures/webapp.py). Without
-Chromium the module skips, except under ``CI=true``, where it fails: CI installs it (``.ci/run``).
+The stack and the browser are shared with test_webapp_http.py and test_webapp_future_routes.py
+(tests/fixtures/webapp.py). Without Chromium the module skips, except under ``CI=true``, where it
+fails: CI installs it (``.ci/run``).
 """
 
 from __future__ import annotations
@@ -17,123 +18,23 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import re
-import time
-import uuid
 import zipfile
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.services import HEADERS_A, KEY_A, TASK_TIMEOUT_S
-from tests.fixtures.webapp import WEBAPP_GROUP
+from tests.fixtures.webapp import HOSTILE_NAME, WEBAPP_GROUP, Watched, wait_until
 
 pytestmark = pytest.mark.xdist_group(WEBAPP_GROUP)
-
-#: Milliseconds a browser action may wait (the machines that run the suite are often loaded).
-ACTION_TIMEOUT_MS = 60_000
-HOSTILE_NAME = "<img src=x onerror=alert(1)>.wav"
 
 
 @pytest.fixture(scope="module")
 def stack(webapp_stack):
     return webapp_stack
-
-
-@pytest.fixture(scope="module")
-def spoken(stack):
-    """A finished task of tenant A (jfk_16k.wav by PocketSphinx), for the tests that only read one."""
-    api = stack[0]
-    accepted = api.submit(shared_audio("jfk_16k.wav"), asr_backend="pocketsphinx")
-    assert accepted.status_code == 202, accepted.text
-    status = api.wait(accepted.json()["task_id"])
-    assert status["status"] == "COMPLETE", status
-    return status
-
-
-@pytest.fixture(scope="module")
-def shots(tmp_path_factory):
-    folder = Path(os.environ.get("MAIE_WEBAPP_SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
-    folder.mkdir(parents=True, exist_ok=True)
-    print(f"screenshots: {folder}")  # noqa: T201 - where to look at them
-    return folder
-
-
-class Watched:
-    """A page whose console errors, uncaught errors, dialogs and request URLs are kept."""
-
-    def __init__(self, browser, base_url):
-        self.context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 860})
-        self.context.set_default_timeout(ACTION_TIMEOUT_MS)
-        self.page = self.context.new_page()
-        self.errors: list[str] = []
-        self.dialogs: list[str] = []
-        self.urls: list[str] = []
-        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
-        self.page.on("pageerror", lambda e: self.errors.append(f"uncaught: {e}"))
-        self.page.on("dialog", self._dialog)
-        self.page.on("request", lambda r: self.urls.append(r.url))
-
-    def _dialog(self, dialog):
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def sign_in(self, key=KEY_A):
-        self.page.goto("/")
-        self.page.wait_for_url("**/sign-in**")
-        self.page.get_by_test_id("api-key").fill(key)
-        self.page.get_by_test_id("sign-in").click()
-        self.page.wait_for_url(re.compile(r"/$"))
-
-    def upload(self, files, *, backend="pocketsphinx", summary=True, language=None):
-        page = self.page
-        page.goto("/upload")
-        page.wait_for_selector("#asr-backend option[value=pocketsphinx]", state="attached")
-        page.get_by_test_id("upload-file").set_input_files(files)
-        page.select_option("#asr-backend", backend)
-        if language:
-            page.select_option("#language", language)
-        page.set_checked("input[value=summary]", summary)
-        if summary:
-            page.select_option("#template", "meeting_notes_v1")
-        page.get_by_test_id("upload-submit").click()
-
-    def wait_complete(self):
-        badge = self.page.get_by_test_id("task-status")
-        self.page.wait_for_selector(
-            "[data-testid=task-status][data-status=COMPLETE], [data-testid=task-status][data-status=FAILED]",
-            timeout=TASK_TIMEOUT_S * 1000,
-        )
-        assert badge.get_attribute("data-status") == "COMPLETE", self.page.inner_text("#task-error")
-        self.page.get_by_test_id("segment").first.wait_for()
-
-    def close(self):
-        self.context.close()
-
-
-@pytest.fixture
-def watched(stack, browser):
-    api = stack[0]
-    page = Watched(browser, api.url)
-    yield page
-    page.close()
-
-
-def wait_until(page, expression, timeout_s=ACTION_TIMEOUT_MS / 1000):
-    """Poll ``expression`` in the page until it is truthy.
-
-    Not ``page.wait_for_function``: it evaluates its predicate with ``eval``, which the app's
-    Content-Security-Policy refuses (as it should); ``page.evaluate`` goes through DevTools.
-    """
-    deadline = time.monotonic() + timeout_s
-    while not page.evaluate(expression):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"still false after {timeout_s} s: {expression}")
-        page.wait_for_timeout(100)
 
 
 def current_time(page):
@@ -450,250 +351,9 @@ class TestWithoutKeptAudio:
             watched.close()
 
 
-def features_on(*names):
-    """A route handler serving the real page with ``names`` switched on in its feature list."""
-
-    def handle(route):
-        response = route.fetch()
-        body = response.text()
-        for name in names:
-            body = body.replace(f"&#34;{name}&#34;:false", f"&#34;{name}&#34;:true")
-        route.fulfill(response=response, body=body)
-
-    return handle
-
-
-class TestWhenTheApiHasMore:
-    """Speakers (issue 9), deletion and paged search (issue 12) as the page will meet them, and a
-    search route that answers 404 (a server without search behind it).
-
-    TEST DOUBLE: routes this API does not have yet answer from the browser's router, in the
-    shapes those issues define, and the page's feature list is switched on for them; the task,
-    its transcript, audio and templates are the real ones. Once the routes exist the page
-    finds them by itself (tests/unit/web/test_features.py).
-    """
-
-    def test_speakers_are_shown_renamed_in_place_and_exported(self, spoken, watched, shots):
-        real = spoken
-        task_id = real["task_id"]
-        versions = [{"version": 1, "created_at": real["completed_at"], "kind": "pipeline"}]
-        state = {"status": diarized(real)}
-        sent = []
-
-        def patch_speakers(route):
-            sent.append((route.request.headers.get("x-api-key"), route.request.post_data_json))
-            state["status"] = renamed(state["status"], route.request.post_data_json["names"])
-            versions.append({"version": 2, "created_at": real["completed_at"], "kind": "speakers"})
-            route.fulfill(status=200, json={"task_id": task_id, "result_version": 2})
-
-        page = watched.page
-        watched.sign_in()
-        page.route(f"**/tasks/{task_id}", features_on("rename_speakers", "rttm"))
-        page.route("**/events", lambda route: route.abort())
-        page.route(f"**/v1/status/{task_id}", lambda route: route.fulfill(json=state["status"]))
-        page.route(
-            f"**/v1/tasks/{task_id}/results",
-            lambda route: route.fulfill(
-                json={"task_id": task_id, "latest": len(versions), "versions": versions}
-            ),
-        )
-        page.route(f"**/v1/tasks/{task_id}/speakers", patch_speakers)
-        page.route(
-            f"**/v1/tasks/{task_id}/transcript.rttm?*",
-            lambda route: route.fulfill(body="SPEAKER jfk 1 0.030 7.710 <NA> <NA> SPEAKER_00 <NA> <NA>\n"),
-        )
-        page.goto(f"/tasks/{task_id}")
-        watched.wait_complete()
-        chips = page.get_by_test_id("speaker")
-        assert chips.first.inner_text() == "SPEAKER_00"
-        assert page.locator("#speakers li").count() == 2
-
-        page.locator("#speakers li[data-speaker=SPEAKER_00] [data-testid=rename-speaker]").click()
-        field = page.locator("#speakers input.rename")
-        field.fill("John F. Kennedy")
-        field.press("Enter")
-        page.locator(
-            "#speakers li[data-speaker=SPEAKER_00] [data-testid=speaker-name]", has_text="John F. Kennedy"
-        ).wait_for()
-        assert sent == [(KEY_A, {"names": {"SPEAKER_00": "John F. Kennedy"}})]
-        assert chips.first.inner_text() == "John F. Kennedy"
-        assert page.locator("#version-row").is_visible()
-        page.screenshot(path=shots / "speakers.png")
-
-        with page.expect_download() as download:
-            page.get_by_test_id("download-rttm").click()
-        assert Path(download.value.path()).read_text().startswith("SPEAKER jfk 1")
-        assert watched.dialogs == []
-
-    def test_search_hits_and_deletion(self, spoken, watched, shots):
-        task_id = spoken["task_id"]
-        hit = {
-            "task_id": task_id,
-            "filename": HOSTILE_NAME,
-            "submitted_at": "2026-11-21T01:04:04.674Z",
-            "status": "COMPLETE",
-            "matches": 1,
-            "segments": [
-                {
-                    "source": "raw",
-                    "id": 0,
-                    "start": 0.0,
-                    "end": 7.7,
-                    "speaker": "SPEAKER_00",
-                    "snippet": "ask not what your &lt;b&gt;own&lt;/b&gt; <mark>country</mark> can do",
-                }
-            ],
-        }
-        state = {"hits": [hit]}
-        deleted = []
-
-        def delete_task(route):
-            if route.request.method != "DELETE":
-                route.fallback()
-                return
-            deleted.append(route.request.headers.get("x-api-key"))
-            state["hits"] = []
-            route.fulfill(status=204)
-
-        page = watched.page
-        watched.sign_in()
-        page.route(re.compile(r".*/$"), features_on("search", "delete"))
-        page.route(
-            "**/v1/search?*", lambda route: route.fulfill(json={"hits": state["hits"], "next_cursor": None})
-        )
-        page.route(f"**/v1/tasks/{task_id}", delete_task)
-        page.goto("/")
-        search = page.get_by_test_id("search")
-        search.fill("country")
-        search.press("Enter")
-        row = page.locator(f"[data-testid=task-row][data-task-id='{task_id}']")
-        row.wait_for()
-        assert row.locator("a.name").inner_text() == HOSTILE_NAME
-        snippet = row.locator(".snippet")
-        assert snippet.inner_text() == "ask not what your <b>own</b> country can do"
-        assert snippet.locator("mark").all_inner_texts() == ["country"]
-        assert snippet.locator("b").count() == 0
-        assert row.locator(".snippets a").first.get_attribute("href") == f"/tasks/{task_id}#segment-0"
-
-        page.screenshot(path=shots / "search-hits.png")
-        row.get_by_test_id("delete").click()
-        dialog = page.locator("dialog#confirm")
-        assert HOSTILE_NAME in dialog.inner_text()
-        page.screenshot(path=shots / "delete.png")
-        dialog.locator("button[value=yes]").click()
-        page.locator("#library-message", has_text="Deleted").wait_for()
-        assert deleted == [KEY_A]
-        assert row.count() == 0
-        assert watched.dialogs == []
-
-    def test_search_results_come_a_page_at_a_time(self, stack, watched):
-        def hit(name):
-            return {
-                "task_id": str(uuid.uuid4()),
-                "filename": name,
-                "submitted_at": "2026-11-21T01:04:04.674Z",
-                "status": "PENDING",
-                "matches": 1,
-                "segments": [
-                    {"source": "raw", "id": 0, "start": 0.0, "end": 1.0, "snippet": "<mark>budget</mark>"}
-                ],
-            }
-
-        first, second = hit("monday.wav"), hit("tuesday.wav")
-        asked = []
-
-        def answer(route):
-            query = parse_qs(urlsplit(route.request.url).query)
-            asked.append(query.get("cursor", [None])[0])
-            if "cursor" in query:
-                route.fulfill(json={"hits": [second], "next_cursor": None})
-            else:
-                route.fulfill(json={"hits": [first], "next_cursor": "page-2"})
-
-        page = watched.page
-        watched.sign_in()
-        page.route(re.compile(r".*/$"), features_on("search"))
-        page.route("**/v1/search?*", answer)
-        page.goto("/")
-        search = page.get_by_test_id("search")
-        search.fill("budget")
-        search.press("Enter")
-        names = page.locator("[data-testid=task-row] a.name")
-        names.filter(has_text="monday.wav").wait_for()
-        page.locator("#page-older").click()
-        names.filter(has_text="tuesday.wav").wait_for()
-        assert names.all_inner_texts() == ["tuesday.wav"]
-        assert page.locator("#page-older").is_disabled()
-        assert page.inner_text("#page-label") == "Page 2"
-        page.locator("#page-newer").click()
-        names.filter(has_text="monday.wav").wait_for()
-        assert asked == [None, "page-2", None]
-        assert watched.errors == []
-
-    def test_a_search_route_that_answers_404_falls_back_to_filtering(self, spoken, watched):
-        task_id = spoken["task_id"]
-        asked = []
-
-        def no_search(route):
-            asked.append(route.request.url)
-            route.fulfill(status=404, json={"status_code": 404, "detail": "Not Found"})
-
-        page = watched.page
-        watched.sign_in()
-        page.route(re.compile(r".*/$"), features_on("search"))
-        page.route("**/v1/search?*", no_search)
-        page.goto("/")
-        row = page.locator(f"[data-testid=task-row][data-task-id='{task_id}']")
-        row.wait_for()
-        search = page.get_by_test_id("search")
-        assert search.get_attribute("placeholder") == "Search transcripts and summaries"
-        search.fill("country")
-        search.press("Enter")
-        page.locator("#library-message", has_text="mention “country”").wait_for()
-        assert row.is_visible()
-        assert search.get_attribute("placeholder") == "Filter this page by name or words"
-        assert page.locator("#library-message.error").count() == 0
-        # From then on the page filters without asking again.
-        search.fill("zebra crossing")
-        search.press("Enter")
-        page.locator("#library-message", has_text="mention “zebra crossing”").wait_for()
-        assert not row.is_visible()
-        assert len(asked) == 1
-        assert all("Failed to load resource" in e for e in watched.errors), watched.errors
-
-
 def zip_bomb():
     """A zip whose one member (4 MiB of zeros) compresses about a thousandfold."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("silence.wav", bytes(4 * 1024 * 1024))
     return buffer.getvalue()
-
-
-def diarized(status):
-    """``status`` as a diarized task's: two speakers taking turns (the shape of issue 9)."""
-    body = json.loads(json.dumps(status))
-    segments = body["results"]["segments"]
-    for index, segment in enumerate(segments):
-        segment["speaker"] = f"SPEAKER_0{index % 2}"
-    body["results"]["speakers"] = [
-        {
-            "id": label,
-            "speaking_time_s": sum(s["end"] - s["start"] for s in segments if s["speaker"] == label),
-            "segment_count": sum(s["speaker"] == label for s in segments),
-        }
-        for label in ("SPEAKER_00", "SPEAKER_01")
-    ]
-    return body
-
-
-def renamed(status, names):
-    """``status`` after a rename: a new version in which the names replace the labels."""
-    body = json.loads(json.dumps(status))
-    for segment in body["results"]["segments"]:
-        segment["speaker"] = names.get(segment["speaker"], segment["speaker"])
-    for speaker in body["results"]["speakers"]:
-        if speaker["id"] in names:
-            speaker["name"] = names[speaker["id"]]
-    body["result_version"] = 2
-    return body
