@@ -16,5 +16,6 @@ pytest_plugins = [
     "tests.fixtures.llm_server",
     "tests.fixtures.fake_vllm",
     "tests.fixtures.media_server",
+    "tests.fixtures.webapp",
     "tests.fixtures.parallel",
 ]

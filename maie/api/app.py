@@ -31,6 +31,7 @@ from maie.api.routes.status import StatusController
 from maie.api.routes.summaries import SummariesController
 from maie.api.routes.tasks import TasksController
 from maie.api.services import Services
+from maie.api.web_routes import root_handlers, template_config, v1_handlers
 from maie.broker import build_broker
 from maie.store import TaskFilter
 
@@ -91,13 +92,16 @@ def create_app(settings: Settings, *, redis_url: str, database_url: str) -> Lite
             SpeakersController,
             ExportsController,
             batches,
+            *v1_handlers(),
         ],
         guards=[api_key_guard, rate_limit_guard],
         security=[{"ApiKey": []}],
         request_max_body_size=max_body,
     )
     app = Litestar(
-        route_handlers=[v1, HealthController, MetricsController],
+        # The web app (pages and their static files) at /, for people; it uses /v1 like any client.
+        route_handlers=[v1, HealthController, MetricsController, *root_handlers()],
+        template_config=template_config(),
         # Outermost first: the request id wraps everything, so even a failed request has one.
         middleware=[RequestIdMiddleware(), http_metrics_config().middleware],
         before_send=[add_request_id_header],

@@ -109,6 +109,7 @@ def status_of(record: TaskRecord, result: ResultVersion | None) -> StatusRespons
         webhooks=record.webhooks or None,
         source_url=record.request.source_url,
         model=record.request.model,
+        filename=record.request.filename,
     )
 
 

@@ -27,7 +27,8 @@ def up(host: str | None, port: int | None, workers: int) -> None:
     generated = not settings.auth.tenants_by_key()
     settings = with_keys(settings, create=True)
     server = settings.server
-    click.echo(f"MAIE {__version__}: API on http://{server.host}:{server.port} (OpenAPI docs at /schema)")
+    url = f"http://{server.host}:{server.port}"
+    click.echo(f"MAIE {__version__}: web app on {url}/, API on {url}/v1 (OpenAPI docs at /schema)")
     if generated:
         where = settings.storage.data_dir / DEV_KEY_FILE
         click.echo(

@@ -85,6 +85,8 @@ class StatusResponse(Frozen, frozen=True, kw_only=True):
     source_url: str | None = None
     #: The model variant asked for (backends with variants), the default one when none was named.
     model: str | None = None
+    #: The uploaded file's name (an archive member's path for a batch task), as sent.
+    filename: str | None = None
 
 
 class ModelVariant(Frozen, frozen=True, kw_only=True):
