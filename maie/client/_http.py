@@ -78,6 +78,7 @@ class SubmitFields(TypedDict, total=False):
     initial_prompt: str | None
     beam_size: int | None
     model: str | None
+    task: str | None
 
 
 class SubmitOptions(SubmissionOptions, frozen=True, kw_only=True):

@@ -69,3 +69,10 @@ class SubmissionOptions(Frozen, frozen=True, kw_only=True):
             "of MAIE_WHISPER_MODELS"
         ),
     ] = None
+    task: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="transcribe (default), or translate: the transcript in English (backends with "
+            "translate, and multilingual models)"
+        ),
+    ] = None

@@ -29,12 +29,16 @@ __all__ = [
     "ADMISSION_KEY",
     "ADMIT_LUA",
     "BROKER_NAMESPACE",
+    "FINISHED_CHANNEL",
     "METRICS_FAILURES_KEY",
+    "METRICS_STREAM_KEY",
     "METRICS_TASKS_KEY",
     "PREFIX",
     "RATE_LIMIT_PREFIX",
     "REDIS_DOWN",
     "RELEASE_LUA",
+    "STREAM_OPEN_LUA",
+    "STREAM_SESSIONS_KEY",
     "WORKERS_KEY",
     "Updated",
     "artifact_key",
@@ -50,6 +54,7 @@ __all__ = [
     "queue_key",
     "result_key",
     "results_url",
+    "stream_key_sessions_key",
     "task_key",
     "tenant_tasks_key",
     "unavailable",
@@ -75,6 +80,14 @@ RATE_LIMIT_PREFIX: Final = f"{PREFIX}:ratelimit"
 BROKER_NAMESPACE: Final = "maie-dramatiq"
 #: Sorted set of queue slots held by submissions whose upload is still being received, by expiry.
 ADMISSION_KEY: Final = f"{PREFIX}:admission"
+#: Pub/sub channel (results database) on which workers announce each task they finish (its id), so
+#: API processes waiting for a result (the OpenAI routes) learn of it without polling.
+FINISHED_CHANNEL: Final = f"{PREFIX}:finished"
+#: Hash of the live-transcription counters: sessions by ``sessions|<backend>|<outcome>``, seconds
+#: of audio by ``audio_s|<backend>`` (no expiry).
+METRICS_STREAM_KEY: Final = f"{PREFIX}:metrics:stream"
+#: Sorted set of every open live session (``<process>:<session>``) by lease expiry, across processes.
+STREAM_SESSIONS_KEY: Final = f"{PREFIX}:stream:sessions"
 #: Errors that mean "Redis cannot be reached right now".
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
@@ -103,6 +116,22 @@ end
 for i = 5, #ARGV do
   redis.call('ZADD', KEYS[2], ARGV[4], ARGV[i])
 end
+return -1
+"""
+
+#: Open a live session: drop expired leases from the key's set (KEYS[1]) and the global one
+#: (KEYS[2], both before ARGV[1]); if the key holds fewer than ARGV[2], lease ARGV[3] in both until
+#: ARGV[4] and return -1, else return the key's count. Renewing a lease is a plain ZADD XX.
+STREAM_OPEN_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+local open = redis.call('ZCARD', KEYS[1])
+if open >= tonumber(ARGV[2]) then
+  return open
+end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(ARGV[4]) - tonumber(ARGV[1])) * 1000))
 return -1
 """
 
@@ -150,6 +179,11 @@ def tenant_tasks_key(tenant: str) -> str:
 def idempotency_key(tenant: str, key: str) -> str:
     """Key of the task or batch a tenant's ``Idempotency-Key`` made (the client's key is hashed)."""
     return f"{PREFIX}:idempotency:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def stream_key_sessions_key(api_key: str) -> str:
+    """Key of the sorted set of an API key's open live sessions (the key is hashed, never stored)."""
+    return f"{PREFIX}:stream:key:{hashlib.sha256(api_key.encode()).hexdigest()[:32]}:sessions"
 
 
 def histogram_key(series: str) -> str:

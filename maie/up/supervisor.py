@@ -1,4 +1,4 @@
-"""``maie up``: embedded Redis, the API and workers as child processes, kept alive until told to stop.
+"""``maie up``: embedded Redis, the API, ``maie stream`` and workers as children, kept alive until stopped.
 
 A child that dies is started again after a back-off that grows while it keeps dying quickly; so is
 the embedded Redis, on the same port and folder, so its AOF brings the data back and the API and
@@ -153,10 +153,12 @@ class _KeptRedis:
 class Supervisor:
     """Runs everything ``maie up`` starts."""
 
-    def __init__(self, settings: Settings, *, api_keys: str, workers: int = 1) -> None:
+    def __init__(self, settings: Settings, *, api_keys: str, workers: int = 1, stream: bool = True) -> None:
         self.settings = settings
         self.api_keys = api_keys
         self.workers = workers
+        #: Whether live sessions run in a ``maie stream`` child, to which the API relays /v1/stream.
+        self.stream = stream
         self._signal: StopSignal | None = None
         self._stop_asked = False
         self._redis: _KeptRedis | None = None
@@ -226,6 +228,19 @@ class Supervisor:
             "MAIE_PORT": str(server.port),
         }
         command = [sys.executable, "-m", "maie"]
-        children = [Child("api", [*command, "api"], env)]
+        children = []
+        if self.stream:
+            stream_port = self.settings.stream.port
+            children.append(
+                Child("stream", [*command, "stream"], {**env, "MAIE_STREAM_PORT": str(stream_port)})
+            )
+            # Clients use the API's port; the API relays their sessions to the stream process.
+            env["MAIE_STREAM_URL"] = f"ws://{_local(server.host)}:{stream_port}"
+        children.insert(0, Child("api", [*command, "api"], env))
         children += [Child(f"worker-{i + 1}", [*command, "worker"], env) for i in range(self.workers)]
         return children
+
+
+def _local(host: str) -> str:
+    """Where a process on this host reaches a server bound to ``host``."""
+    return "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104 - recognising, not binding

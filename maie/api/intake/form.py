@@ -166,6 +166,7 @@ async def validate_request(
         hotwords=form.hotwords,
         initial_prompt=form.initial_prompt,
         beam_size=form.beam_size,
+        task=form.task,
     )
     checked: dict[str, Any] = {
         "features": features,
@@ -177,6 +178,7 @@ async def validate_request(
         "initial_prompt": asr_options.initial_prompt,
         "beam_size": asr_options.beam_size,
         "model": variant,
+        "task": asr_options.task,
     }
     sent = {name: getattr(form, name) for name in SubmissionOptions.__struct_fields__}
     return TaskRequest(**{**sent, **checked}, filename=check_filename(filename), source_url=source_url)
