@@ -1,4 +1,4 @@
-"""`maie up` on its embedded defaults: Redis with AOF, the API and a worker, supervised.
+"""`maie up` on its embedded defaults: Redis with AOF, the API, live streaming and a worker, supervised.
 
 Faults are real: SIGKILL of the embedded redis-server, SIGTERM at every moment of a start, and a
 SIGTERM made to land while the main loop holds a lock.
@@ -6,6 +6,7 @@ SIGTERM made to land while the main loop holds a lock.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -16,18 +17,21 @@ import time
 from typing import TYPE_CHECKING
 
 import httpx
+import numpy as np
 import psutil
 import pytest
 
+from tests.fixtures.live_client import stream_pcm
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.services import free_port
+from tests.fixtures.wer import run_ffmpeg
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 
 def _children(pid: int) -> dict[str, psutil.Process]:
-    """Children of `maie up` by role (api, worker, redis)."""
+    """Children of `maie up` by role (api, stream, worker, redis)."""
     found = {}
     for child in psutil.Process(pid).children():
         try:
@@ -51,7 +55,10 @@ def _wait_for(predicate, timeout=30.0, what="condition"):
 
 def _up_env(service_env, data_dir) -> dict[str, str]:
     env = {k: v for k, v in service_env.items() if k not in {"MAIE_REDIS_URL", "MAIE_API_KEYS"}}
-    env.update({"MAIE_DATA_DIR": str(data_dir), "MAIE_LOG_FORMAT": "console"})
+    # A port of its own for `maie stream`: other runs may have one on the default port.
+    env.update(
+        {"MAIE_DATA_DIR": str(data_dir), "MAIE_LOG_FORMAT": "console", "MAIE_STREAM_PORT": str(free_port())}
+    )
     return env
 
 
@@ -132,6 +139,36 @@ class TestUp:
 
         status = _finished(up["client"], key, _submit(up["client"], key))
         assert status["status"] == "COMPLETE", status
+
+    def test_streams_live_on_the_api_port(self, up):
+        """A WebSocket client on the API's port is relayed to `maie stream`; the session is stored."""
+        key = (up["data_dir"] / "dev-api-key").read_text().strip()
+        assert "stream" in _children(up["process"].pid)
+        stream_ready = f"http://127.0.0.1:{up['env']['MAIE_STREAM_PORT']}/ready"
+
+        def serving() -> bool:
+            try:
+                return httpx.get(stream_ready, timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        _wait_for(serving, 60, "maie stream to serve")
+        raw = run_ffmpeg(
+            "-i", str(shared_audio("picovoice/test.wav")), "-ac", "1", "-ar", "16000", "-f", "s16le", "-"
+        )
+        url = str(up["client"].base_url).replace("http://", "ws://").rstrip("/") + "/v1/stream"
+        run = asyncio.run(
+            stream_pcm(
+                url,
+                np.frombuffer(raw, dtype="<i2"),
+                start={"asr_backend": "pocketsphinx"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        )
+        assert run.finals, run.messages
+        assert run.end is not None, run.messages
+        assert run.close_code == 1000
+        assert _finished(up["client"], key, run.end["task_id"])["status"] == "COMPLETE"
 
     def test_killed_redis_is_restarted_with_its_data(self, up):
         """SIGKILL of redis-server: `maie up` reaps it and starts it again on the same port and AOF.
@@ -232,15 +269,15 @@ class TestUp:
         assert not (up["data_dir"] / "redis" / "url").exists(), "the URL file of a stopped server is removed"
 
     def test_children_do_not_outlive_a_killed_supervisor(self, up):
-        """SIGKILL of `maie up` itself: Redis, API and workers get SIGTERM and exit (no orphans)."""
+        """SIGKILL of `maie up` itself: Redis, API, stream and workers get SIGTERM and exit (no orphans)."""
         process = up["process"]
         children = list(_children(process.pid).values())
-        assert len(children) == 3
+        assert len(children) == 4
         process.send_signal(signal.SIGKILL)
         process.wait()
         gone, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, [c.cmdline() for c in alive]
-        assert len(gone) == 3
+        assert len(gone) == 4
 
 
 #: Seconds a stopping `maie up` may take: its workers' stop timeout (set to 5 s below) plus margins.
