@@ -43,14 +43,19 @@ __all__ = [
     "LlmUnavailableError",
     "MaieError",
     "ModelLoadError",
+    "ModelNotFoundError",
     "NotFoundError",
     "PayloadTooLargeError",
     "PermanentError",
     "QueueFullError",
     "RateLimitedError",
+    "ResultTimeoutError",
     "StoreUnavailableError",
     "StreamFrameError",
+    "StreamIdleError",
+    "StreamLimitError",
     "StreamOverflowError",
+    "StreamProtocolError",
     "StreamTooLongError",
     "TransientError",
     "UnauthorizedError",
@@ -367,3 +372,35 @@ class StreamTooLongError(AudioTooLongError):
     """Raised when a live-transcription session reaches MAIE_STREAM_MAX_SESSION_S of audio."""
 
     code = "stream_too_long"
+
+
+class ModelNotFoundError(NotFoundError):
+    """Raised when a request names a model (an OpenAI model id) that this server does not have."""
+
+    code = "model_not_found"
+
+
+class ResultTimeoutError(TransientError):
+    """Raised when a task did not finish within MAIE_SYNC_TIMEOUT_S; it goes on, and can be followed."""
+
+    status_code = 504
+    code = "result_timeout"
+
+
+class StreamProtocolError(InvalidRequestError):
+    """Raised when a live-transcription client sends a message the protocol does not have, or out of turn."""
+
+    code = "bad_message"
+
+
+class StreamIdleError(InvalidRequestError):
+    """Raised when a live-transcription client sends nothing for MAIE_STREAM_IDLE_TIMEOUT_S."""
+
+    code = "stream_idle"
+
+
+class StreamLimitError(TransientError):
+    """Raised when a process or an API key has all the live sessions it may (MAIE_STREAM_MAX_SESSIONS*)."""
+
+    status_code = 429
+    code = "too_many_sessions"

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from maie.errors import InvalidRequestError, MaieError
+from maie.errors import MaieError, ModelNotFoundError
 from maie.pipeline.asr.whisper_options import WHISPER_LANGUAGES
 from maie.transcripts import MEDIA_TYPES, ExportFormat, to_srt, to_vtt
 
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LANGUAGE_NAMES",
+    "VARIANT_SEPARATOR",
     "WHISPER_ALIAS",
     "ErrorBody",
     "ErrorResponse",
@@ -43,8 +44,11 @@ __all__ = [
     "VerboseSegment",
     "VerboseTranscription",
     "VerboseWord",
+    "error_body",
     "error_response",
+    "error_type",
     "language_name",
+    "model_id",
     "model_list",
     "resolve_model",
     "sse",
@@ -143,13 +147,19 @@ class TextDoneEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type",
     text: str
 
 
-class ErrorBody(msgspec.Struct, frozen=True, kw_only=True):
-    """What went wrong: a message, OpenAI's error type, the request field at fault, MAIE's code."""
+class ErrorBody(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """What went wrong: a message, OpenAI's error type, the request field at fault, MAIE's code.
+
+    When the request made a task (it timed out or failed), its id and status URL come too, so a
+    client can follow it on ``/v1/status``; the SDK keeps unknown fields in ``error.body``.
+    """
 
     message: str
     type: str
     param: str | None
     code: str | None
+    task_id: str | None = None
+    status_url: str | None = None
 
 
 class ErrorResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -271,7 +281,8 @@ def stream_events(texts: Iterable[str]) -> Iterator[bytes]:
     yield sse(TextDoneEvent(text=done))
 
 
-def _error_type(status: int) -> str:
+def error_type(status: int) -> str:
+    """OpenAI's error ``type`` for an HTTP status."""
     if status == 401:  # noqa: PLR2004 - HTTP statuses are their own names
         return "authentication_error"
     if status == 403:  # noqa: PLR2004
@@ -281,18 +292,42 @@ def _error_type(status: int) -> str:
     return "server_error" if status >= 500 else "invalid_request_error"  # noqa: PLR2004
 
 
-def error_response(error: MaieError, *, param: str | None = None) -> tuple[int, bytes]:
-    """A MAIE error as OpenAI's error body, with the status the SDK maps to its exception classes.
+def error_body(error: MaieError, *, param: str | None = None, task_id: str | None = None) -> ErrorResponse:
+    """A MAIE error as OpenAI's error object; ``code`` is MAIE's own (``queue_full``...)."""
+    return ErrorResponse(
+        error=ErrorBody(
+            message=error.detail,
+            type=error_type(error.status_code),
+            param=param,
+            code=error.code,
+            task_id=task_id,
+            status_url=f"/v1/status/{task_id}" if task_id else None,
+        )
+    )
 
-    ``code`` is MAIE's own error code (``queue_full``, ``backend_unavailable``...).
-    """
-    status = error.status_code
-    body = ErrorBody(message=error.detail, type=_error_type(status), param=param, code=error.code)
-    return status, msgspec.json.encode(ErrorResponse(error=body))
+
+def error_response(
+    error: MaieError, *, param: str | None = None, task_id: str | None = None
+) -> tuple[int, bytes]:
+    """A MAIE error as OpenAI's error body, with the status the SDK maps to its exception classes."""
+    return error.status_code, msgspec.json.encode(error_body(error, param=param, task_id=task_id))
+
+
+#: Separates a backend from its model variant in a model id (``whisper:large``), as workers name them.
+VARIANT_SEPARATOR = ":"
+
+
+def model_id(backend: str, variant: str | None = None) -> str:
+    """The OpenAI model id of a backend (its default model) or of one of its variants."""
+    return backend if variant is None else f"{backend}{VARIANT_SEPARATOR}{variant}"
 
 
 def model_list(models: Iterable[ModelInfo], *, created: int) -> ModelList:
-    """``GET /models``: each available backend by id, and ``whisper-1`` for Whisper."""
+    """``GET /models``: each available backend by id (``whisper-1`` too for Whisper), then its variants.
+
+    A backend's id means its default model; ``<backend>:<variant>`` names a model variant
+    (``MAIE_WHISPER_MODELS``). Unavailable backends and variants are left out.
+    """
     cards: list[ModelCard] = []
     for info in models:
         if not info.available:
@@ -300,20 +335,29 @@ def model_list(models: Iterable[ModelInfo], *, created: int) -> ModelList:
         cards.append(ModelCard(id=info.backend_id, created=created, owned_by="maie"))
         if info.backend_id == "whisper":
             cards.append(ModelCard(id=WHISPER_ALIAS, created=created, owned_by="maie"))
+        cards += [
+            ModelCard(id=model_id(info.backend_id, v.name), created=created, owned_by="maie")
+            for v in info.variants or []
+            if v.available
+        ]
     return ModelList(data=cards)
 
 
-def resolve_model(model: str, backends: Iterable[str]) -> str:
-    """The backend a request's ``model`` means: a backend id, or ``whisper-1`` for Whisper.
+def resolve_model(model: str, backends: Iterable[str]) -> tuple[str, str | None]:
+    """The backend and model variant a request's ``model`` means.
+
+    ``whisper-1`` is Whisper's default model, ``<backend>`` a backend's, ``<backend>:<variant>`` one
+    of its variants (whether the variant exists is for the backend's registry to say).
 
     Raises:
-        InvalidRequestError: naming the models there are.
+        ModelNotFoundError: naming the backends there are (404, as OpenAI answers an unknown model).
     """
     known = list(backends)
-    backend = "whisper" if model == WHISPER_ALIAS else model
-    if backend not in known:
-        raise InvalidRequestError(
-            f"unknown model {model!r}; models: {', '.join([*known, WHISPER_ALIAS])}",
+    backend, _, variant = ("whisper" if model == WHISPER_ALIAS else model).partition(VARIANT_SEPARATOR)
+    if backend not in known or (model.endswith(VARIANT_SEPARATOR) and not variant):
+        raise ModelNotFoundError(
+            f"the model {model[:64]!r} does not exist; models are {', '.join([*known, WHISPER_ALIAS])} "
+            "and <backend>:<variant> for the variants GET /openai/v1/models lists",
             extra={"param": "model"},
         )
-    return backend
+    return backend, variant or None

@@ -40,10 +40,11 @@ _STATE = "maie_queue_slots"
 
 
 class QueueSlots:
-    """The queue slots one request holds."""
+    """The queue slots one request holds, each for at most ``hold_s`` seconds (a live session's longer)."""
 
-    def __init__(self, services: Services) -> None:
+    def __init__(self, services: Services, *, hold_s: float = HOLD_S) -> None:
         self.services = services
+        self.hold_s = hold_s
         self.ids: list[str] = []
 
     async def hold(self, count: int) -> None:
@@ -57,7 +58,7 @@ class QueueSlots:
             return
         server = self.services.settings.server
         ids = [str(uuid.uuid4()) for _ in range(count)]
-        used = await self.services.store.hold_slots(ids, limit=server.max_queue_depth, hold_s=HOLD_S)
+        used = await self.services.store.hold_slots(ids, limit=server.max_queue_depth, hold_s=self.hold_s)
         if used is not None:
             more = f" and this submission adds {count}" if self.ids else ""
             raise QueueFullError(
@@ -86,7 +87,7 @@ class QueueSlots:
         try:
             await self.services.store.free_slots(ids)
         except StoreUnavailableError:
-            log.warning("admission.slots_not_freed", slots=len(ids), expire_in_s=HOLD_S)
+            log.warning("admission.slots_not_freed", slots=len(ids), expire_in_s=self.hold_s)
 
 
 def slots_of(connection: ASGIConnection[Any, Any, Any, Any]) -> QueueSlots:

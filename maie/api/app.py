@@ -15,6 +15,7 @@ from litestar.params import FromPath, JSONBody
 from maie import __version__
 from maie.api.errors import exception_handlers
 from maie.api.guards import API_KEY_HEADER, api_key_guard, rate_limit_guard
+from maie.api.openai import document_openai_errors, openai_router
 from maie.api.openapi import document_v1_errors
 from maie.api.request_id import RequestIdMiddleware, add_request_id_header
 from maie.api.routes.batches import BatchesController
@@ -31,6 +32,8 @@ from maie.api.routes.status import StatusController
 from maie.api.routes.summaries import SummariesController
 from maie.api.routes.tasks import TasksController
 from maie.api.services import Services
+from maie.api.stream.app import streaming_lifespan
+from maie.api.stream.route import stream_socket
 from maie.api.web_routes import root_handlers, template_config, v1_handlers
 from maie.broker import build_broker
 from maie.store import TaskFilter
@@ -67,7 +70,11 @@ def create_app(settings: Settings, *, redis_url: str, database_url: str) -> Lite
         app.state.services = services
         await anyio.to_thread.run_sync(services.sandbox.start)
         try:
-            yield
+            if settings.stream.url:  # sessions run in `maie stream`; /v1/stream relays to it
+                yield
+            else:  # this process runs them itself, loading models on their first session
+                async with streaming_lifespan(services):
+                    yield
         finally:
             await services.close()
 
@@ -95,12 +102,19 @@ def create_app(settings: Settings, *, redis_url: str, database_url: str) -> Lite
             *v1_handlers(),
         ],
         guards=[api_key_guard, rate_limit_guard],
-        security=[{"ApiKey": []}],
+        security=[{"ApiKey": []}, {"Bearer": []}],
         request_max_body_size=max_body,
     )
     app = Litestar(
         # The web app (pages and their static files) at /, for people; it uses /v1 like any client.
-        route_handlers=[v1, HealthController, MetricsController, *root_handlers()],
+        route_handlers=[
+            v1,
+            openai_router(max_body_bytes=max_body),
+            stream_socket,
+            HealthController,
+            MetricsController,
+            *root_handlers(),
+        ],
         template_config=template_config(),
         # Outermost first: the request id wraps everything, so even a failed request has one.
         middleware=[RequestIdMiddleware(), http_metrics_config().middleware],
@@ -126,9 +140,15 @@ def create_app(settings: Settings, *, redis_url: str, database_url: str) -> Lite
             components=Components(
                 security_schemes={
                     "ApiKey": SecurityScheme(type="apiKey", name=API_KEY_HEADER, security_scheme_in="header"),
+                    "Bearer": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        description="The API key as `Authorization: Bearer <key>` (what OpenAI's SDKs send)",
+                    ),
                 }
             ),
         ),
     )
     document_v1_errors(app)
+    document_openai_errors(app)
     return app

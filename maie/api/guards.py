@@ -1,6 +1,8 @@
 """Guards: API-key authentication with tenants, rate limits, and admission control before an upload is read.
 
 Litestar runs guards before it parses the request body, so a refused upload costs no bandwidth.
+A key is presented as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>`` (what OpenAI's SDKs
+send), on every route; the live-transcription socket also takes it in its first message.
 """
 
 from __future__ import annotations
@@ -11,23 +13,34 @@ from typing import TYPE_CHECKING, Any
 from maie.errors import QueueFullError, StoreUnavailableError, UnauthorizedError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from litestar.connection import ASGIConnection
     from litestar.handlers.base import BaseRouteHandler
 
     from maie.api.services import Services
+    from maie.config import Settings
 
 __all__ = [
     "API_KEY_HEADER",
+    "AUTHORIZATION_HEADER",
     "admission_guard",
     "api_key_guard",
+    "api_key_of",
+    "presented_key",
     "rate_limit_guard",
     "submission_rate_limit_guard",
+    "tenant_for_key",
     "tenant_of",
 ]
 
 #: Header that carries the API key.
 API_KEY_HEADER = "X-API-Key"
+#: The other header that may carry it, as ``Bearer <key>``.
+AUTHORIZATION_HEADER = "Authorization"
+_BEARER = "bearer "
 _TENANT_STATE = "maie_tenant"
+_KEY_STATE = "maie_api_key"
 
 
 def _services(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
@@ -35,31 +48,57 @@ def _services(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
     return services
 
 
-def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """Admit requests with a known ``X-API-Key`` and remember its tenant.
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The API key a request presents: ``X-API-Key``, else ``Authorization: Bearer <key>``."""
+    if given := headers.get(API_KEY_HEADER):
+        return given
+    authorization = headers.get(AUTHORIZATION_HEADER, "")
+    if authorization[: len(_BEARER)].lower() == _BEARER:
+        return authorization[len(_BEARER) :].strip() or None
+    return None
+
+
+def tenant_for_key(settings: Settings, given: str) -> str:
+    """The tenant of API key ``given``.
 
     Every configured key is compared with :func:`hmac.compare_digest`, whatever matches first, so
     the time taken does not tell which key prefix was right.
 
     Raises:
-        UnauthorizedError: if the key is missing or unknown.
+        UnauthorizedError: if the key is unknown.
     """
-    given = connection.headers.get(API_KEY_HEADER)
-    if not given:
-        raise UnauthorizedError(f"missing {API_KEY_HEADER} header")
     tenant = None
-    for key, key_tenant in _services(connection).settings.auth.tenants_by_key().items():
+    for key, key_tenant in settings.auth.tenants_by_key().items():
         if hmac.compare_digest(given.encode(), key.encode()) and tenant is None:
             tenant = key_tenant
     if tenant is None:
-        raise UnauthorizedError(f"invalid {API_KEY_HEADER}")
-    connection.state[_TENANT_STATE] = tenant
+        raise UnauthorizedError("invalid API key")
+    return tenant
+
+
+def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Admit requests with a known API key (:func:`presented_key`) and remember it and its tenant.
+
+    Raises:
+        UnauthorizedError: if the key is missing or unknown.
+    """
+    given = presented_key(connection.headers)
+    if not given:
+        raise UnauthorizedError(f"missing API key: send the {API_KEY_HEADER} header or Authorization: Bearer")
+    connection.state[_TENANT_STATE] = tenant_for_key(_services(connection).settings, given)
+    connection.state[_KEY_STATE] = given
 
 
 def tenant_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     """Tenant of the authenticated key (set by :func:`api_key_guard`)."""
     tenant: str = connection.state[_TENANT_STATE]
     return tenant
+
+
+def api_key_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
+    """The authenticated key itself (set by :func:`api_key_guard`), for its rate limits."""
+    key: str = connection.state.get(_KEY_STATE) or presented_key(connection.headers) or ""
+    return key
 
 
 async def admission_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -88,7 +127,7 @@ async def rate_limit_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Ba
     Raises:
         RateLimitedError: 429 with ``Retry-After``.
     """
-    await _services(connection).rate_limiter.hit(connection.headers.get(API_KEY_HEADER, ""), "requests")
+    await _services(connection).rate_limiter.hit(api_key_of(connection), "requests")
 
 
 async def submission_rate_limit_guard(
@@ -99,4 +138,4 @@ async def submission_rate_limit_guard(
     Raises:
         RateLimitedError: 429 with ``Retry-After``.
     """
-    await _services(connection).rate_limiter.hit(connection.headers.get(API_KEY_HEADER, ""), "submissions")
+    await _services(connection).rate_limiter.hit(api_key_of(connection), "submissions")

@@ -24,13 +24,16 @@ __all__ = ["GRACEFUL_SHUTDOWN_S", "run_api", "server_config"]
 GRACEFUL_SHUTDOWN_S = 10
 
 
-def server_config(app: Litestar, settings: Settings) -> uvicorn.Config:
-    """The uvicorn configuration for ``app``: bind address, timeouts and limits from ``settings``."""
+def server_config(app: Litestar, settings: Settings, *, port: int | None = None) -> uvicorn.Config:
+    """The uvicorn configuration for ``app``: bind address, timeouts and limits from ``settings``.
+
+    ``port`` replaces MAIE_PORT (``maie stream`` listens on MAIE_STREAM_PORT).
+    """
     server = settings.server
     return uvicorn.Config(
         app,
         host=server.host,
-        port=server.port,
+        port=server.port if port is None else port,
         log_config=None,  # MAIE's logging (structlog) is configured already
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         timeout_keep_alive=server.http_keep_alive_timeout_s,
@@ -38,10 +41,15 @@ def server_config(app: Litestar, settings: Settings) -> uvicorn.Config:
         # those over MAIE_HTTP_MAX_CONNECTIONS, so that many are served.
         limit_concurrency=server.http_max_connections + 1,
         http=guarded_protocol(ClientLimits.from_settings(server)),
-        ws="none",  # no WebSocket routes: an upgrade request is an ordinary request
+        # /v1/stream: the websockets library, sans-I/O. A message above ws_max_size closes the
+        # connection (1009) before MAIE sees it; frames between MAIE_STREAM_MAX_FRAME_BYTES and it
+        # get MAIE's own error. Audio does not compress: no per-message deflate.
+        ws="websockets-sansio",
+        ws_max_size=max(2 * settings.stream.max_frame_bytes, 1024 * 1024),
+        ws_per_message_deflate=False,
     )
 
 
-def run_api(app: Litestar, settings: Settings) -> None:
+def run_api(app: Litestar, settings: Settings, *, port: int | None = None) -> None:
     """Serve ``app`` until SIGTERM or Ctrl-C."""
-    uvicorn.Server(server_config(app, settings)).run()
+    uvicorn.Server(server_config(app, settings, port=port)).run()

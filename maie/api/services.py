@@ -12,6 +12,7 @@ import anyio.to_thread
 import redis.exceptions
 
 from maie.api.rate_limit import RateLimiter
+from maie.api.waiting import TaskWaiter
 from maie.errors import StoreUnavailableError
 from maie.metrics import ApiMetrics
 from maie.pipeline.prompts import TemplateCatalog, default_templates_dir
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     import dramatiq
     from dramatiq.brokers.redis import RedisBroker
 
+    from maie.api.stream.service import StreamService
     from maie.config import Settings
 
 __all__ = ["Services"]
@@ -47,6 +49,11 @@ class Services:
         self.metrics = ApiMetrics(
             settings, results=self.store.client, redis_url=redis_url, queue_depth=self.store.queue_depth
         )
+        #: Wakes requests that wait for their task's result (the OpenAI routes).
+        self.waiter = TaskWaiter(self.store, self.store.client)
+        #: Live sessions, in a process that runs them (set by its lifespan); None where they are
+        #: relayed to ``maie stream`` (MAIE_STREAM_URL) or not served.
+        self.stream: StreamService | None = None
         #: Where uploads are probed: a child process with MAIE_DECODE_* limits.
         self.sandbox = DecodeSandbox(
             SandboxLimits.from_settings(settings.audio), log=settings.log, process="api"
@@ -71,6 +78,7 @@ class Services:
 
     async def close(self) -> None:
         """Close connection pools."""
+        await self.waiter.close()
         await self.metrics.close()
         await self.store.close()
         self.broker.close()

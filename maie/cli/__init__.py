@@ -1,8 +1,8 @@
 """The ``maie`` command.
 
-``up`` (everything), ``api`` and ``worker`` run the service (:mod:`maie.cli.service`); ``db`` keeps
-its database schema current (:mod:`maie.cli.database`); ``submit``, ``status``, ``result``,
-``search`` and ``delete`` talk to a running one (:mod:`maie.cli.remote`); ``transcribe`` runs the
+``up`` (everything), ``api``, ``stream`` and ``worker`` run the service (:mod:`maie.cli.service`);
+``db`` keeps its database schema current (:mod:`maie.cli.database`); ``submit``, ``status``,
+``result``, ``search`` and ``delete`` talk to a running one (:mod:`maie.cli.remote`); ``transcribe`` runs the
 pipeline in this process with no server at all (:mod:`maie.cli.offline`).
 """
 
@@ -14,7 +14,7 @@ from maie import __version__
 from maie.cli.database import db
 from maie.cli.offline import transcribe
 from maie.cli.remote import delete, result, search, status, submit
-from maie.cli.service import api, up, worker
+from maie.cli.service import api, stream, up, worker
 
 __all__ = ["main"]
 
@@ -25,5 +25,5 @@ def main() -> None:
     """MAIE: recordings to transcripts and structured summaries."""
 
 
-for _command in (up, api, worker, db, submit, status, result, search, delete, transcribe):
+for _command in (up, api, stream, worker, db, submit, status, result, search, delete, transcribe):
     main.add_command(_command)

@@ -106,6 +106,7 @@ class SubmitFields(TypedDict, total=False):
     num_speakers: int | None
     min_speakers: int | None
     max_speakers: int | None
+    task: str | None
 
 
 class SubmitOptions(SubmissionOptions, frozen=True, kw_only=True):

@@ -69,6 +69,10 @@ class ServerSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_names
     http_body_min_bytes_per_s: PositiveFloat = 500
     #: Open HTTP connections one API process serves; more get 503 and are closed at once.
     http_max_connections: Positive = 1000
+    #: Seconds the OpenAI-compatible routes (/openai/v1/audio/*) wait for a task's result before
+    #: answering 504 with the task's id, to be followed on /v1/status. Keep clients' own timeouts
+    #: above it (the openai SDK waits 600 s), or they retry and submit the recording again.
+    sync_timeout_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 300.0
 
     def __post_init__(self) -> None:
         if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):

@@ -8,7 +8,10 @@ from maie.metrics.series import (
     QUEUE_WAIT_SECONDS,
     RTF,
     STAGE_SECONDS,
+    STREAM_FINAL_SECONDS,
+    STREAM_PARTIAL_SECONDS,
     HistogramSeries,
+    StreamOutcome,
     TaskOutcome,
 )
 
@@ -17,12 +20,15 @@ __all__ = [
     "QUEUE_WAIT_SECONDS",
     "RTF",
     "STAGE_SECONDS",
+    "STREAM_FINAL_SECONDS",
+    "STREAM_PARTIAL_SECONDS",
     "ApiMetrics",
     "AsyncMetricsRecorder",
     "ClusterCollector",
     "ClusterSnapshot",
     "HistogramSeries",
     "MetricsRecorder",
+    "StreamOutcome",
     "TaskOutcome",
     "read_cluster",
 ]

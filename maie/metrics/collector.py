@@ -22,8 +22,10 @@ from maie.errors import StoreUnavailableError
 from maie.metrics.series import HISTOGRAMS, HistogramSeries, TaskOutcome
 from maie.store.keys import (
     METRICS_FAILURES_KEY,
+    METRICS_STREAM_KEY,
     METRICS_TASKS_KEY,
     REDIS_DOWN,
+    STREAM_SESSIONS_KEY,
     WORKERS_KEY,
     queue_key,
 )
@@ -53,6 +55,10 @@ class ClusterSnapshot(msgspec.Struct, frozen=True, kw_only=True):
     queue_depth: int | None = None
     workers_active: int = 0
     queue_messages: dict[str, int] = msgspec.field(default_factory=dict)
+    #: Live-session counters (``sessions|<backend>|<outcome>``, ``audio_s|<backend>``).
+    stream: dict[str, float] = msgspec.field(default_factory=dict)
+    #: Live sessions open now, across processes.
+    stream_open: int = 0
 
 
 def _text(value: bytes | str) -> str:
@@ -86,6 +92,8 @@ async def read_cluster(
             for series in HISTOGRAMS:
                 pipe.hgetall(series.key)
             pipe.zcount(WORKERS_KEY, now - worker_window_s, "+inf")
+            pipe.hgetall(METRICS_STREAM_KEY)
+            pipe.zcount(STREAM_SESSIONS_KEY, now, "+inf")
             replies = await pipe.execute()
         async with broker.pipeline(transaction=False) as pipe:
             for queue in QUEUES:
@@ -93,7 +101,7 @@ async def read_cluster(
             lengths = await pipe.execute()
     except REDIS_DOWN:
         return ClusterSnapshot(up=False)
-    tasks, failures, *hists, workers = replies
+    tasks, failures, *hists, workers, stream, stream_open = replies
     try:
         depth: int | None = await queue_depth()
     except StoreUnavailableError:
@@ -106,6 +114,8 @@ async def read_cluster(
         queue_depth=depth,
         workers_active=int(workers),
         queue_messages={q: int(n) for q, n in zip(QUEUES, lengths, strict=True)},
+        stream=_numbers(stream),
+        stream_open=int(stream_open),
     )
 
 
@@ -173,3 +183,30 @@ class ClusterCollector(Collector):
         yield GaugeMetricFamily(
             "maie_workers_active", "Workers whose heartbeat is newer than 60 s.", value=snap.workers_active
         )
+        yield from _stream_families(snap)
+
+
+def _stream_families(snap: ClusterSnapshot) -> Iterator[Metric]:
+    """The live-session series: sessions by backend and outcome, audio seconds, sessions open."""
+    sessions = CounterMetricFamily(
+        "maie_stream_sessions",
+        "Live sessions by backend and outcome: started, stored (as a task), not_stored.",
+        labels=["backend", "outcome"],
+    )
+    audio = CounterMetricFamily(
+        "maie_stream_audio_seconds",
+        "Seconds of audio live sessions received, by backend.",
+        labels=["backend"],
+    )
+    for key, value in sorted(snap.stream.items()):
+        kind, _, rest = key.partition("|")
+        if kind == "sessions":
+            backend, _, outcome = rest.partition("|")
+            sessions.add_metric([backend, outcome], value)
+        elif kind == "audio_s":
+            audio.add_metric([rest], value)
+    yield sessions
+    yield audio
+    yield GaugeMetricFamily(
+        "maie_stream_sessions_open", "Live sessions open now, across every process.", value=snap.stream_open
+    )

@@ -12,7 +12,7 @@ import redis.exceptions
 import structlog
 
 from maie.metrics.series import HistogramSeries, TaskOutcome
-from maie.store.keys import METRICS_FAILURES_KEY, METRICS_TASKS_KEY
+from maie.store.keys import METRICS_FAILURES_KEY, METRICS_STREAM_KEY, METRICS_TASKS_KEY
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -74,3 +74,26 @@ class AsyncMetricsRecorder:
             await self.client.hincrby(METRICS_TASKS_KEY, TaskOutcome.ACCEPTED, count)
         except _DROPPED as exc:
             log.warning("metrics.dropped", series="maie_tasks_total", reason=str(exc))
+
+    async def observe(self, series: HistogramSeries, value: float, label: str | None = None) -> None:
+        """Add ``value`` to ``series`` (under ``label`` when the series has one)."""
+        bucket, total, count = _histogram_fields(series, max(value, 0.0), label)
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hincrby(series.key, bucket, 1)
+                pipe.hincrbyfloat(series.key, total, max(value, 0.0))
+                pipe.hincrby(series.key, count, 1)
+                await pipe.execute()
+        except _DROPPED as exc:
+            log.warning("metrics.dropped", series=series.name, reason=str(exc))
+
+    async def stream_session(self, backend: str, outcome: str, *, audio_s: float = 0.0) -> None:
+        """Count a live session that reached ``outcome``, and the seconds of audio it received."""
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hincrby(METRICS_STREAM_KEY, f"sessions|{backend}|{outcome}", 1)
+                if audio_s > 0:
+                    pipe.hincrbyfloat(METRICS_STREAM_KEY, f"audio_s|{backend}", audio_s)
+                await pipe.execute()
+        except _DROPPED as exc:
+            log.warning("metrics.dropped", series="maie_stream_sessions_total", reason=str(exc))

@@ -18,7 +18,10 @@ __all__ = [
     "QUEUE_WAIT_SECONDS",
     "RTF",
     "STAGE_SECONDS",
+    "STREAM_FINAL_SECONDS",
+    "STREAM_PARTIAL_SECONDS",
     "HistogramSeries",
+    "StreamOutcome",
     "TaskOutcome",
 ]
 
@@ -32,6 +35,17 @@ class TaskOutcome:
     COMPLETE: Final = "complete"
     #: The task failed (its ``error_code`` is counted in ``maie_task_failures_total``).
     FAILED: Final = "failed"
+
+
+class StreamOutcome:
+    """Values of the ``outcome`` label of ``maie_stream_sessions_total``."""
+
+    #: A session began (its audio started to arrive).
+    STARTED: Final = "started"
+    #: It ended with its recording stored as a task (after ``stop``, an error, or a dropped connection).
+    STORED: Final = "stored"
+    #: It ended without a task: nothing, or too little, was received, or storing it failed.
+    NOT_STORED: Final = "not_stored"
 
 
 class HistogramSeries(NamedTuple):
@@ -80,5 +94,21 @@ RTF: Final = HistogramSeries(
     None,
     (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 5, 10),
 )
+_LIVE_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10, 30)
+#: Live sessions: seconds from the arrival of the audio a partial result reaches to its sending.
+STREAM_PARTIAL_SECONDS: Final = HistogramSeries(
+    "maie_stream_partial_latency_seconds",
+    "Live sessions: seconds from the arrival of the audio that a partial result ends with to its sending, "
+    "by backend.",
+    "backend",
+    _LIVE_BUCKETS,
+)
+#: Live sessions: seconds from the arrival of a final segment's last audio to its sending.
+STREAM_FINAL_SECONDS: Final = HistogramSeries(
+    "maie_stream_final_latency_seconds",
+    "Live sessions: seconds from the arrival of a final segment's last audio to its sending, by backend.",
+    "backend",
+    _LIVE_BUCKETS,
+)
 #: Every cluster-wide histogram, in the order /metrics lists them.
-HISTOGRAMS: Final = (STAGE_SECONDS, QUEUE_WAIT_SECONDS, RTF)
+HISTOGRAMS: Final = (STAGE_SECONDS, QUEUE_WAIT_SECONDS, RTF, STREAM_PARTIAL_SECONDS, STREAM_FINAL_SECONDS)

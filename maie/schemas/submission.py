@@ -89,3 +89,10 @@ class SubmissionOptions(Frozen, frozen=True, kw_only=True):
     max_speakers: Annotated[
         int | None, msgspec.Meta(description="Most speakers to find, 1-32, with diarize")
     ] = None
+    task: Annotated[
+        str | None,
+        msgspec.Meta(
+            description="transcribe (default), or translate: the transcript in English (backends with "
+            "translate, and multilingual models)"
+        ),
+    ] = None

@@ -26,12 +26,16 @@ from maie.errors import StoreUnavailableError
 
 __all__ = [
     "BROKER_NAMESPACE",
+    "FINISHED_CHANNEL",
     "METRICS_FAILURES_KEY",
+    "METRICS_STREAM_KEY",
     "METRICS_TASKS_KEY",
     "PREFIX",
     "RATE_LIMIT_PREFIX",
     "REDIS_DOWN",
     "RELEASE_LUA",
+    "STREAM_OPEN_LUA",
+    "STREAM_SESSIONS_KEY",
     "WORKERS_KEY",
     "asr_claim_key",
     "asr_ready_key",
@@ -40,6 +44,7 @@ __all__ = [
     "idempotency_key",
     "queue_key",
     "results_url",
+    "stream_key_sessions_key",
     "unavailable",
     "worker_models_key",
 ]
@@ -56,11 +61,34 @@ METRICS_FAILURES_KEY: Final = f"{PREFIX}:metrics:failures"
 RATE_LIMIT_PREFIX: Final = f"{PREFIX}:ratelimit"
 #: Prefix of the broker's keys (Dramatiq's namespace), apart from other Dramatiq users of a server.
 BROKER_NAMESPACE: Final = "maie-dramatiq"
+#: Pub/sub channel (results database) on which workers announce each task they finish (its id), so
+#: API processes waiting for a result (the OpenAI routes) learn of it without polling.
+FINISHED_CHANNEL: Final = f"{PREFIX}:finished"
+#: Hash of the live-transcription counters: sessions by ``sessions|<backend>|<outcome>``, seconds
+#: of audio by ``audio_s|<backend>`` (no expiry).
+METRICS_STREAM_KEY: Final = f"{PREFIX}:metrics:stream"
+#: Sorted set of every open live session (``<process>:<session>``) by lease expiry, across processes.
+STREAM_SESSIONS_KEY: Final = f"{PREFIX}:stream:sessions"
 #: Errors that mean "Redis cannot be reached right now".
 REDIS_DOWN = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 #: Compare-and-delete: remove KEYS[1] only while it holds ARGV[1].
 RELEASE_LUA = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+#: Open a live session: drop expired leases from the key's set (KEYS[1]) and the global one
+#: (KEYS[2], both before ARGV[1]); if the key holds fewer than ARGV[2], lease ARGV[3] in both until
+#: ARGV[4] and return -1, else return the key's count. Renewing a lease is a plain ZADD XX.
+STREAM_OPEN_LUA = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+local open = redis.call('ZCARD', KEYS[1])
+if open >= tonumber(ARGV[2]) then
+  return open
+end
+redis.call('ZADD', KEYS[1], ARGV[4], ARGV[3])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], math.ceil((tonumber(ARGV[4]) - tonumber(ARGV[1])) * 1000))
+return -1
+"""
 
 
 def asr_claim_key(task_id: str) -> str:
@@ -85,6 +113,11 @@ def idempotency_key(tenant: str, key: str) -> str:
     their names keep the form of a MAIE key so there is one place that builds them.
     """
     return f"{PREFIX}:idempotency:{tenant}:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def stream_key_sessions_key(api_key: str) -> str:
+    """Key of the sorted set of an API key's open live sessions (the key is hashed, never stored)."""
+    return f"{PREFIX}:stream:key:{hashlib.sha256(api_key.encode()).hexdigest()[:32]}:sessions"
 
 
 def histogram_key(series: str) -> str:

@@ -1,4 +1,4 @@
-"""``maie up``: embedded Redis and PostgreSQL, the API and workers as children, kept alive until told to stop.
+"""``maie up``: embedded Redis and PostgreSQL, the API, ``maie stream`` and workers, kept alive until stopped.
 
 The database schema is brought up to date (:func:`maie.store.sql.upgrade`) before the API and
 workers start, whether the server is embedded or ``MAIE_DATABASE_URL``'s. A child that dies is
@@ -202,10 +202,12 @@ class KeptServer:
 class Supervisor:
     """Runs everything ``maie up`` starts."""
 
-    def __init__(self, settings: Settings, *, api_keys: str, workers: int = 1) -> None:
+    def __init__(self, settings: Settings, *, api_keys: str, workers: int = 1, stream: bool = True) -> None:
         self.settings = settings
         self.api_keys = api_keys
         self.workers = workers
+        #: Whether live sessions run in a ``maie stream`` child, to which the API relays /v1/stream.
+        self.stream = stream
         self._signal: StopSignal | None = None
         self._stop_asked = False
         #: The embedded servers this process started (only those are stopped, their URL files removed).
@@ -289,7 +291,15 @@ class Supervisor:
             "MAIE_PORT": str(server.port),
         }
         command = [sys.executable, "-m", "maie"]
-        children = [Child("api", [*command, "api"], env)]
+        children = []
+        if self.stream:
+            stream_port = self.settings.stream.port
+            children.append(
+                Child("stream", [*command, "stream"], {**env, "MAIE_STREAM_PORT": str(stream_port)})
+            )
+            # Clients use the API's port; the API relays their sessions to the stream process.
+            env["MAIE_STREAM_URL"] = f"ws://{_local(server.host)}:{stream_port}"
+        children.insert(0, Child("api", [*command, "api"], env))
         children += [Child(f"worker-{i + 1}", [*command, "worker"], env) for i in range(self.workers)]
         return children
 
@@ -307,3 +317,8 @@ def _migrate(url: str) -> None:
         msg = f"the schema of {redact_url(url)} could not be brought up to date: {reason}"
         raise ConfigError(msg) from exc
     log.info("database.migrated", revision=revision, url=redact_url(url))
+
+
+def _local(host: str) -> str:
+    """Where a process on this host reaches a server bound to ``host``."""
+    return "127.0.0.1" if host in {"0.0.0.0", "::", ""} else host  # noqa: S104 - recognising, not binding

@@ -16,6 +16,7 @@ from maie.hardware import cuda_available
 from maie.metrics import MetricsRecorder
 from maie.pipeline.prompts import TemplateCatalog, default_templates_dir
 from maie.pipeline.sandbox import DecodeSandbox, SandboxLimits
+from maie.store.finished import FinishedNotices
 from maie.worker.asr_claims import AsrClaims
 from maie.worker.diarization import Diarizer
 from maie.worker.residency import ModelCache
@@ -43,6 +44,8 @@ class WorkerRuntime:
         #: The cluster-wide series this worker adds to (in Redis, next to the task store).
         self.metrics = MetricsRecorder(store.client)
         self.tracker = StageTracker(store, keep_audio=settings.storage.keep_audio, metrics=self.metrics)
+        # Requests held open for a result (the OpenAI routes) hear of it at once.
+        self.tracker.after_finish(FinishedNotices(store.client).publish)
         residency = settings.worker.model_residency or ("sequential" if cuda_available() else "resident")
         log.info("worker.residency", mode=residency)
         self.models = ModelCache(residency, max_models=settings.worker.resident_max_models)

@@ -63,6 +63,7 @@ class StageTracker:
         #: Where stage durations and task outcomes are counted (cluster-wide, in Redis).
         self.metrics = metrics
         self._finish_hooks: list[Callable[[str], None]] = []
+        self._finished_hooks: list[Callable[[str], None]] = []
 
     def before_finish(self, hook: Callable[[str], None]) -> None:
         """Call ``hook(task_id)`` just before a task is marked COMPLETE or FAILED.
@@ -74,6 +75,18 @@ class StageTracker:
 
     def _run_finish_hooks(self, task_id: str) -> None:
         for hook in self._finish_hooks:
+            hook(task_id)
+
+    def after_finish(self, hook: Callable[[str], None]) -> None:
+        """Call ``hook(task_id)`` once a task is recorded COMPLETE or FAILED (also on a redelivery).
+
+        For notices that may be lost without harm (whoever waits also looks by themselves); a hook
+        must not raise.
+        """
+        self._finished_hooks.append(hook)
+
+    def _run_finished_hooks(self, task_id: str) -> None:
+        for hook in self._finished_hooks:
             hook(task_id)
 
     @contextmanager
@@ -238,6 +251,7 @@ class StageTracker:
         if failed_now and self.metrics is not None:
             self.metrics.task_finished(TaskOutcome.FAILED, stage=record.failed_stage, error_code=code)
         self._drop_audio(record)
+        self._run_finished_hooks(task_id)
 
     def complete(self, task_id: str, result_version: int, *, rtf: float | None = None) -> TaskRecord:
         """Mark the task COMPLETE with its result version, then drop its audio unless kept.
@@ -262,6 +276,7 @@ class StageTracker:
             if rtf is not None:
                 self.metrics.observe(RTF, rtf)
         self._drop_audio(record)
+        self._run_finished_hooks(task_id)
         return record
 
     def _drop_audio(self, record: TaskRecord) -> None:

@@ -132,6 +132,7 @@ class Transcriber:
             hotwords=request.hotwords,
             initial_prompt=request.initial_prompt,
             beam_size=request.beam_size,
+            task=request.task,
         )
 
     def _companions(self, record: TaskRecord, held: list[str]) -> list[tuple[TaskRecord, AsrInput]]:

@@ -14,7 +14,7 @@ import pytest
 from tests.fixtures import bad_media
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.postgres import query, task_ids
-from tests.fixtures.services import HEADERS_A, HEADERS_B
+from tests.fixtures.services import HEADERS_A, HEADERS_B, KEY_A, KEY_B
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -125,7 +125,24 @@ class TestAuth:
     def test_wrong_key(self, api):
         response = api.submit(shared_audio("jfk_16k.wav"), headers={"X-API-Key": "nope"})
         assert response.status_code == 401
-        assert response.json() == {"detail": "invalid X-API-Key", "status_code": 401}
+        assert response.json() == {"detail": "invalid API key", "status_code": 401}
+        bearer = api.submit(shared_audio("jfk_16k.wav"), headers={"Authorization": "Bearer nope"})
+        assert bearer.status_code == 401
+
+    def test_a_bearer_key_is_an_api_key(self, api, worker):
+        """``Authorization: Bearer <key>`` (what OpenAI's SDKs send) works wherever X-API-Key does."""
+        bearer = {"Authorization": f"Bearer {KEY_A}"}
+        response = api.submit(shared_audio("jfk_16k.wav"), headers=bearer)
+        assert response.status_code == 202
+        task_id = response.json()["task_id"]
+        assert api.wait(task_id, headers=bearer)["status"] == "COMPLETE"
+        listed = api.client.get("/v1/tasks", headers={"Authorization": f"bearer {KEY_A}"}).json()
+        assert task_id in [t["task_id"] for t in listed["tasks"]]
+        # The tenant is the key's, however it is presented.
+        assert (
+            api.client.get(f"/v1/status/{task_id}", headers={"Authorization": f"Bearer {KEY_B}"}).status_code
+            == 404
+        )
 
     def test_other_tenants_task_is_not_found(self, api, worker):
         task_id = api.submit(shared_audio("jfk_16k.wav")).json()["task_id"]

@@ -1,4 +1,4 @@
-"""`maie up` on its embedded defaults: Redis with AOF, PostgreSQL, the API and a worker, supervised.
+"""`maie up` on its embedded defaults: Redis with AOF, PostgreSQL, the API, streaming and a worker.
 
 Faults are real: SIGKILL of the embedded redis-server and of the embedded PostgreSQL while tasks
 run, a wipe of every Redis database, SIGTERM at every moment of a start, and a SIGTERM made to
@@ -7,6 +7,7 @@ land while the main loop holds a lock.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import random
@@ -17,19 +18,22 @@ import time
 from typing import TYPE_CHECKING
 
 import httpx
+import numpy as np
 import psutil
 import pytest
 import redis
 
+from tests.fixtures.live_client import stream_pcm
 from tests.fixtures.paths import shared_audio
 from tests.fixtures.services import free_port
+from tests.fixtures.wer import run_ffmpeg
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 
 def _children(pid: int) -> dict[str, psutil.Process]:
-    """Children of `maie up` by role (api, worker, redis, postgres)."""
+    """Children of `maie up` by role (api, stream, worker, redis, postgres)."""
     found = {}
     for child in psutil.Process(pid).children():
         try:
@@ -60,7 +64,10 @@ def _up_env(service_env, data_dir) -> dict[str, str]:
     """The environment of a `maie up` that runs every server itself, as on a clean checkout."""
     unset = {"MAIE_REDIS_URL", "MAIE_DATABASE_URL", "MAIE_API_KEYS"}
     env = {k: v for k, v in service_env.items() if k not in unset}
-    env.update({"MAIE_DATA_DIR": str(data_dir), "MAIE_LOG_FORMAT": "console"})
+    # A port of its own for `maie stream`: other runs may have one on the default port.
+    env.update(
+        {"MAIE_DATA_DIR": str(data_dir), "MAIE_LOG_FORMAT": "console", "MAIE_STREAM_PORT": str(free_port())}
+    )
     return env
 
 
@@ -157,6 +164,36 @@ class TestUp:
 
         status = _finished(up["client"], key, _submit(up["client"], key))
         assert status["status"] == "COMPLETE", status
+
+    def test_streams_live_on_the_api_port(self, up):
+        """A WebSocket client on the API's port is relayed to `maie stream`; the session is stored."""
+        key = (up["data_dir"] / "dev-api-key").read_text().strip()
+        assert "stream" in _children(up["process"].pid)
+        stream_ready = f"http://127.0.0.1:{up['env']['MAIE_STREAM_PORT']}/ready"
+
+        def serving() -> bool:
+            try:
+                return httpx.get(stream_ready, timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        _wait_for(serving, 60, "maie stream to serve")
+        raw = run_ffmpeg(
+            "-i", str(shared_audio("picovoice/test.wav")), "-ac", "1", "-ar", "16000", "-f", "s16le", "-"
+        )
+        url = str(up["client"].base_url).replace("http://", "ws://").rstrip("/") + "/v1/stream"
+        run = asyncio.run(
+            stream_pcm(
+                url,
+                np.frombuffer(raw, dtype="<i2"),
+                start={"asr_backend": "pocketsphinx"},
+                headers={"Authorization": f"Bearer {key}"},
+            )
+        )
+        assert run.finals, run.messages
+        assert run.end is not None, run.messages
+        assert run.close_code == 1000
+        assert _finished(up["client"], key, run.end["task_id"])["status"] == "COMPLETE"
 
     def test_killed_redis_is_restarted_with_its_data(self, up):
         """SIGKILL of redis-server: `maie up` reaps it and starts it again on the same port and AOF.
@@ -332,7 +369,7 @@ class TestUp:
     def test_clean_stop(self, up, sig):
         process = up["process"]
         children = list(_children(process.pid).values())
-        assert set(_children(process.pid)) == {"api", "worker", "redis", "postgres"}
+        assert set(_children(process.pid)) == {"api", "stream", "worker", "redis", "postgres"}
         process.send_signal(sig)
         assert process.wait(timeout=60) == 0
         for child in children:
@@ -346,15 +383,15 @@ class TestUp:
         assert log.index("postgres.stopped") > max(order)
 
     def test_children_do_not_outlive_a_killed_supervisor(self, up):
-        """SIGKILL of `maie up` itself: Redis, PostgreSQL, API and workers are told to stop and exit."""
+        """SIGKILL of `maie up` itself: Redis, PostgreSQL, API, stream and workers are told to stop."""
         process = up["process"]
         children = list(_children(process.pid).values())
-        assert len(children) == 4
+        assert len(children) == 5
         process.send_signal(signal.SIGKILL)
         process.wait()
         gone, alive = psutil.wait_procs(children, timeout=30)
         assert not alive, [c.cmdline() for c in alive]
-        assert len(gone) == 4
+        assert len(gone) == 5
 
 
 #: Seconds a stopping `maie up` may take: its workers' stop timeout (set to 5 s below) plus margins.

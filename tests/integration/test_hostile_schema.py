@@ -35,6 +35,9 @@ SEMANTIC_VALIDATION = {
     # need an LLM backend.
     ("POST", "/v1/process"),
     ("POST", "/v1/batches"),
+    # The same for OpenAI's audio routes, whose `model` must also name a model that is there.
+    ("POST", "/openai/v1/audio/transcriptions"),
+    ("POST", "/openai/v1/audio/translations"),
     # `status` takes task statuses, repeated or comma-joined, in any case: described in words.
     ("GET", "/v1/tasks"),
 }

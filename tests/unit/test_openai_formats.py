@@ -20,7 +20,9 @@ import webvtt
 from maie.errors import (
     BackendUnavailableError,
     InvalidRequestError,
+    ModelNotFoundError,
     QueueFullError,
+    ResultTimeoutError,
     StoreUnavailableError,
     UnauthorizedError,
 )
@@ -35,7 +37,7 @@ from maie.openai_formats import (
     stream_events,
     transcription_body,
 )
-from maie.schemas import ModelInfo, Segment, Word
+from maie.schemas import ModelInfo, ModelVariant, Segment, Word
 
 openai = pytest.importorskip("openai", reason="the openai SDK is a dev dependency (uv sync installs it)")
 httpx2 = pytest.importorskip("httpx2", reason="comes with the openai SDK")
@@ -195,6 +197,8 @@ class TestThroughTheSdk:
             (BackendUnavailableError("cannot translate"), "UnprocessableEntityError"),
             (QueueFullError("queue full", retry_after_s=10), "RateLimitError"),
             (StoreUnavailableError("redis away"), "InternalServerError"),
+            (ModelNotFoundError("no such model"), "NotFoundError"),
+            (ResultTimeoutError("still running"), "InternalServerError"),
         ],
     )
     def test_errors_raise_the_sdks_own_classes(self, error, exception):
@@ -205,6 +209,15 @@ class TestThroughTheSdk:
         assert caught.value.code == error.code
         assert caught.value.param == "file"
         assert caught.value.body["message"] == error.detail
+
+    def test_an_error_names_the_task_it_made(self):
+        """A request that made a task (then timed out) says which, so the client can follow it."""
+        status, data = error_response(ResultTimeoutError("still running"), task_id="t-1")
+        with pytest.raises(openai.InternalServerError) as caught:
+            transcribe(Server(status, data))
+        assert caught.value.body["task_id"] == "t-1"
+        assert caught.value.body["status_url"] == "/v1/status/t-1"
+        assert "task_id" not in json.loads(error_response(ResultTimeoutError("x"))[1])["error"]
 
     def test_models(self):
         infos = [
@@ -217,19 +230,36 @@ class TestThroughTheSdk:
                 default_variant="x",
                 device="cpu",
                 compute_type="int8",
+                variants=[
+                    ModelVariant(name="fast", model="small", default=True, available=True),
+                    ModelVariant(name="large", model="/m/large", available=True),
+                    ModelVariant(name="gone", model="/m/gone", available=False),
+                ]
+                if b == "whisper"
+                else None,
             )
             for b, ok in (("whisper", True), ("pocketsphinx", True), ("chunkformer", False))
         ]
         listed = model_list(infos, created=1_700_000_000)
         models = Server(200, msgspec.json.encode(listed)).client().models.list()
-        assert [m.id for m in models] == ["whisper", WHISPER_ALIAS, "pocketsphinx"]
+        assert [m.id for m in models] == [
+            "whisper",
+            WHISPER_ALIAS,
+            "whisper:fast",
+            "whisper:large",
+            "pocketsphinx",
+        ]
         assert {m.owned_by for m in models} == {"maie"}
 
 
 class TestModels:
     def test_resolve(self):
-        assert resolve_model(WHISPER_ALIAS, ["whisper", "pocketsphinx"]) == "whisper"
-        assert resolve_model("pocketsphinx", ["whisper", "pocketsphinx"]) == "pocketsphinx"
-        with pytest.raises(InvalidRequestError, match="unknown model 'gpt-4o-transcribe'") as caught:
-            resolve_model("gpt-4o-transcribe", ["whisper"])
-        assert caught.value.extra["param"] == "model"
+        backends = ["whisper", "pocketsphinx"]
+        assert resolve_model(WHISPER_ALIAS, backends) == ("whisper", None)
+        assert resolve_model("pocketsphinx", backends) == ("pocketsphinx", None)
+        assert resolve_model("whisper:large", backends) == ("whisper", "large")
+        for unknown in ("gpt-4o-transcribe", "whisper:", "nope:large"):
+            with pytest.raises(ModelNotFoundError, match="does not exist") as caught:
+                resolve_model(unknown, backends)
+            assert caught.value.status_code == 404
+            assert caught.value.extra["param"] == "model"

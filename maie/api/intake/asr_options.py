@@ -13,12 +13,14 @@ from maie.config import MAX_PROMPT_CHARS
 from maie.errors import InvalidRequestError, UnprocessableError
 from maie.schemas import ModelInfo  # noqa: TC001 - used at runtime by callers' annotations
 
-__all__ = ["MAX_BEAM_SIZE", "MIN_BEAM_SIZE", "AsrRequestOptions", "check_asr_options"]
+__all__ = ["MAX_BEAM_SIZE", "MIN_BEAM_SIZE", "TASKS", "AsrRequestOptions", "check_asr_options"]
 
 #: Smallest beam a request may ask for (1 is greedy decoding).
 MIN_BEAM_SIZE = 1
 #: Largest beam a request may ask for: wider beams cost time and memory for no measurable gain.
 MAX_BEAM_SIZE = 20
+#: What the ASR is asked to do: write down what was said, or translate it into English (Whisper).
+TASKS = ("transcribe", "translate")
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +30,8 @@ class AsrRequestOptions:
     hotwords: str | None = None
     initial_prompt: str | None = None
     beam_size: int | None = None
+    #: ``translate``, or None to transcribe (the default, left out of the stored request).
+    task: str | None = None
 
 
 def _prompt(name: str, value: str | None) -> str | None:
@@ -62,6 +66,7 @@ def check_asr_options(
     hotwords: str | None,
     initial_prompt: str | None,
     beam_size: int | None,
+    task: str | None = None,
 ) -> AsrRequestOptions:
     """Validate a request's ASR options for the backend ``model`` describes.
 
@@ -69,10 +74,14 @@ def check_asr_options(
         InvalidRequestError: a value out of bounds or blank (400).
         UnprocessableError: an option or language the backend cannot honour (422).
     """
+    task = task.strip().lower() if task else None
+    if task is not None and task not in TASKS:
+        raise InvalidRequestError(f"task must be one of {', '.join(TASKS)}, got {task[:32]!r}")
     options = AsrRequestOptions(
         hotwords=_prompt("hotwords", hotwords),
         initial_prompt=_prompt("initial_prompt", initial_prompt),
         beam_size=beam_size,
+        task=task if task == "translate" else None,
     )
     if beam_size is not None and not MIN_BEAM_SIZE <= beam_size <= MAX_BEAM_SIZE:
         raise InvalidRequestError(
@@ -85,6 +94,8 @@ def check_asr_options(
         raise _unsupported(model, "beam_size")
     if word_timestamps and "word_timestamps" not in capabilities:
         raise _unsupported(model, "word_timestamps")
+    if options.task == "translate" and "translate" not in capabilities:
+        raise _unsupported(model, "task=translate (speech translated into English)")
     if language and model.languages is not None and language not in model.languages:
         raise UnprocessableError(
             f"asr_backend {model.backend_id!r} does not transcribe language {language!r}; "

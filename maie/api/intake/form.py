@@ -168,6 +168,7 @@ async def validate_request(
         hotwords=form.hotwords,
         initial_prompt=form.initial_prompt,
         beam_size=form.beam_size,
+        task=form.task,
     )
     checked: dict[str, Any] = {
         "features": features,
@@ -184,6 +185,7 @@ async def validate_request(
         "num_speakers": diarization.num_speakers,
         "min_speakers": diarization.min_speakers,
         "max_speakers": diarization.max_speakers,
+        "task": asr_options.task,
     }
     sent = {name: getattr(form, name) for name in SubmissionOptions.__struct_fields__}
     return TaskRequest(**{**sent, **checked}, filename=check_filename(filename), source_url=source_url)

@@ -2,18 +2,21 @@
 
 The upload is copied in chunks to ``MAIE_DATA_DIR/audio/<task_id>/raw.part``, probed with PyAV in
 the decode sandbox and kept as ``raw.<ext>``; then the task record is stored and its first message
-queued. A recording given by URL (checked already) is not touched here: its task starts with the
-fetch stage, which downloads it into that folder and probes it the same way. Any failure on the
-way removes the folder and the record, so nothing half-made stays behind. :func:`accept_task`
-mirrors :func:`maie.api.intake.batch.accept_batch`.
+queued. A live session's recording (``/v1/stream``) is already written into its task folder; it is
+probed and kept the same way. A recording given by URL (checked already) is not touched here: its
+task starts with the fetch stage, which downloads it into that folder and probes it the same way.
+Any failure on the way removes the folder and the record, so nothing half-made stays behind.
+:func:`accept_task` mirrors :func:`maie.api.intake.batch.accept_batch`.
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+import anyio.to_thread
 import structlog
 
 from maie.actor_table import FETCH, PREPROCESS
@@ -26,11 +29,10 @@ from maie.api.queries import load_task
 from maie.errors import NotFoundError, StoreUnavailableError
 from maie.pipeline.fetch import FETCHED_NAME
 from maie.pipeline.preprocess import PreprocessOptions
+from maie.pipeline.recording import keep_recording
 from maie.schemas import ProcessAccepted, TaskRecord, TaskStatus
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from litestar.datastructures import UploadFile
 
     from maie.api.admission import QueueSlots
@@ -47,22 +49,26 @@ async def accept_task(
     services: Services,
     *,
     tenant: str,
-    upload: UploadFile | SubmittedUrl,
+    upload: UploadFile | SubmittedUrl | Path,
     request: TaskRequest,
     request_id: str | None,
     idempotency: IdempotencyClaim,
     slots: QueueSlots,
+    task_id: str | None = None,
 ) -> Accepted[ProcessAccepted]:
     """Turn the upload (or the URL) into a queued task, once per ``Idempotency-Key``.
 
     Args:
         services: The API's services.
         tenant: Whose task.
-        upload: The uploaded ``file`` part, or the checked ``url``.
+        upload: The uploaded ``file`` part, the checked ``url``, or a recording written into the
+            task's folder already (``MAIE_DATA_DIR/audio/<task_id>/``, a live session's).
         request: The validated options of the task.
         request_id: The HTTP request's id, kept on the task and its messages.
         idempotency: The request's claim on its ``Idempotency-Key`` (a no-op without one).
         slots: The queue slot the request holds; storing the task frees it.
+        task_id: The new task's id, when it was chosen before (a live session's folder is named
+            after it); else a new one.
 
     Raises:
         UnsupportedMediaError, DecodeLimitError: the upload is not decodable audio (415).
@@ -70,7 +76,7 @@ async def accept_task(
         MonoInputError: ``diarization_backend=channels`` for a mono upload (422).
         StoreUnavailableError: Redis unreachable (503); nothing is left behind.
     """
-    task_id = str(uuid.uuid4())
+    task_id = task_id or str(uuid.uuid4())
 
     async def create() -> Accepted[ProcessAccepted]:
         return await _create(
@@ -103,7 +109,7 @@ async def _create(
     *,
     task_id: str,
     tenant: str,
-    upload: UploadFile | SubmittedUrl,
+    upload: UploadFile | SubmittedUrl | Path,
     request: TaskRequest,
     request_id: str | None,
     slots: QueueSlots,
@@ -118,6 +124,10 @@ async def _create(
         if isinstance(upload, SubmittedUrl):
             # The fetch stage writes the recording here; its probe renames it raw.<ext>.
             raw: Path = task_dir / FETCHED_NAME
+        elif isinstance(upload, Path):
+            raw, info = await anyio.to_thread.run_sync(
+                keep_recording, upload, PreprocessOptions.from_settings(settings.audio), services.sandbox
+            )
         else:
             raw, info = await receive_upload(
                 upload, task_dir, PreprocessOptions.from_settings(settings.audio), services.sandbox

@@ -56,6 +56,9 @@ class AsrInput(msgspec.Struct, frozen=True, kw_only=True):
     initial_prompt: str | None = None
     #: Beam width asked by the request; ``None`` falls back to config.
     beam_size: int | None = None
+    #: ``translate`` for a transcript in English (backends with the ``translate`` capability);
+    #: ``None`` transcribes.
+    task: str | None = None
 
 
 class AsrBackend(Stage[OptionsT, AsrInput, AsrArtifact]):
@@ -147,7 +150,7 @@ class BackendSpec:
     description: str
     #: Among ``word_timestamps``, ``language_detection``, ``punctuation``, ``long_form``, ``vad``,
     #: ``streaming``, ``custom_vocabulary`` (hotwords / initial prompt), ``beam_size`` (per request),
-    #: ``batch_decode`` (several recordings in one pass).
+    #: ``batch_decode`` (several recordings in one pass), ``translate`` (speech into English text).
     capabilities: tuple[str, ...]
     #: ISO 639-1 codes it transcribes; ``None`` when not restricted.
     languages: tuple[str, ...] | None

@@ -241,6 +241,7 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
             hotwords=data.hotwords,
             initial_prompt=data.initial_prompt,
             beam_size=data.beam_size,
+            task=data.task,
         )
         started = time.perf_counter()
         with WavWindows(data.wav_path, window_s=opts.window_s) as audio:
@@ -380,6 +381,7 @@ SPEC = BackendSpec(
         "custom_vocabulary",
         "beam_size",
         "streaming",
+        "translate",
     ),
     languages=WHISPER_LANGUAGES,
     hardware=("cuda", "cpu"),

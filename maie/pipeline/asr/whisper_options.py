@@ -199,6 +199,7 @@ class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
         hotwords: str | None = None,
         initial_prompt: str | None = None,
         beam_size: int | None = None,
+        task: str | None = None,
     ) -> dict[str, Any]:
         """Keyword arguments for faster-whisper's ``transcribe``, also recorded as decoding params.
 
@@ -208,13 +209,14 @@ class WhisperOptions(msgspec.Struct, frozen=True, kw_only=True):
             hotwords: Words to favour; ``None`` uses the configured ones.
             initial_prompt: Prompt of the first window; ``None`` uses the configured one.
             beam_size: Beam width; ``None`` uses the configured one.
+            task: ``translate`` for English text from any language; ``None`` transcribes.
 
         Returns:
             JSON-ready keyword arguments (lists, not tuples, so the record equals what was passed).
             Prompt keys appear only when a prompt is set.
         """
         kwargs: dict[str, Any] = {
-            "task": "transcribe",
+            "task": task or "transcribe",
             "language": language,
             "beam_size": self.beam_size if beam_size is None else beam_size,
             "temperature": list(self.temperatures),

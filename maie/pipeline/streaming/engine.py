@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from maie.config.streaming import STREAMING_BACKEND_IDS
 from maie.errors import BackendUnavailableError
 from maie.pipeline.asr.registry import REGISTRY
 from maie.pipeline.asr.whisper import WhisperBackend
@@ -46,7 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["STREAMING_BACKENDS", "StreamingEngine"]
 
 #: Backends that can transcribe live (those with the ``streaming`` capability).
-STREAMING_BACKENDS = ("whisper", "pocketsphinx")
+STREAMING_BACKENDS = STREAMING_BACKEND_IDS
 
 log = structlog.get_logger(__name__)
 
