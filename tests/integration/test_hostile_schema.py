@@ -19,7 +19,9 @@ from tests.fixtures.services import KEY_A
 
 #: The app's schema, built without starting it (the lifespan, which connects to Redis, never runs).
 APP_SCHEMA = create_app(
-    Settings.from_env({}, env_file=None), redis_url="redis://127.0.0.1:9/0"
+    Settings.from_env({}, env_file=None),
+    redis_url="redis://127.0.0.1:9/0",
+    database_url="postgresql://127.0.0.1:9/maie",
 ).openapi_schema.to_schema()
 
 #: A valid key for the schema's ApiKey scheme: schemathesis sends it, or leaves it out on purpose

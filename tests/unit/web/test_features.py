@@ -13,7 +13,11 @@ from maie.web.features import ENDPOINTS, api_features
 if TYPE_CHECKING:
     from litestar.params import FromPath
 
-APP = create_app(Settings.from_env({}, env_file=None), redis_url="redis://127.0.0.1:9/0")
+APP = create_app(
+    Settings.from_env({}, env_file=None),
+    redis_url="redis://127.0.0.1:9/0",
+    database_url="postgresql://127.0.0.1:9/maie",
+)
 
 
 class TestFeatures:
