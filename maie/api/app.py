@@ -16,6 +16,7 @@ from maie import __version__
 from maie.api.errors import exception_handlers
 from maie.api.guards import API_KEY_HEADER, api_key_guard, rate_limit_guard
 from maie.api.openapi import document_v1_errors
+from maie.api.rate_limit import is_off
 from maie.api.request_id import RequestIdMiddleware, add_request_id_header
 from maie.api.routes.batches import BatchesController
 from maie.api.routes.discovery import DiscoveryController
@@ -85,7 +86,9 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
             ExportsController,
             batches,
         ],
-        guards=[api_key_guard, rate_limit_guard],
+        # With MAIE_RATE_LIMIT=off there is nothing to count: no guard, rather than one that
+        # returns at once on every request.
+        guards=[api_key_guard, *([] if is_off(settings.rate_limit.rate_limit) else [rate_limit_guard])],
         security=[{"ApiKey": []}],
         request_max_body_size=max_body,
     )

@@ -70,11 +70,12 @@ def _assign(scope: Scope) -> str:
     return request_id
 
 
-def add_request_id_header(message: Message, scope: Scope) -> None:
+async def add_request_id_header(message: Message, scope: Scope) -> None:
     """App-level ``before_send`` hook: put the request's id on the response.
 
     It runs for every response, also those Litestar's router answers before any middleware runs
-    (404 for an unknown path, 405 for a wrong method).
+    (404 for an unknown path, 405 for a wrong method). A coroutine although it awaits nothing:
+    Litestar runs a plain function hook in a worker thread, for every message sent.
     """
     if message["type"] == "http.response.start" and scope["type"] == ScopeType.HTTP:
         MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = _assign(scope)

@@ -37,6 +37,10 @@ class Services:
         self.store = AsyncTaskStore.from_url(
             results_url(redis_url, settings.redis.results_db), ttl_s=settings.storage.result_ttl_s
         )
+        #: Each API key (encoded once, for :func:`hmac.compare_digest`) and its tenant.
+        self.api_keys: tuple[tuple[bytes, str], ...] = tuple(
+            (key.encode(), tenant) for key, tenant in settings.auth.tenants_by_key().items()
+        )
         self.templates = TemplateCatalog(settings.storage.templates_dir or default_templates_dir())
         #: Requests per API key, counted in Redis next to the tasks.
         self.rate_limiter = RateLimiter(settings.rate_limit, self.store.client)
