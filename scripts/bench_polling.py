@@ -34,6 +34,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,6 +66,8 @@ TENANT = "bench"
 #: Seconds the bare app may take to answer its first request.
 BARE_START_S = 30.0
 _RATE = re.compile(r"Requests/sec:\s+([0-9.]+)")
+_TOTAL = re.compile(r"(\d+) requests in")
+_TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 _ERRORS = re.compile(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)")
 
 
@@ -72,7 +75,7 @@ def parse_args() -> argparse.Namespace:
     """Command-line options."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seconds", type=int, default=5, help="length of one wrk run (default: %(default)s)")
-    ap.add_argument("--rounds", type=int, default=5, help="rounds over the four targets (default: %(default)s)")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of the four (default: %(default)s)")
     ap.add_argument("--threads", type=int, default=2, help="wrk threads (default: %(default)s)")
     ap.add_argument("--connections", type=int, default=50, help="wrk connections (default: %(default)s)")
     ap.add_argument("--segments", type=int, default=20, help="transcript segments (default: %(default)s)")
@@ -85,7 +88,7 @@ def finished_task(segments: int) -> tuple[TaskRecord, ResultVersion]:
     task_id = str(uuid.uuid4())
     submitted = datetime.now(UTC) - timedelta(minutes=5)
     done = submitted + timedelta(seconds=40)
-    words = "the quick brown fox jumps over the lazy dog and keeps on running".split()
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog", "and", "keeps", "on"]
     parts = [
         Segment(id=i + 1, start=i * 5.0, end=i * 5.0 + 4.8, text=" ".join(words[i % 5 :] + words[: i % 5]))
         for i in range(segments)
@@ -111,9 +114,7 @@ def finished_task(segments: int) -> tuple[TaskRecord, ResultVersion]:
         version=1,
         created_at=done,
         kind="pipeline",
-        results=Results(
-            raw_transcript=" ".join(s.text for s in parts), language="en", segments=parts
-        ),
+        results=Results(raw_transcript=" ".join(s.text for s in parts), language="en", segments=parts),
         versions=Versions(pipeline_version="bench"),
     )
     return record, result
@@ -123,7 +124,9 @@ def store_task(url: str, segments: int) -> str:
     """Write a finished task as the API (create) and the worker (result, then record) do."""
     record, result = finished_task(segments)
     store = AsyncTaskStore.from_url(results_url(url, 1), ttl_s=86400)
-    pending = msgspec.structs.replace(record, status=TaskStatus.PENDING, result_version=None, completed_at=None)
+    pending = msgspec.structs.replace(
+        record, status=TaskStatus.PENDING, result_version=None, completed_at=None
+    )
 
     async def create() -> None:
         await store.create(pending)
@@ -167,7 +170,7 @@ class Bare:
 
     def __init__(self, folder: Path, task_id: str) -> None:
         self.port = free_port()
-        self.popen = subprocess.Popen(  # noqa: S603 - this very script
+        self.popen = subprocess.Popen(
             [sys.executable, __file__, "--bare", str(self.port), str(folder)],
             stdout=subprocess.DEVNULL,
             stderr=(folder / "bare.log").open("wb"),
@@ -190,18 +193,87 @@ class Bare:
         self.popen.wait(timeout=30)
 
 
-def wrk(url: str, headers: dict[str, str], args: argparse.Namespace) -> float:
-    """Requests per second of one wrk run; errors are printed, never hidden."""
+def cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text(encoding="ascii").rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) * _TICK_S
+
+
+class Run(NamedTuple):
+    """One wrk run against one server."""
+
+    #: Requests per second (wrk's figure).
+    rate: float
+    #: Requests served per CPU second of the server process: what contention on the machine
+    #: disturbs least.
+    per_cpu_s: float
+
+
+def wrk(url: str, headers: dict[str, str], pid: int, args: argparse.Namespace) -> Run:
+    """One wrk run on the server ``pid``; errors are printed, never hidden."""
     command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.seconds}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
-    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout  # noqa: S603
+    before = cpu_s(pid)
+    out = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    used = cpu_s(pid) - before
     for match in _ERRORS.finditer(out):
         print(f"  wrk on {url}: {match.group(0)}", file=sys.stderr)
-    found = _RATE.search(out)
-    if found is None:
+    rate, total = _RATE.search(out), _TOTAL.search(out)
+    if rate is None or total is None:
         raise RuntimeError(f"no Requests/sec in wrk's output:\n{out}")
-    return float(found.group(1))
+    return Run(float(rate.group(1)), int(total.group(1)) / max(used, _TICK_S))
+
+
+Target = tuple[str, dict[str, str], int]
+
+
+def measure(targets: dict[str, Target], args: argparse.Namespace) -> dict[str, list[Run]]:
+    """Every target once per round, the order rotating from round to round, after a warm-up."""
+    names = list(targets)
+    runs: dict[str, list[Run]] = {name: [] for name in names}
+    warm_up = argparse.Namespace(**{**vars(args), "seconds": 1})
+    for url, headers, pid in targets.values():  # connections, caches, the first-request paths
+        wrk(url, headers, pid, warm_up)
+    for n in range(args.rounds):
+        for name in names[n % len(names) :] + names[: n % len(names)]:
+            runs[name].append(wrk(*targets[name], args=args))
+        print(f"round {n + 1}: " + ", ".join(f"{k} {v[-1].rate:.0f}" for k, v in runs.items()), flush=True)
+    return runs
+
+
+def report(runs: dict[str, list[Run]], args: argparse.Namespace, body_bytes: int) -> None:
+    """Medians, spreads and the ratios the targets are about."""
+    rate = {name: statistics.median(r.rate for r in values) for name, values in runs.items()}
+    per_cpu = {name: statistics.median(r.per_cpu_s for r in values) for name, values in runs.items()}
+
+    def per_round(a: str, b: str) -> float:
+        return statistics.median(x.rate / y.rate for x, y in zip(runs[a], runs[b], strict=True))
+
+    print(
+        f"cpus: {os.cpu_count()}  wrk -t{args.threads} -c{args.connections} -d{args.seconds}s, "
+        f"{args.rounds} rounds  status body: {body_bytes} bytes"
+    )
+    for name, values in runs.items():
+        rates = [r.rate for r in values]
+        print(
+            f"{name:>10}: {rate[name]:7.0f} req/s (median; min {min(rates):.0f}, max {max(rates):.0f})  "
+            f"{per_cpu[name]:6.0f} requests per server CPU second"
+        )
+    print(
+        f"status 200 / bare app: {rate['status 200'] / rate['bare app']:.2f} (medians), "
+        f"{per_round('status 200', 'bare app'):.2f} (median of rounds)  target >= 0.5"
+    )
+    print(
+        f"status 304 / status 200: {rate['status 304'] / rate['status 200']:.2f} (medians), "
+        f"{per_round('status 304', 'status 200'):.2f} (median of rounds)  target >= 1"
+    )
+    print(f"health / bare app: {rate['health'] / rate['bare app']:.2f} (medians)")
+    print(
+        "per server CPU second, status 200 / bare app: "
+        f"{per_cpu['status 200'] / per_cpu['bare app']:.2f}; 304 / 200: "
+        f"{per_cpu['status 304'] / per_cpu['status 200']:.2f} (Redis's own CPU not counted)"
+    )
 
 
 def main() -> None:
@@ -237,41 +309,23 @@ def main() -> None:
             (work / "etag").write_text(etag, encoding="utf-8")
             bare = Bare(work, task_id)
             status_url = f"{api.url}/v1/status/{task_id}"
-            targets = {
-                "status 200": (status_url, {"X-API-Key": KEY}),
-                "status 304": (status_url, {"X-API-Key": KEY, "If-None-Match": etag}),
-                "health": (f"{api.url}/health", {}),
-                "bare app": (bare.url, {}),
-            }
-            names = list(targets)
-            rates: dict[str, list[float]] = {name: [] for name in names}
-            ratios: list[float] = []
-            for name in names:  # warm-up: connections, caches, the first-request paths
-                wrk(targets[name][0], targets[name][1], argparse.Namespace(**{**vars(args), "seconds": 1}))
-            for n in range(args.rounds):
-                order = names[n % len(names) :] + names[: n % len(names)]
-                for name in order:
-                    rates[name].append(wrk(*targets[name], args))
-                ratios.append(rates["status 200"][-1] / rates["bare app"][-1])
-                print(f"round {n + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in rates.items()))
+            api_pid = api.popen.pid
+            runs = measure(
+                {
+                    "status 200": (status_url, {"X-API-Key": KEY}, api_pid),
+                    "status 304": (status_url, {"X-API-Key": KEY, "If-None-Match": etag}, api_pid),
+                    "health": (f"{api.url}/health", {}, api_pid),
+                    "bare app": (bare.url, {}, bare.popen.pid),
+                },
+                args,
+            )
         finally:
             if bare is not None:
                 bare.stop()
             if api is not None:
                 api.stop()
             redis_server.stop()
-
-    med = {name: statistics.median(values) for name, values in rates.items()}
-    print(
-        f"cpus: {os.cpu_count()}  wrk -t{args.threads} -c{args.connections} -d{args.seconds}s x "
-        f"{args.rounds} rounds  body: {len(first.content)} bytes"
-    )
-    for name, values in rates.items():
-        print(f"{name:>10}: {med[name]:7.0f} req/s (median; min {min(values):.0f}, max {max(values):.0f})")
-    print(f"status 200 / bare app (medians): {med['status 200'] / med['bare app']:.2f}  (target >= 0.5)")
-    print(f"status 200 / bare app, per round: median {statistics.median(ratios):.2f}")
-    print(f"status 304 / status 200 (medians): {med['status 304'] / med['status 200']:.2f}  (target >= 1)")
-    print(f"health / bare app (medians): {med['health'] / med['bare app']:.2f}")
+    report(runs, args, len(first.content))
 
 
 if __name__ == "__main__":

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Router
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -35,8 +35,6 @@ from maie.broker import build_broker
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from litestar.datastructures import State
-
     from maie.config import Settings
 
 __all__ = ["create_app"]
@@ -45,8 +43,9 @@ __all__ = ["create_app"]
 FORM_OVERHEAD_BYTES = 64 * 1024
 
 
-def _provide_services(state: State) -> Services:
-    services: Services = state.services
+def _provide_services(request: Request[Any, Any, Any]) -> Services:
+    # Not ``state: State``: Litestar would build a new State (and its lock) per request from it.
+    services: Services = request.app.state.services
     return services
 
 

@@ -56,12 +56,13 @@ async def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseR
             tenant = key_tenant
     if tenant is None:
         raise UnauthorizedError(f"invalid {API_KEY_HEADER}")
-    connection.state[_TENANT_STATE] = tenant
+    # The scope's own dict: ``connection.state`` builds a State around it on every access.
+    connection.scope["state"][_TENANT_STATE] = tenant
 
 
 def tenant_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     """Tenant of the authenticated key (set by :func:`api_key_guard`)."""
-    tenant: str = connection.state[_TENANT_STATE]
+    tenant: str = connection.scope["state"][_TENANT_STATE]
     return tenant
 
 
