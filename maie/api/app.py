@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import anyio.to_thread
-from litestar import Litestar, Router
+from litestar import Litestar, Request, Router
 from litestar.di import NamedDependency, Provide
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
@@ -17,6 +17,7 @@ from maie.api.errors import exception_handlers
 from maie.api.guards import API_KEY_HEADER, api_key_guard, rate_limit_guard
 from maie.api.openai import document_openai_errors, openai_router
 from maie.api.openapi import document_v1_errors
+from maie.api.rate_limit import is_off
 from maie.api.request_id import RequestIdMiddleware, add_request_id_header
 from maie.api.routes.batches import BatchesController
 from maie.api.routes.discovery import DiscoveryController
@@ -41,8 +42,6 @@ from maie.store import TaskFilter
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from litestar.datastructures import State
-
     from maie.config import Settings
 
 __all__ = ["create_app"]
@@ -51,8 +50,9 @@ __all__ = ["create_app"]
 FORM_OVERHEAD_BYTES = 64 * 1024
 
 
-def _provide_services(state: State) -> Services:
-    services: Services = state.services
+def _provide_services(request: Request[Any, Any, Any]) -> Services:
+    # Not ``state: State``: Litestar would build a new State (and its lock) per request from it.
+    services: Services = request.app.state.services
     return services
 
 
@@ -101,7 +101,9 @@ def create_app(settings: Settings, *, redis_url: str, database_url: str) -> Lite
             batches,
             *v1_handlers(),
         ],
-        guards=[api_key_guard, rate_limit_guard],
+        # With MAIE_RATE_LIMIT=off there is nothing to count: no guard, rather than one that
+        # returns at once on every request.
+        guards=[api_key_guard, *([] if is_off(settings.rate_limit.rate_limit) else [rate_limit_guard])],
         security=[{"ApiKey": []}, {"Bearer": []}],
         request_max_body_size=max_body,
     )

@@ -13,13 +13,12 @@ from typing import TYPE_CHECKING, Any
 from maie.errors import QueueFullError, StoreUnavailableError, UnauthorizedError
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     from litestar.connection import ASGIConnection
     from litestar.handlers.base import BaseRouteHandler
 
     from maie.api.services import Services
-    from maie.config import Settings
 
 __all__ = [
     "API_KEY_HEADER",
@@ -58,8 +57,8 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def tenant_for_key(settings: Settings, given: str) -> str:
-    """The tenant of API key ``given``.
+def tenant_for_key(api_keys: Iterable[tuple[bytes, str]], given: str) -> str:
+    """The tenant of API key ``given`` among ``api_keys`` (each encoded key and its tenant).
 
     Every configured key is compared with :func:`hmac.compare_digest`, whatever matches first, so
     the time taken does not tell which key prefix was right.
@@ -67,17 +66,22 @@ def tenant_for_key(settings: Settings, given: str) -> str:
     Raises:
         UnauthorizedError: if the key is unknown.
     """
+    presented = given.encode()
     tenant = None
-    for key, key_tenant in settings.auth.tenants_by_key().items():
-        if hmac.compare_digest(given.encode(), key.encode()) and tenant is None:
+    for key, key_tenant in api_keys:
+        if hmac.compare_digest(presented, key) and tenant is None:
             tenant = key_tenant
     if tenant is None:
         raise UnauthorizedError("invalid API key")
     return tenant
 
 
-def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+async def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Admit requests with a known API key (:func:`presented_key`) and remember it and its tenant.
+
+    The guard is a coroutine although it awaits nothing: Litestar runs a plain function guard in a
+    worker thread, a thread hop on every request that cost a polled ``GET /v1/status`` more than the
+    rest of its work.
 
     Raises:
         UnauthorizedError: if the key is missing or unknown.
@@ -85,13 +89,15 @@ def api_key_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHa
     given = presented_key(connection.headers)
     if not given:
         raise UnauthorizedError(f"missing API key: send the {API_KEY_HEADER} header or Authorization: Bearer")
-    connection.state[_TENANT_STATE] = tenant_for_key(_services(connection).settings, given)
-    connection.state[_KEY_STATE] = given
+    # The scope's own dict: ``connection.state`` builds a State around it on every access.
+    state = connection.scope["state"]
+    state[_TENANT_STATE] = tenant_for_key(_services(connection).api_keys, given)
+    state[_KEY_STATE] = given
 
 
 def tenant_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str:
     """Tenant of the authenticated key (set by :func:`api_key_guard`)."""
-    tenant: str = connection.state[_TENANT_STATE]
+    tenant: str = connection.scope["state"][_TENANT_STATE]
     return tenant
 
 

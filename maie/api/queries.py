@@ -123,12 +123,22 @@ def status_etag(record: TaskRecord) -> str:
     return etag_of(msgspec.json.encode(record))
 
 
-async def status_body(services: Services, record: TaskRecord) -> bytes:
-    """The JSON of GET /v1/status for ``record``, with its latest result."""
-    result = None
-    if record.result_version is not None:
+async def status_body(services: Services, record: TaskRecord, etag: str) -> bytes:
+    """The JSON of GET /v1/status for ``record`` (whose :func:`status_etag` is ``etag``).
+
+    A task without a result is encoded from its record alone. One with a result answers the body
+    built before for the same ETag when :class:`~maie.api.status_bodies.StatusBodies` still has
+    it; otherwise its result is read, and the body kept for the next poll.
+    """
+    if record.result_version is None:
+        return msgspec.json.encode(status_of(record, None))
+    body = services.status_bodies.get(record.task_id, etag)
+    if body is None:
         result = await services.store.get_result(record.task_id, record.result_version)
-    return msgspec.json.encode(status_of(record, result))
+        body = msgspec.json.encode(status_of(record, result))
+        if result is not None:  # a result gone (expired) is not worth keeping an answer for
+            services.status_bodies.put(record.task_id, etag, body)
+    return body
 
 
 def summary_of(record: TaskRecord) -> TaskSummary:

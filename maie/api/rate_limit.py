@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from maie.config import RateLimitSettings
 
-__all__ = ["RateLimiter", "Scope"]
+__all__ = ["RateLimiter", "Scope", "is_off"]
 
 log = structlog.get_logger(__name__)
 
@@ -47,8 +47,13 @@ _VARIABLES: Final[dict[str, str]] = {"requests": "MAIE_RATE_LIMIT", "submissions
 _UNREACHABLE = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
+def is_off(value: str) -> bool:
+    """Whether a ``MAIE_RATE_LIMIT*`` value switches its limit off (``off``, ``none``, ``0``)."""
+    return value.strip().lower() in RATE_LIMIT_OFF
+
+
 def _items(value: str) -> list[RateLimitItem]:
-    return [] if value.strip().lower() in RATE_LIMIT_OFF else parse_many(value)
+    return [] if is_off(value) else parse_many(value)
 
 
 def _per(item: RateLimitItem) -> str:

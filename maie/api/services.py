@@ -12,6 +12,7 @@ import anyio.to_thread
 import redis.exceptions
 
 from maie.api.rate_limit import RateLimiter
+from maie.api.status_bodies import StatusBodies
 from maie.api.waiting import TaskWaiter
 from maie.errors import StoreUnavailableError
 from maie.metrics import ApiMetrics
@@ -42,7 +43,13 @@ class Services:
             ttl_s=settings.storage.result_ttl_s,
             settings=settings.database,
         )
+        #: Each API key (encoded once, for :func:`hmac.compare_digest`) and its tenant.
+        self.api_keys: tuple[tuple[bytes, str], ...] = tuple(
+            (key.encode(), tenant) for key, tenant in settings.auth.tenants_by_key().items()
+        )
         self.templates = TemplateCatalog(settings.storage.templates_dir or default_templates_dir())
+        #: GET /v1/status bodies of tasks with a result, kept while their ETag holds.
+        self.status_bodies = StatusBodies()
         #: Requests per API key, counted in Redis next to the tasks.
         self.rate_limiter = RateLimiter(settings.rate_limit, self.store.client)
         #: The cluster-wide metrics: counted here, read by GET /metrics.

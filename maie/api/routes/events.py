@@ -53,7 +53,7 @@ async def status_events(
         try:
             record = await load_task(services, task_id, tenant)
             etag = status_etag(record)
-            body = await status_body(services, record) if etag != seen else b""
+            body = await status_body(services, record, etag) if etag != seen else b""
         except NotFoundError:
             yield ServerSentEventMessage(event="gone", data=f'{{"task_id":"{task_id}"}}')
             return

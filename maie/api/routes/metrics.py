@@ -16,6 +16,7 @@ from litestar import Controller, Response, get
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 
+from maie.api.http_metrics import HttpMetricsMiddleware
 from maie.metrics import ClusterCollector
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ def http_metrics_config() -> PrometheusConfig:
         prefix="maie_http",
         group_path=True,  # /v1/status/{task_id:str}, not one series per task
         exclude=[f"^{METRICS_PATH}$"],  # scrapes are not traffic
+        middleware_class=HttpMetricsMiddleware,  # the same series, with less work per request
     )
 
 

@@ -47,5 +47,5 @@ class StatusController(Controller):
             headers["Retry-After"] = str(services.settings.server.status_retry_after_s)
         if not_modified(request, etag):
             return not_modified_response(headers)
-        body = await status_body(services, record)
+        body = await status_body(services, record, etag)
         return Response(content=body, media_type="application/json", headers=headers)

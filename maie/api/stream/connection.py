@@ -154,7 +154,7 @@ class LiveConnection:
                 "missing API key: send the X-API-Key header, Authorization: Bearer, "
                 "or api_key in the start message"
             )
-        tenant = tenant_for_key(services.settings, key)
+        tenant = tenant_for_key(services.api_keys, key)
         await services.rate_limiter.hit(key, "requests")
         await services.rate_limiter.hit(key, "submissions")
         lease = await self.stream.leases.take(key)
