@@ -50,7 +50,7 @@ class TestMe:
         assert api.client.get("/v1/me", headers=HEADERS_B).json() == {"tenant": "tenant-b"}
         refused = api.client.get("/v1/me", headers={"X-API-Key": "nope"})
         assert refused.status_code == 401
-        assert refused.json()["detail"] == "invalid X-API-Key"
+        assert refused.json()["detail"] == "invalid API key"
 
 
 class TestAudio:

@@ -135,7 +135,9 @@ class TestNoThreadHops:
     def test_no_rate_limit_guard_when_off(self):
         def guards(rate_limit: str) -> list[Any]:
             settings = Settings.from_env({"MAIE_RATE_LIMIT": rate_limit, "MAIE_API_KEYS": "k"}, env_file=None)
-            app = create_app(settings, redis_url="redis://127.0.0.1:1/0")
+            app = create_app(
+                settings, redis_url="redis://127.0.0.1:1/0", database_url="postgresql://127.0.0.1:1/maie"
+            )
             handler = next(r for r in app.routes if r.path == "/v1/status/{task_id:str}").route_handlers[0]
             return [getattr(g, "func", g) for g in handler.resolve_guards()]
 
