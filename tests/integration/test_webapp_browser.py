@@ -216,7 +216,7 @@ class TestSafety:
         page.goto("/sign-in")
         page.get_by_test_id("api-key").fill("not-a-key")
         page.get_by_test_id("sign-in").click()
-        assert page.locator("#sign-in-message.error").inner_text() == "401: invalid X-API-Key"
+        assert page.locator("#sign-in-message.error").inner_text() == "401: invalid API key"
         watched.sign_in()
 
         watched.upload(
