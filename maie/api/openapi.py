@@ -22,12 +22,21 @@ __all__ = ["V1_ERRORS", "document_v1_errors", "error_responses"]
 
 #: What each error status means, for every route that can answer it.
 _DESCRIPTIONS: Final[dict[int, str]] = {
-    400: "Malformed request: a bad field value, malformed multipart, an unsafe filename",
+    400: (
+        "Malformed request: a bad field value, malformed multipart, a text field that is not text, "
+        "a file sent as a text field, an unsafe filename"
+    ),
     401: "Missing or unknown X-API-Key",
     404: "No such resource for this API key",
     409: "Clashes with the current state: the same Idempotency-Key still running, no transcript yet",
-    413: "Body larger than MAIE_MAX_FILE_SIZE_MB, or an archive over the batch limits",
-    415: "Not audio MAIE can decode, or decoding broke its time or memory limit",
+    413: (
+        "Body larger than MAIE_MAX_FILE_SIZE_MB, a text field over its limit, too many form parts, "
+        "or an archive over the batch limits"
+    ),
+    415: (
+        "Not audio MAIE can decode, decoding broke its time or memory limit, or a body that is not "
+        "multipart/form-data"
+    ),
     422: "Well-formed, but not something this server can do (the detail says why)",
     429: "Rate limit of this API key used up, or the queue is full; Retry-After says when to retry",
     503: (

@@ -19,8 +19,10 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import Parameter
 
 from maie.api.intake.asr_options import check_asr_options
+from maie.api.intake.multipart import FORM_PARTS, FormLimits
 from maie.api.intake.uploads import check_filename
 from maie.errors import BackendUnavailableError, InvalidRequestError, NotFoundError, UnprocessableError
+from maie.outbound import MAX_URL_LENGTH
 from maie.pipeline.asr.registry import REGISTRY
 from maie.schemas import Feature, SubmissionOptions, TaskRequest
 from maie.webhooks.targets import check_callback
@@ -35,8 +37,10 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_FEATURES",
     "LLM_FEATURES",
+    "PROCESS_FORM_LIMITS",
     "BatchForm",
     "ProcessForm",
+    "batch_form_limits",
     "parse_features",
     "validate_request",
 ]
@@ -90,6 +94,25 @@ class BatchForm(SubmissionOptions, frozen=True, kw_only=True):
     file: Annotated[list[UploadFile] | None, _OPTIONAL_FILES] = None
     #: Links to recordings: repeated fields, or several in one field, one per line.
     url: Annotated[list[str], Parameter(min_items=1)] | None = None
+
+
+#: What the form of POST /v1/process may hold: one recording and the submission fields.
+PROCESS_FORM_LIMITS = FormLimits()
+
+
+def batch_form_limits(settings: Settings) -> FormLimits:
+    """What the form of POST /v1/batches may hold: a part per recording, and URL lists.
+
+    A batch has at most ``MAIE_BATCH_MAX_MEMBERS`` recordings, each a ``file`` part or a URL; the
+    ``url`` fields (one URL per line) may hold that many URLs of the longest length accepted.
+    """
+    members = settings.batch.max_members
+    return FormLimits(
+        max_parts=members + FORM_PARTS,
+        list_fields=frozenset({"url"}),
+        list_bytes=members * (MAX_URL_LENGTH + 2),
+        parts_setting=f"MAIE_BATCH_MAX_MEMBERS={members} recordings plus {FORM_PARTS} fields",
+    )
 
 
 def parse_features(values: Sequence[str] | None) -> list[Feature]:

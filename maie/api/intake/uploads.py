@@ -36,16 +36,21 @@ CHUNK_BYTES = 1024 * 1024
 MAX_FILENAME = 255
 
 
-def check_filename(filename: str | None) -> str | None:
-    """Return the client's filename as a safe label, or refuse it.
+def check_filename(filename: str | None, *, field: str = "file") -> str | None:
+    """Return the client's filename (of the part ``field``) as a safe label, or refuse it.
 
     Raises:
-        InvalidRequestError: if the name holds a path separator, a parent reference or control
-            characters, or is too long.
+        InvalidRequestError: if the name is blank, holds a path separator, a parent reference or
+            control characters, or is too long.
     """
-    if not filename:
+    if filename is None:
         return None
     name = unicodedata.normalize("NFC", filename)
+    if not name.strip():
+        raise InvalidRequestError(
+            f'the filename of field `{field}` is blank: send the file\'s name (curl -F "{field}=@path" does)',
+            extra={"field": field},
+        )
     unsafe = (
         "/" in name
         or "\\" in name
@@ -55,7 +60,9 @@ def check_filename(filename: str | None) -> str | None:
     )
     if unsafe:
         raise InvalidRequestError(
-            f"unsafe filename {filename[:80]!r}: send a plain file name without folders or control characters"
+            f"unsafe filename {filename[:80]!r} in field `{field}`: send a plain file name without "
+            "folders or control characters",
+            extra={"field": field},
         )
     return name
 

@@ -20,6 +20,8 @@ from maie.api.admission import AdmissionMiddleware, queue_slot_guard, slots_of
 from maie.api.batch_export import BatchExportFormat, export_rows, render_rows
 from maie.api.guards import tenant_of
 from maie.api.intake import BatchForm, IdempotencyClaim, accept_batch, validate_request
+from maie.api.intake.form import batch_form_limits
+from maie.api.intake.multipart import form_reader
 from maie.api.intake.urls import batch_urls
 from maie.api.openapi import error_responses
 from maie.api.queries import load_batch, summary_of
@@ -51,7 +53,8 @@ class BatchesController(Controller):
         status_code=202,
         guards=[queue_slot_guard],
         middleware=[AdmissionMiddleware()],
-        responses=error_responses(409, 413, 422),
+        before_request=form_reader(batch_form_limits),
+        responses=error_responses(400, 409, 413, 415, 422),
         summary="Submit an archive, several recordings or several URLs as one batch",
         description=(
             "Archives are unpacked with limits on entries, unpacked size and compression ratio; "
