@@ -1,9 +1,11 @@
 """Result versions from stage artifacts: the one place a :class:`~maie.schemas.ResultVersion` is built.
 
 The worker's finalize stores version 1 (``kind: "pipeline"``), ``maie transcribe`` returns one
-(``kind: "offline"``) and a re-summarization job adds version n + 1 (``kind: "resummary"``) from an
-earlier version and its new summary. All three fill ``versions`` and ``metrics`` here, so a field
-added to the contract is filled the same way wherever a result comes from.
+(``kind: "offline"``), a task that fails after its transcription keeps what it has as version 1
+(``kind: "partial"``: the raw transcript always, plus whatever later stage finished) and a
+re-summarization job adds version n + 1 (``kind: "resummary"``) from an earlier version and its new
+summary. All of them fill ``versions`` and ``metrics`` here, so a field added to the contract is
+filled the same way wherever a result comes from.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ if TYPE_CHECKING:
 
     from maie.schemas import AsrArtifact, EnhanceArtifact, SummaryArtifact
 
-__all__ = ["first_version", "next_version"]
+__all__ = ["first_version", "next_version", "partial_version"]
 
 
 def _rtf(processing_s: float, duration_s: float) -> float:
@@ -82,6 +84,33 @@ def first_version(
             asr_confidence_avg=asr.confidence_avg,
             edit_rate_cleaning=enhanced.metrics.edit_rate if enhanced else None,
         ),
+    )
+
+
+def partial_version(
+    *,
+    asr: AsrArtifact,
+    duration_s: float,
+    processing_s: float,
+    features: Collection[Feature],
+    template_id: str | None = None,
+    enhanced: EnhanceArtifact | None = None,
+    summary: SummaryArtifact | None = None,
+) -> ResultVersion:
+    """Result version 1 of a task that failed after its transcription (``kind: "partial"``).
+
+    As :func:`first_version` with what finished, and the raw transcript whatever the features:
+    the clean transcript or summary asked for in its place is what failed.
+    """
+    return first_version(
+        kind="partial",
+        asr=asr,
+        duration_s=duration_s,
+        processing_s=processing_s,
+        features=[*features, Feature.RAW_TRANSCRIPT],
+        template_id=template_id,
+        enhanced=enhanced,
+        summary=summary,
     )
 
 

@@ -67,6 +67,7 @@ class WorkerRuntime:
             transcriber=self.transcriber,
             templates=self.templates,
         )
+        self.tracker.keep_partial_results(self.stages.partial_result)
         self.summary_jobs = SummaryJobs(store, self.templates, self.stages.run_summary, metrics=self.metrics)
 
     def close(self) -> None:

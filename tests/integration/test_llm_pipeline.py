@@ -142,7 +142,8 @@ class TestFaults:
         assert status["error_code"] == "llm_output_invalid"
         assert status["failed_stage"] == "summarize"
         assert message in status["error"]
-        assert "results" not in status
+        assert "summary" not in status["results"], "no unusable summary is kept"
+        assert status["results"]["raw_transcript"], "the transcript is kept (a partial result)"
         assert status["stages"][-1]["attempts"] == 1, "a permanent error is not retried"
         assert len(llm.requests) == 3
 
@@ -161,7 +162,8 @@ class TestFaults:
         assert status["error_code"] == "llm_unavailable"
         assert "HTTP 500" in status["error"]
         assert status["stages"][-1]["attempts"] == 2
-        assert "results" not in status
+        assert "summary" not in status["results"]
+        assert status["results"]["segments"], "retries used up: the transcript is still kept"
 
     def test_hang_past_the_timeout_is_retried(self, stack, llm):
         llm.hang_s = 5.0
