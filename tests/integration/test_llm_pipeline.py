@@ -8,6 +8,7 @@ running in this process; the worker reaches it over HTTP like any vLLM server.
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 from jsonschema import Draft202012Validator
@@ -161,6 +162,16 @@ class TestFaults:
         assert status["status"] == "FAILED", status
         assert status["error_code"] == "llm_unavailable"
         assert "HTTP 500" in status["error"]
+        host = llm.url.split("//", 1)[1].split("/", 1)[0]
+        assert host not in status["error"], "the LLM server's internal address is not shown to clients"
+        assert "MAIE_LLM_BASE_URL" in status["error"], "the setting that names the server is"
+        deadline = time.monotonic() + 30
+        while not any(
+            "llm.unavailable" in line and host in line and status["task_id"] in line
+            for line in stack[1].log().splitlines()
+        ):
+            assert time.monotonic() < deadline, "the worker logs the address with the task"
+            time.sleep(0.1)
         assert status["stages"][-1]["attempts"] == 2
         assert "summary" not in status["results"]
         assert status["results"]["segments"], "retries used up: the transcript is still kept"
