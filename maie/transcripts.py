@@ -42,11 +42,12 @@ class ExportFormat(enum.StrEnum):
     JSON = "json"
 
 
-#: Media type of each format.
+#: Media type of each format, as handed to Litestar: it adds ``; charset=utf-8`` to ``text/*``
+#: types itself (naming it here too would send it twice), so only the others name their charset.
 MEDIA_TYPES = {
-    ExportFormat.TXT: "text/plain; charset=utf-8",
+    ExportFormat.TXT: "text/plain",
     ExportFormat.SRT: "application/x-subrip; charset=utf-8",
-    ExportFormat.VTT: "text/vtt; charset=utf-8",
+    ExportFormat.VTT: "text/vtt",
     ExportFormat.JSON: "application/json",
 }
 

@@ -262,7 +262,11 @@ class TestBackPressure:
     def test_redis_down(self, isolated, start_process):
         server, env = isolated
         api = start_process("api", env)
+        head = api.client.head("/ready")
+        assert (head.status_code, head.content) == (200, b""), "HEAD answers like GET, with no body"
         server.stop()
+        assert api.client.head("/ready").status_code == 503
+        assert api.client.head("/health").status_code == 200, "health answers whatever it reports"
         response = api.submit(shared_audio("jfk_16k.wav"))
         assert response.status_code == 503
         assert "Retry-After" in response.headers

@@ -75,7 +75,7 @@ class TestExports:
     def test_srt(self, api, done):
         response = api.client.get(f"/v1/tasks/{done['task_id']}/transcript.srt", headers=HEADERS_A)
         assert response.status_code == 200
-        assert response.headers["content-type"].startswith("application/x-subrip")
+        assert response.headers["content-type"] == "application/x-subrip; charset=utf-8"
         parsed = pysubs2.SSAFile.from_string(response.text, format_="srt")
         expected = _cues(done["results"]["segments"])
         assert expected, "the clip has segments with text"
@@ -87,7 +87,7 @@ class TestExports:
     def test_vtt(self, api, done):
         response = api.client.get(f"/v1/tasks/{done['task_id']}/transcript.vtt", headers=HEADERS_A)
         assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/vtt")
+        assert response.headers["content-type"] == "text/vtt; charset=utf-8", "charset named once"
         assert response.text.startswith("WEBVTT")
         parsed = pysubs2.SSAFile.from_string(response.text, format_="vtt")
         expected = _cues(done["results"]["segments"])
@@ -100,6 +100,7 @@ class TestExports:
         segments = done["results"]["segments"]
         txt = api.client.get(f"/v1/tasks/{done['task_id']}/transcript.txt", headers=HEADERS_A)
         assert txt.status_code == 200
+        assert txt.headers["content-type"] == "text/plain; charset=utf-8", "charset named once"
         assert txt.text.splitlines() == [t for _, _, t in _cues(segments)]
         as_json = api.client.get(f"/v1/tasks/{done['task_id']}/transcript.json", headers=HEADERS_A).json()
         assert as_json["segments"] == segments
@@ -149,6 +150,8 @@ class TestTaskList:
         ("params", "status"),
         [
             ({"status": "DONE"}, 400),
+            ({"status": ""}, 400),
+            ({"status": ","}, 400),
             ({"cursor": "not-a-cursor"}, 400),
             ({"limit": 0}, 400),
             ({"limit": 201}, 400),

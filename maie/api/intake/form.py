@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from maie.schemas import ModelInfo
 
 __all__ = [
+    "AUTO_LANGUAGE",
     "DEFAULT_FEATURES",
     "LLM_FEATURES",
     "PROCESS_FORM_LIMITS",
@@ -51,6 +52,8 @@ DEFAULT_FEATURES = (Feature.CLEAN_TRANSCRIPT, Feature.SUMMARY)
 LLM_FEATURES = frozenset({Feature.CLEAN_TRANSCRIPT, Feature.SUMMARY, Feature.ENHANCEMENT_METRICS})
 #: ISO 639-1 (two letters) or the few three-letter codes Whisper knows (haw, yue).
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
+#: ``language`` value that asks for detection, as leaving it out does.
+AUTO_LANGUAGE = "auto"
 
 #: The schema of a file part. An optional upload is documented as one that may be left out, not as
 #: "a file or null": a form cannot send a null, and clients and schema tools send a nullable part
@@ -179,8 +182,12 @@ async def validate_request(
         chosen = f"model {variant!r} of asr_backend {backend!r}" if variant else f"asr_backend {backend!r}"
         raise BackendUnavailableError(f"{chosen} is unavailable on this server: {model.unavailable_reason}")
     language = form.language.strip().lower() if form.language else None
+    if language == AUTO_LANGUAGE:
+        language = None  # the same as no language: the backend detects it
     if language and not LANGUAGE_CODE.match(language):
-        raise InvalidRequestError(f"language must be an ISO 639-1 code such as 'en', got {form.language!r}")
+        raise InvalidRequestError(
+            f"language must be an ISO 639-1 code such as 'en', or 'auto' to detect it; got {form.language!r}"
+        )
     callback_url = await check_callback(form.callback_url, settings) if form.callback_url else None
     asr_options = check_asr_options(
         model,

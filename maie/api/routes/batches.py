@@ -17,13 +17,13 @@ from litestar.params import Body, Parameter
 from litestar.response import Stream
 
 from maie.api.admission import AdmissionMiddleware, queue_slot_guard, slots_of
-from maie.api.batch_export import BatchExportFormat, export_rows, render_rows
+from maie.api.batch_export import EXPORT_MEDIA_TYPES, BatchExportFormat, export_rows, render_rows
 from maie.api.guards import tenant_of
 from maie.api.intake import BatchForm, IdempotencyClaim, accept_batch, validate_request
 from maie.api.intake.form import batch_form_limits
 from maie.api.intake.multipart import form_reader
 from maie.api.intake.urls import batch_urls
-from maie.api.openapi import error_responses
+from maie.api.openapi import BatchExportOperation, error_responses
 from maie.api.queries import load_batch, summary_of
 from maie.api.request_id import request_id_of
 from maie.errors import NotFoundError, UnprocessableError
@@ -112,7 +112,11 @@ class BatchesController(Controller):
             skipped=batch.skipped,
         )
 
-    @get("/{batch_id:str}/export", summary="One row per task: transcript, language, duration, summary fields")
+    @get(
+        "/{batch_id:str}/export",
+        summary="One row per task: transcript, language, duration, summary fields",
+        operation_class=BatchExportOperation,
+    )
     async def export(
         self,
         request: Request[Any, Any, Any],
@@ -138,9 +142,8 @@ class BatchesController(Controller):
                 yield render_rows([row], format, fields, header=header)
                 header = False
 
-        media_type = (
-            "application/x-ndjson" if format == BatchExportFormat.JSONL else "text/csv; charset=utf-8"
-        )
+        # Litestar adds "; charset=utf-8" to text/* types itself.
+        media_type = EXPORT_MEDIA_TYPES[format]
         return Stream(
             rows(),
             media_type=media_type,
