@@ -212,6 +212,20 @@ class TestIdempotencyKey:
         api.wait(first.json()["task_id"])
         api.wait(other_tenant.json()["task_id"], headers=HEADERS_B)
 
+    def test_same_name_other_audio_is_a_different_request(self, api, worker, tmp_path):
+        """The file's bytes are part of the request: another recording under the same name is a 422."""
+        key = str(uuid.uuid4())
+        first = api.submit(shared_audio("jfk_16k.wav"), headers={**HEADERS_A, "Idempotency-Key": key})
+        assert first.status_code == 202, first.text
+        impostor = tmp_path / "jfk_16k.wav"
+        impostor.write_bytes(shared_audio("lhotse/LJ002-0020.wav").read_bytes())
+        other = api.submit(impostor, headers={**HEADERS_A, "Idempotency-Key": key})
+        assert other.status_code == 422, other.text
+        assert "different request" in other.json()["detail"]
+        again = api.submit(shared_audio("jfk_16k.wav"), headers={**HEADERS_A, "Idempotency-Key": key})
+        assert again.json()["task_id"] == first.json()["task_id"], "the same bytes still replay"
+        api.wait(first.json()["task_id"])
+
     def test_concurrent_repeats_make_one_task(self, api, worker):
         key = str(uuid.uuid4())
         path = shared_audio("jfk_16k.wav")

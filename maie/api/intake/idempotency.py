@@ -8,15 +8,17 @@ The key is claimed in Redis (``SET NX``) before any file is moved, so of two con
 with one key exactly one creates the task; the other gets ``409 Conflict`` while the first is in
 progress, and the first task once it is created. A repeat whose parameters differ from the
 first request's is refused with 422, as it is most likely a client bug (a recording's URL is
-part of the request: the whole URL, secret query values included, counts). A request that fails
-releases its claim, so the client can retry with the same key.
+part of the request: the whole URL, secret query values included, counts; so are the uploaded
+files' bytes, by their sha256, so the same key and filename with other audio is refused too). A
+request that fails releases its claim, so the client can retry with the same key.
 """
 
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+from typing import IO, TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
+import anyio.to_thread
 import msgspec
 import structlog
 
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
     from litestar.connection import ASGIConnection
+    from litestar.datastructures import UploadFile
 
     from maie.store import AsyncTaskStore
 
@@ -53,12 +56,31 @@ class _Entry(msgspec.Struct, frozen=True, kw_only=True):
     done: bool = False
 
 
-def _fingerprint(request: msgspec.Struct, urls: Sequence[str]) -> str:
+#: Bytes read at a time when hashing an upload.
+_HASH_CHUNK = 1024 * 1024
+
+
+def _fingerprint(request: msgspec.Struct, urls: Sequence[str], contents: Sequence[bytes] = ()) -> str:
     digest = hashlib.sha256(msgspec.json.encode(request))
     if urls:
         # The recorded URLs are redacted; the ones fetched are not, and two requests differ by them.
         digest.update(b"\0" + msgspec.json.encode(list(urls)))
+    if contents:
+        digest.update(b"\1" + b"".join(contents))
     return digest.hexdigest()
+
+
+def _content_digests(files: Sequence[IO[bytes]]) -> list[bytes]:
+    """The sha256 of each file, read from its start and left at its start (blocking)."""
+    digests = []
+    for fh in files:
+        fh.seek(0)
+        digest = hashlib.sha256()
+        while chunk := fh.read(_HASH_CHUNK):
+            digest.update(chunk)
+        fh.seek(0)
+        digests.append(digest.digest())
+    return digests
 
 
 class Accepted(NamedTuple, Generic[T]):
@@ -90,13 +112,27 @@ class IdempotencyClaim:
         kind: str,
         request: msgspec.Struct,
         urls: Sequence[str] = (),
+        uploads: Sequence[UploadFile] = (),
     ) -> None:
         self.store = store
         self.key = key
         self.kind = kind
         self._redis_key = idempotency_key(tenant, key) if key else ""
-        self._fingerprint = _fingerprint(request, urls)
+        self._request = request
+        self._urls = urls
+        self._uploads = uploads
+        self._fingerprint = ""
         self._pending: bytes | None = None
+
+    async def _fingerprint_of_request(self) -> str:
+        """The request's fingerprint, its uploads' bytes included (hashed off the event loop)."""
+        if not self._fingerprint:
+            contents: list[bytes] = []
+            if self._uploads:
+                files: list[IO[bytes]] = [upload.file for upload in self._uploads]
+                contents = await anyio.to_thread.run_sync(_content_digests, files)
+            self._fingerprint = _fingerprint(self._request, self._urls, contents)
+        return self._fingerprint
 
     @classmethod
     def of(
@@ -108,6 +144,7 @@ class IdempotencyClaim:
         kind: str,
         request: msgspec.Struct,
         urls: Sequence[str] = (),
+        uploads: Sequence[UploadFile] = (),
     ) -> IdempotencyClaim:
         """The claim for ``connection``'s ``Idempotency-Key`` header, checked.
 
@@ -118,6 +155,8 @@ class IdempotencyClaim:
             kind: ``"task"`` or ``"batch"``; a key is never shared between the two.
             request: The validated request options; a repeat must match them.
             urls: The recordings' URLs as given; a repeat must match them too.
+            uploads: The uploaded files; a repeat must send the same bytes (hashed only when the
+                request has a key).
 
         Raises:
             InvalidRequestError: if the key is empty, too long or not printable ASCII.
@@ -127,7 +166,7 @@ class IdempotencyClaim:
             raise InvalidRequestError(
                 f"{HEADER} must be 1 to {MAX_KEY_LENGTH} printable ASCII characters (a UUID is a good choice)"
             )
-        return cls(store, tenant, key, kind=kind, request=request, urls=urls)
+        return cls(store, tenant, key, kind=kind, request=request, urls=urls, uploads=uploads)
 
     async def claim(self, new_id: str, *, exists: Callable[[str], Awaitable[bool]]) -> str | None:
         """Claim the key for ``new_id``.
@@ -147,14 +186,15 @@ class IdempotencyClaim:
         """
         if not self.key:
             return None
-        pending = msgspec.json.encode(_Entry(kind=self.kind, id=new_id, fingerprint=self._fingerprint))
+        fingerprint = await self._fingerprint_of_request()
+        pending = msgspec.json.encode(_Entry(kind=self.kind, id=new_id, fingerprint=fingerprint))
         while True:
             held = await self.store.claim(self._redis_key, pending, PENDING_TTL_S)
             if held is None:
                 self._pending = pending
                 return None
             entry = msgspec.json.decode(held, type=_Entry)
-            if entry.kind != self.kind or entry.fingerprint != self._fingerprint:
+            if entry.kind != self.kind or entry.fingerprint != fingerprint:
                 raise UnprocessableError(
                     f"{HEADER} {self.key[:64]!r} was already used for a different request; "
                     "use a new key for a new request"

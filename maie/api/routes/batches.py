@@ -76,7 +76,7 @@ class BatchesController(Controller):
         sent, links, refused = await batch_urls(data.url, services.settings)
         tenant = tenant_of(request)
         claim = IdempotencyClaim.of(
-            request, services.store, tenant, kind="batch", request=task_request, urls=sent
+            request, services.store, tenant, kind="batch", request=task_request, urls=sent, uploads=parts
         )
         accepted = await accept_batch(
             services,

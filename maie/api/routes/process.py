@@ -66,6 +66,7 @@ class ProcessController(Controller):
             kind="task",
             request=task_request,
             urls=[link.url] if isinstance(source, str) else [],
+            uploads=[] if isinstance(source, str) else [source],
         )
         accepted = await accept_task(
             services,

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 
 import pytest
+from litestar.datastructures import UploadFile
 
 from maie.api.intake.idempotency import Accepted, IdempotencyClaim
 from maie.errors import ConflictError, UnprocessableError
@@ -82,6 +83,29 @@ class TestClaims:
         )
         with pytest.raises(UnprocessableError, match="different request"):
             await other.claim("task-3", exists=_always)
+
+    async def test_the_uploaded_bytes_count_not_only_the_filename(self, store):
+        """Same key, same filename, other audio: a different request (it used to replay the first)."""
+        key = str(uuid.uuid4())
+        request = TaskRequest(features=[Feature.RAW_TRANSCRIPT], asr_backend="whisper", filename="a.wav")
+
+        async def claim_with(content: bytes, new_id: str) -> str | None:
+            upload = UploadFile(content_type="audio/wav", filename="a.wav", max_spool_size=4)
+            await upload.write(content)  # past max_spool_size: on disk, as a large upload is
+            await upload.seek(len(content) // 2)  # wherever the reader left it
+            claim = IdempotencyClaim(store, "acme", key, kind="task", request=request, uploads=[upload])
+            try:
+                earlier = await claim.claim(new_id, exists=_always)
+                await claim.commit()
+                assert await upload.read() == content, "the upload is left at its start for the copy"
+                return earlier
+            finally:
+                await upload.close()
+
+        assert await claim_with(b"RIFF first recording", "task-1") is None
+        assert await claim_with(b"RIFF first recording", "task-2") == "task-1"
+        with pytest.raises(UnprocessableError, match="different request"):
+            await claim_with(b"RIFF other recording!", "task-3")
 
     async def test_release_frees_the_key_but_only_its_own(self, store):
         key = str(uuid.uuid4())
