@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
+import anyio
 import anyio.to_thread
 from litestar import Litestar, Router
 from litestar.di import NamedDependency, Provide
@@ -29,7 +31,9 @@ from maie.api.routes.status import StatusController
 from maie.api.routes.summaries import SummariesController
 from maie.api.routes.tasks import TasksController
 from maie.api.services import Services
+from maie.api.upkeep import keep_up
 from maie.broker import build_broker
+from maie.errors import StoreUnavailableError
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -61,7 +65,14 @@ def create_app(settings: Settings, *, redis_url: str) -> Litestar:
         app.state.services = services
         await anyio.to_thread.run_sync(services.sandbox.start)
         try:
-            yield
+            async with anyio.create_task_group() as upkeep:
+                upkeep.start_soon(keep_up, services)
+                try:
+                    yield
+                finally:
+                    upkeep.cancel_scope.cancel()
+            with contextlib.suppress(StoreUnavailableError):
+                await services.intake_owner.retire()
         finally:
             await services.close()
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 import redis.exceptions
 
+from maie.api.intake.idempotency import IntakeOwner
 from maie.api.rate_limit import RateLimiter
 from maie.errors import StoreUnavailableError
 from maie.metrics import ApiMetrics
@@ -42,6 +43,8 @@ class Services:
         self.rate_limiter = RateLimiter(settings.rate_limit, self.store.client)
         #: The cluster-wide metrics: counted here, read by GET /metrics.
         self.metrics = ApiMetrics(settings, results=self.store.client, redis_url=redis_url)
+        #: This process as the owner of the Idempotency-Key claims and uploads it is handling.
+        self.intake_owner = IntakeOwner(self.store)
         #: Where uploads are probed: a child process with MAIE_DECODE_* limits.
         self.sandbox = DecodeSandbox(
             SandboxLimits.from_settings(settings.audio), log=settings.log, process="api"

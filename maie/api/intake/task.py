@@ -118,7 +118,11 @@ async def _create(
             raw: Path = task_dir / FETCHED_NAME
         else:
             raw, info = await receive_upload(
-                upload, task_dir, PreprocessOptions.from_settings(settings.audio), services.sandbox
+                upload,
+                task_dir,
+                PreprocessOptions.from_settings(settings.audio),
+                services.sandbox,
+                owner=services.intake_owner,
             )
         record = TaskRecord(
             task_id=task_id,

@@ -21,6 +21,7 @@ from maie.api.batch_export import EXPORT_MEDIA_TYPES, BatchExportFormat, export_
 from maie.api.guards import tenant_of
 from maie.api.intake import BatchForm, IdempotencyClaim, accept_batch, validate_request
 from maie.api.intake.form import batch_form_limits
+from maie.api.intake.idempotency import pending_ttl_s
 from maie.api.intake.multipart import form_reader
 from maie.api.intake.urls import batch_urls
 from maie.api.openapi import BatchExportOperation, error_responses
@@ -76,7 +77,16 @@ class BatchesController(Controller):
         sent, links, refused = await batch_urls(data.url, services.settings)
         tenant = tenant_of(request)
         claim = IdempotencyClaim.of(
-            request, services.store, tenant, kind="batch", request=task_request, urls=sent, uploads=parts
+            request,
+            services.store,
+            tenant,
+            kind="batch",
+            request=task_request,
+            urls=sent,
+            uploads=parts,
+            owner=services.intake_owner,
+            # A batch probes each of its recordings: its intake may take that many times longer.
+            pending_ttl_s=pending_ttl_s(services.settings) * max(1, len(parts)),
         )
         accepted = await accept_batch(
             services,

@@ -12,6 +12,7 @@ from maie.api.admission import AdmissionMiddleware, queue_slot_guard, slots_of
 from maie.api.guards import submission_rate_limit_guard, tenant_of
 from maie.api.intake import IdempotencyClaim, ProcessForm, accept_task, validate_request
 from maie.api.intake.form import PROCESS_FORM_LIMITS
+from maie.api.intake.idempotency import pending_ttl_s
 from maie.api.intake.multipart import form_reader
 from maie.api.intake.urls import check_url, one_source
 from maie.api.openapi import error_responses
@@ -67,6 +68,8 @@ class ProcessController(Controller):
             request=task_request,
             urls=[link.url] if isinstance(source, str) else [],
             uploads=[] if isinstance(source, str) else [source],
+            owner=services.intake_owner,
+            pending_ttl_s=pending_ttl_s(services.settings),
         )
         accepted = await accept_task(
             services,
