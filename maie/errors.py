@@ -77,6 +77,11 @@ class MaieError(Exception):
         self.extra = extra or {}
 
     @property
+    def public_detail(self) -> str:
+        """What an HTTP client is told: the detail, unless it may name the server's internals."""
+        return self.detail
+
+    @property
     def retryable(self) -> bool:
         """Whether the worker retries a message that raised this (see :func:`is_permanent`)."""
         return not is_permanent(self)
@@ -187,6 +192,11 @@ class StoreUnavailableError(TransientError):
 
     status_code = 503
     code = "store_unavailable"
+
+    @property
+    def public_detail(self) -> str:
+        """A fixed sentence: the detail quotes the driver's error, which names the store's address."""
+        return "the task store cannot be reached right now; try again after Retry-After seconds"
 
 
 class RateLimitedError(TransientError):

@@ -49,13 +49,15 @@ class ExportFormat(enum.StrEnum):
     RTTM = "rttm"
 
 
-#: Media type of each format (RTTM has none registered: it is plain text).
+#: Media type of each format, as handed to Litestar: it adds ``; charset=utf-8`` to ``text/*``
+#: types itself (naming it here too would send it twice), so only the others name their charset.
+#: RTTM has no registered type: it is plain text.
 MEDIA_TYPES = {
-    ExportFormat.TXT: "text/plain; charset=utf-8",
+    ExportFormat.TXT: "text/plain",
     ExportFormat.SRT: "application/x-subrip; charset=utf-8",
-    ExportFormat.VTT: "text/vtt; charset=utf-8",
+    ExportFormat.VTT: "text/vtt",
     ExportFormat.JSON: "application/json",
-    ExportFormat.RTTM: "text/plain; charset=utf-8",
+    ExportFormat.RTTM: "text/plain",
 }
 
 

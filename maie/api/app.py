@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+import anyio
 import anyio.to_thread
 from litestar import Litestar, Request, Router
 from litestar.di import NamedDependency, Provide
@@ -35,8 +37,10 @@ from maie.api.routes.tasks import TasksController
 from maie.api.services import Services
 from maie.api.stream.app import streaming_lifespan
 from maie.api.stream.route import stream_socket
+from maie.api.upkeep import keep_up
 from maie.api.web_routes import root_handlers, template_config, v1_handlers
 from maie.broker import build_broker
+from maie.errors import StoreUnavailableError
 from maie.store import TaskFilter
 
 if TYPE_CHECKING:
@@ -70,11 +74,18 @@ def create_app(settings: Settings, *, redis_url: str, database_url: str) -> Lite
         app.state.services = services
         await anyio.to_thread.run_sync(services.sandbox.start)
         try:
-            if settings.stream.url:  # sessions run in `maie stream`; /v1/stream relays to it
-                yield
-            else:  # this process runs them itself, loading models on their first session
-                async with streaming_lifespan(services):
-                    yield
+            async with anyio.create_task_group() as upkeep:
+                upkeep.start_soon(keep_up, services)
+                try:
+                    if settings.stream.url:  # sessions run in `maie stream`; /v1/stream relays to it
+                        yield
+                    else:  # this process runs them itself, loading models on their first session
+                        async with streaming_lifespan(services):
+                            yield
+                finally:
+                    upkeep.cancel_scope.cancel()
+            with contextlib.suppress(StoreUnavailableError):
+                await services.intake_owner.retire()
         finally:
             await services.close()
 

@@ -19,13 +19,15 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
+from maie.api.precision import TIME_PLACES, public_result
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Sequence
 
     from maie.schemas import BatchRecord, ResultVersion, TaskRecord
     from maie.store import AsyncTaskStore
 
-__all__ = ["BASE_COLUMNS", "BatchExportFormat", "export_rows", "render_rows", "row_of"]
+__all__ = ["BASE_COLUMNS", "EXPORT_MEDIA_TYPES", "BatchExportFormat", "export_rows", "render_rows", "row_of"]
 
 #: Columns every row has, in order.
 BASE_COLUMNS = (
@@ -52,6 +54,10 @@ class BatchExportFormat(enum.StrEnum):
     CSV = "csv"
 
 
+#: Media type of each format, as handed to Litestar (which adds ``; charset=utf-8`` to ``text/*``).
+EXPORT_MEDIA_TYPES = {BatchExportFormat.JSONL: "application/x-ndjson", BatchExportFormat.CSV: "text/csv"}
+
+
 def _transcript(result: ResultVersion) -> str | None:
     results = result.results
     if results.clean_transcript or results.raw_transcript:
@@ -69,7 +75,7 @@ def row_of(task_id: str, record: TaskRecord | None, result: ResultVersion | None
         "task_id": task_id,
         "name": record.request.filename or record.request.source_url,
         "status": record.status.value,
-        "duration_s": record.source.duration_s if record.source else None,
+        "duration_s": round(record.source.duration_s, TIME_PLACES) if record.source else None,
         "result_version": record.result_version,
         "error_code": record.error_code,
         "error": record.error,
@@ -94,7 +100,8 @@ async def export_rows(store: AsyncTaskStore, batch: BatchRecord) -> AsyncIterato
         wanted = [(r.task_id, r.result_version) for r in records if r is not None and r.result_version]
         results = dict(zip((t for t, _ in wanted), await store.get_results(wanted), strict=True))
         for task_id, record in zip(ids, records, strict=True):
-            yield row_of(task_id, record, results.get(task_id))
+            result = results.get(task_id)
+            yield row_of(task_id, record, None if result is None else public_result(result))
 
 
 def _cell(value: object) -> str:

@@ -8,6 +8,7 @@ import structlog
 from litestar import Response
 from litestar.exceptions import HTTPException
 
+from maie.api.request_id import request_id_of
 from maie.errors import MaieError, QueueFullError, RateLimitedError, TransientError
 from maie.schemas import ErrorBody
 
@@ -38,8 +39,13 @@ def _maie_error(request: Request[Any, Any, Any], exc: MaieError) -> Response[Err
     elif isinstance(exc, TransientError):
         headers = {"Retry-After": str(request.app.state.services.settings.server.busy_retry_after_s)}
     if exc.status_code >= 500:  # noqa: PLR2004 - server-side errors are worth a log line
+        # The full detail goes to the log (with the request id bound by the middleware); the client
+        # gets the public one and the id to quote, so it never learns internal addresses.
         log.warning("api.error", status_code=exc.status_code, detail=exc.detail, path=request.url.path)
-    return _error(exc.status_code, exc.detail, exc.extra, headers)
+    detail = exc.public_detail
+    if detail != exc.detail and (request_id := request_id_of(request)) is not None:
+        detail = f"{detail} (request id {request_id})"
+    return _error(exc.status_code, detail, exc.extra, headers)
 
 
 def _http_error(_: Request[Any, Any, Any], exc: HTTPException) -> Response[ErrorBody]:

@@ -24,10 +24,16 @@ def parse_statuses(values: list[str] | None) -> set[str]:
     """Repeated or comma-separated statuses, any case.
 
     Raises:
-        InvalidRequestError: naming an unknown status and the known ones.
+        InvalidRequestError: naming an unknown status and the known ones, or a ``status=`` that
+            names none (it would list every task, which a client that sent a filter did not mean).
     """
     names = {n.strip().upper() for v in values or [] for n in v.split(",") if n.strip()}
     known = {s.value for s in TaskStatus}
+    if values and any(not v.replace(",", "").strip() for v in values):
+        raise InvalidRequestError(
+            f"status is empty: name one or more of {', '.join(s.value for s in TaskStatus)}, "
+            "or leave the parameter out to list every task"
+        )
     unknown = sorted(names - known)
     if unknown:
         raise InvalidRequestError(

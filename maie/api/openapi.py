@@ -8,9 +8,12 @@ cannot forget them. A schemathesis test checks every operation against the schem
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIResponse, Operation, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from litestar.routes import HTTPRoute
 
 from maie.schemas import ErrorBody
@@ -18,16 +21,25 @@ from maie.schemas import ErrorBody
 if TYPE_CHECKING:
     from litestar import Litestar
 
-__all__ = ["V1_ERRORS", "document_v1_errors", "error_responses"]
+__all__ = ["V1_ERRORS", "BatchExportOperation", "document_v1_errors", "error_responses"]
 
 #: What each error status means, for every route that can answer it.
 _DESCRIPTIONS: Final[dict[int, str]] = {
-    400: "Malformed request: a bad field value, malformed multipart, an unsafe filename",
+    400: (
+        "Malformed request: a bad field value, malformed multipart, a text field that is not text, "
+        "a file sent as a text field, an unsafe filename"
+    ),
     401: "Missing or unknown X-API-Key",
     404: "No such resource for this API key",
     409: "Clashes with the current state: the same Idempotency-Key still running, no transcript yet",
-    413: "Body larger than MAIE_MAX_FILE_SIZE_MB, or an archive over the batch limits",
-    415: "Not audio MAIE can decode, or decoding broke its time or memory limit",
+    413: (
+        "Body larger than MAIE_MAX_FILE_SIZE_MB, a text field over its limit, too many form parts, "
+        "or an archive over the batch limits"
+    ),
+    415: (
+        "Not audio MAIE can decode, decoding broke its time or memory limit, or a body that is not "
+        "multipart/form-data"
+    ),
     422: "Well-formed, but not something this server can do (the detail says why)",
     429: "Rate limit of this API key used up, or the queue is full; Retry-After says when to retry",
     503: (
@@ -59,3 +71,23 @@ def document_v1_errors(app: Litestar) -> None:
         codes = (404, *V1_ERRORS) if "{" in route.path else V1_ERRORS
         for handler in route.route_handlers:
             handler.responses = {**error_responses(*codes), **(handler.responses or {})}
+
+
+@dataclass
+class BatchExportOperation(Operation):
+    """The batch export's operation: its 200 is JSON Lines or CSV (``format``), both streamed text.
+
+    Litestar documents a streamed answer under one media type (the handler's); this one has two.
+    """
+
+    def __post_init__(self) -> None:
+        """Describe the 200 answer under both media types it can have."""
+        text = Schema(type=OpenAPIType.STRING)
+        if self.responses is not None:
+            self.responses["200"] = OpenAPIResponse(
+                description="The batch's rows: JSON Lines for format=jsonl, CSV for format=csv",
+                content={
+                    "application/x-ndjson": OpenAPIMediaType(schema=text),
+                    "text/csv": OpenAPIMediaType(schema=text),
+                },
+            )

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from maie.api.etags import etag_of
+from maie.api.precision import public_result
 from maie.errors import NotFoundError
 from maie.schemas import StatusResponse, TaskSummary
 
@@ -68,7 +69,7 @@ async def load_batch(services: Services, batch_id: str, tenant: str) -> BatchRec
 
 
 async def load_result(services: Services, record: TaskRecord, version: int | None) -> ResultVersion:
-    """Version ``version`` of the task's result (the latest when None).
+    """Version ``version`` of the task's result (the latest when None), as clients read it.
 
     Raises:
         NotFoundError: if the task has no such version.
@@ -83,7 +84,7 @@ async def load_result(services: Services, record: TaskRecord, version: int | Non
     result = await services.store.get_result(record.task_id, number)
     if result is None:
         raise NotFoundError(f"result version {number} of task {record.task_id} is gone (expired)")
-    return result
+    return public_result(result)
 
 
 def status_of(record: TaskRecord, result: ResultVersion | None) -> StatusResponse:
@@ -135,7 +136,7 @@ async def status_body(services: Services, record: TaskRecord, etag: str) -> byte
     body = services.status_bodies.get(record.task_id, etag)
     if body is None:
         result = await services.store.get_result(record.task_id, record.result_version)
-        body = msgspec.json.encode(status_of(record, result))
+        body = msgspec.json.encode(status_of(record, None if result is None else public_result(result)))
         if result is not None:  # a result gone (expired) is not worth keeping an answer for
             services.status_bodies.put(record.task_id, etag, body)
     return body

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import anyio.to_thread
 import redis.exceptions
 
+from maie.api.intake.idempotency import IntakeOwner
 from maie.api.rate_limit import RateLimiter
 from maie.api.status_bodies import StatusBodies
 from maie.api.waiting import TaskWaiter
@@ -61,6 +62,8 @@ class Services:
         #: Live sessions, in a process that runs them (set by its lifespan); None where they are
         #: relayed to ``maie stream`` (MAIE_STREAM_URL) or not served.
         self.stream: StreamService | None = None
+        #: This process as the owner of the Idempotency-Key claims and uploads it is handling.
+        self.intake_owner = IntakeOwner(self.store)
         #: Where uploads are probed: a child process with MAIE_DECODE_* limits.
         self.sandbox = DecodeSandbox(
             SandboxLimits.from_settings(settings.audio), log=settings.log, process="api"

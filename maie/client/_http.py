@@ -197,6 +197,10 @@ class Submission:
         self.retry_errors: tuple[type[Exception], ...] = (
             (httpx.TransportError,) if key else (httpx.ConnectError, httpx.ConnectTimeout)
         )
+        #: Statuses retried with back-off. With a key, also 409: the first request with it is
+        #: still being handled (or its API died; the server frees the key within seconds), and
+        #: a later try gets its answer.
+        self.retry_status: frozenset[int] = RETRY_STATUS | {409} if key else RETRY_STATUS
 
     def files(self, stack: ExitStack) -> list[tuple[str, tuple[str | None, Any]]]:
         """The ``file`` parts, opened on ``stack``, and the ``url`` fields.

@@ -97,7 +97,7 @@ class AsyncMaieClient:
                 if attempt == self.max_attempts:
                     raise
             if response is not None and (
-                response.status_code not in RETRY_STATUS or attempt == self.max_attempts
+                response.status_code not in submission.retry_status or attempt == self.max_attempts
             ):
                 return response
             await asyncio.sleep(pause(attempt - 1, response))

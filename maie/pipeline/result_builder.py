@@ -1,10 +1,12 @@
 """Result versions from stage artifacts: the one place a :class:`~maie.schemas.ResultVersion` is built.
 
 The worker's finalize stores version 1 (``kind: "pipeline"``), ``maie transcribe`` returns one
-(``kind: "offline"``), a re-summarization job adds version n + 1 (``kind: "resummary"``) from the
-latest version and its new summary, and a rename of speakers adds one (``kind: "speakers"``) in
-which names stand for labels. All of them fill ``versions`` and ``metrics`` here, so a field
-added to the contract is filled the same way wherever a result comes from.
+(``kind: "offline"``), a task that fails after its transcription keeps what it has as version 1
+(``kind: "partial"``: the raw transcript always, plus whatever later stage finished), a
+re-summarization job adds version n + 1 (``kind: "resummary"``) from the latest version and its new
+summary, and a rename of speakers adds one (``kind: "speakers"``) in which names stand for labels.
+All of them fill ``versions`` and ``metrics`` here, so a field added to the contract is filled the
+same way wherever a result comes from.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ if TYPE_CHECKING:
 
     from maie.schemas import AsrArtifact, DiarizationArtifact, EnhanceArtifact, SummaryArtifact
 
-__all__ = ["first_version", "next_version", "renamed_version"]
+__all__ = ["first_version", "next_version", "partial_version", "renamed_version"]
 
 
 def _rtf(processing_s: float, duration_s: float) -> float:
@@ -103,6 +105,35 @@ def first_version(
             num_speakers=diarization.num_speakers if diarization else None,
             diarization_rtf=_rtf(diarization.processing_time_s, duration_s) if diarization else None,
         ),
+    )
+
+
+def partial_version(
+    *,
+    asr: AsrArtifact,
+    duration_s: float,
+    processing_s: float,
+    features: Collection[Feature],
+    template_id: str | None = None,
+    enhanced: EnhanceArtifact | None = None,
+    summary: SummaryArtifact | None = None,
+    diarization: DiarizationArtifact | None = None,
+) -> ResultVersion:
+    """Result version 1 of a task that failed after its transcription (``kind: "partial"``).
+
+    As :func:`first_version` with what finished, and the raw transcript whatever the features:
+    the clean transcript or summary asked for in its place is what failed.
+    """
+    return first_version(
+        kind="partial",
+        asr=asr,
+        duration_s=duration_s,
+        processing_s=processing_s,
+        features=[*features, Feature.RAW_TRANSCRIPT],
+        template_id=template_id,
+        enhanced=enhanced,
+        summary=summary,
+        diarization=diarization,
     )
 
 

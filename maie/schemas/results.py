@@ -167,7 +167,8 @@ class LlmVersion(Frozen, frozen=True, kw_only=True):
     structured_output: str | None = None
     #: sha256 of the task prompt MAIE sent (the enhancement prompt; templates record theirs apart).
     prompt_sha256: str | None = None
-    #: The OpenAI-compatible server, for the ``openai`` backend.
+    #: Not filled any more (the server's address is internal; it is logged): kept so that results
+    #: stored before still decode.
     base_url: str | None = None
     #: Transcript split for a long recording (summaries only).
     map_reduce: MapReduceInfo | None = None

@@ -81,6 +81,17 @@ class TaskRecord(Base, kw_only=True):
     #: only: never shown, and removed from the record once the recording is fetched.
     fetch_url: str | None = None
 
+    @property
+    def has_result(self) -> bool:
+        """Whether the task finished with a result version: COMPLETE, or FAILED after transcription.
+
+        A task that failed in enhancement or summary keeps its transcript as version 1
+        (``kind: "partial"``); such a task can be exported and summarized again like a COMPLETE one.
+        """
+        if self.status == TaskStatus.COMPLETE:
+            return True
+        return self.status == TaskStatus.FAILED and self.result_version is not None
+
     def stage(self, name: StageName) -> StageRecord:
         """Return the record of stage ``name``.
 

@@ -16,7 +16,6 @@ import redis.asyncio as aioredis
 
 from maie.config import DatabaseSettings
 from maie.errors import ConflictError, NotFoundError
-from maie.schemas import TaskStatus
 from maie.store.keys import REDIS_DOWN, WORKERS_KEY, async_reconnect, unavailable, worker_models_key
 from maie.store.sql import admission, batches, claims, deletion, listing, records, results, search
 from maie.store.sql.database import AsyncDatabase
@@ -127,19 +126,24 @@ class AsyncTaskStore:
         return await self.database.run(results.add_result(task_id, build))
 
     async def add_job(self, task_id: str, job: StageRecord, *, tenant: str) -> TaskRecord:
-        """Append a re-summarization job's stage to a COMPLETE task of ``tenant``, atomically.
+        """Append a re-summarization job's stage to a finished task of ``tenant`` with a result, atomically.
 
         Raises:
             NotFoundError: if the task does not exist or belongs to another tenant.
-            ConflictError: if the task is not COMPLETE.
+            ConflictError: if the task has no result to summarize (not finished, or failed before
+                its transcript).
         """
 
         def append(record: TaskRecord) -> None:
             if record.tenant != tenant:
                 raise NotFoundError(f"task {task_id} not found")
-            if record.status != TaskStatus.COMPLETE:
+            if not record.has_result:
                 raise ConflictError(
-                    f"task {task_id} is {record.status.value}; only a COMPLETE task can be summarized again"
+                    f"task {task_id} is {record.status.value} and has no transcript yet; a task can be "
+                    "summarized again once it is COMPLETE (or FAILED after its transcription)"
+                    if not record.status.terminal
+                    else f"task {task_id} failed before its transcript was made ({record.failed_stage}); "
+                    "there is nothing to summarize: submit the recording again"
                 )
             record.stages.append(job)
 

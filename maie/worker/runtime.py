@@ -76,6 +76,7 @@ class WorkerRuntime:
             diarizer=self.diarizer,
             templates=self.templates,
         )
+        self.tracker.keep_partial_results(self.stages.partial_result)
         self.summary_jobs = SummaryJobs(store, self.templates, self.stages.run_summary, metrics=self.metrics)
 
     def close(self) -> None:

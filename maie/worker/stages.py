@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 import structlog
 
 from maie.actor_table import BESIDE
-from maie.errors import PermanentError
+from maie.errors import NotFoundError, PermanentError
 from maie.pipeline.fetch import Fetcher, FetchInput, FetchOptions
 from maie.pipeline.llm import (
     EnhanceInput,
@@ -29,7 +29,7 @@ from maie.pipeline.llm import (
 from maie.pipeline.llm.enhance import skipped
 from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, convert
 from maie.pipeline.recording import keep_recording
-from maie.pipeline.result_builder import first_version
+from maie.pipeline.result_builder import first_version, partial_version
 from maie.schemas import (
     AsrArtifact,
     DiarizationArtifact,
@@ -230,6 +230,20 @@ class PipelineStages:
                 if resident and pause:
                     llm.pause()
 
+    def _llm_artifacts(self, record: TaskRecord) -> tuple[EnhanceArtifact | None, SummaryArtifact | None]:
+        """The enhance and summarize artifacts of the stages the task planned (None where missing)."""
+        planned = {s.name for s in record.stages}
+        enhanced = summary = None
+        if StageName.ENHANCE in planned:
+            enhanced = self.store.get_artifact(record.task_id, StageName.ENHANCE, EnhanceArtifact)
+        if StageName.SUMMARIZE in planned:
+            summary = self.store.get_artifact(record.task_id, StageName.SUMMARIZE, SummaryArtifact)
+        return enhanced, summary
+
+    @staticmethod
+    def _processing_s(record: TaskRecord) -> float:
+        return processing_seconds(record.stages)
+
     def finalize(self, record: TaskRecord) -> None:
         """Assemble result version 1 from the stage artifacts and complete the task."""
         audio = self.store.get_artifact(record.task_id, StageName.PREPROCESS, PreprocessArtifact)
@@ -237,21 +251,16 @@ class PipelineStages:
         if audio is None or asr is None:
             raise PermanentError("a stage result is missing; submit the recording again")
         planned = {s.name for s in record.stages}
-        enhanced = summary = None
-        if StageName.ENHANCE in planned:
-            enhanced = self.store.get_artifact(record.task_id, StageName.ENHANCE, EnhanceArtifact)
-        if StageName.SUMMARIZE in planned:
-            summary = self.store.get_artifact(record.task_id, StageName.SUMMARIZE, SummaryArtifact)
+        enhanced, summary = self._llm_artifacts(record)
         if (StageName.ENHANCE in planned and enhanced is None) or (
             StageName.SUMMARIZE in planned and summary is None
         ):
             raise PermanentError("an LLM stage result is missing; submit the recording again")
-        processing = processing_seconds(record.stages)
         result = first_version(
             kind="pipeline",
             asr=asr,
             duration_s=audio.duration_s,
-            processing_s=processing,
+            processing_s=self._processing_s(record),
             features=record.request.features,
             template_id=record.request.template_id,
             enhanced=enhanced,
@@ -263,6 +272,47 @@ class PipelineStages:
         self.tracker.complete(
             record.task_id, result.version, rtf=result.metrics.rtf if result.metrics else None
         )
+
+    def partial_result(self, task_id: str) -> int | None:
+        """Keep what a failing task's finished stages produced as result version 1 (``partial``).
+
+        Called by the tracker before it marks the task FAILED. Once transcription finished, the
+        transcript (and a clean transcript or summary that finished too) is stored, so the failed
+        task shows it, can be exported and summarized again. A version 1 already stored (an earlier
+        attempt's, or a finalize that stored its version and then failed) is kept as it is.
+
+        Returns:
+            The version number (1), or None when the task is gone, finished, or has no transcript.
+        """
+        try:
+            record = self.store.get(task_id)
+        except NotFoundError:
+            return None
+        if record.status.terminal:
+            return None
+        audio = self.store.get_artifact(task_id, StageName.PREPROCESS, PreprocessArtifact)
+        asr = self.store.get_artifact(task_id, StageName.TRANSCRIBE, AsrArtifact)
+        if audio is None or asr is None:
+            return None
+        enhanced, summary = self._llm_artifacts(record)
+        try:
+            diarization = self.diarizer.artifact(record)
+        except PermanentError:  # diarizing is what failed: the transcript is kept without speakers
+            diarization = None
+        result = partial_version(
+            asr=asr,
+            duration_s=audio.duration_s,
+            processing_s=self._processing_s(record),
+            features=record.request.features,
+            template_id=record.request.template_id,
+            enhanced=enhanced,
+            summary=summary,
+            diarization=diarization,
+        )
+        if not self.store.put_result(task_id, result):
+            log.info("result.already_stored", version=result.version)
+        log.info("result.partial_kept", version=result.version)
+        return result.version
 
 
 def processing_seconds(stages: Sequence[StageRecord]) -> float:

@@ -1,7 +1,8 @@
-"""Re-summarization jobs: a COMPLETE task's stored transcript summarized again into version n + 1.
+"""Re-summarization jobs: a finished task's stored transcript summarized again into version n + 1.
 
-The API appends the job to the task as a ``summarize`` stage carrying a ``job_id`` and a
-``template_id``; the ``resummarize`` actor runs it here. The task's status stays COMPLETE (it only
+The task is COMPLETE, or FAILED after its transcription (its version 1 is then ``partial``). The
+API appends the job to the task as a ``summarize`` stage carrying a ``job_id`` and a
+``template_id``; the ``resummarize`` actor runs it here. The task's status stays as it is (it only
 moves forward) while the job's own stage shows its progress, attempts and error, and finally the
 result version it produced. No ASR runs: the transcript comes from the pipeline's artifacts (the
 clean segments where enhancement ran) or from the latest result version, which the new version

@@ -64,6 +64,7 @@ class StageTracker:
         self.metrics = metrics
         self._finish_hooks: list[Callable[[str], None]] = []
         self._finished_hooks: list[Callable[[str], None]] = []
+        self._keep_partial: Callable[[str], int | None] | None = None
 
     def before_finish(self, hook: Callable[[str], None]) -> None:
         """Call ``hook(task_id)`` just before a task is marked COMPLETE or FAILED.
@@ -72,6 +73,25 @@ class StageTracker:
         process dies right after: the finishing message is redelivered and runs it again.
         """
         self._finish_hooks.append(hook)
+
+    def keep_partial_results(self, keep: Callable[[str], int | None]) -> None:
+        """Call ``keep(task_id)`` when a task fails, before it is marked FAILED.
+
+        ``keep`` stores what the task's finished stages produced (a transcript whose enhancement or
+        summary failed) as a result version and returns its number, or None when there is nothing
+        to keep; the failed task then points at that version. A failure of ``keep`` is logged and
+        the task fails without it.
+        """
+        self._keep_partial = keep
+
+    def _partial_result(self, task_id: str) -> int | None:
+        if self._keep_partial is None:
+            return None
+        try:
+            return self._keep_partial(task_id)
+        except (MaieError, ValueError) as exc:  # the store, or an artifact that no longer decodes
+            log.warning("task.partial_result_not_kept", reason=describe_error(exc)[0])
+            return None
 
     def _run_finish_hooks(self, task_id: str) -> None:
         for hook in self._finish_hooks:
@@ -218,8 +238,13 @@ class StageTracker:
             log.warning("stage.error_not_recorded")
 
     def fail(self, task_id: str, name: StageName | None, exc: BaseException) -> None:
-        """Fail the task now with ``exc`` (no-op if it already finished)."""
+        """Fail the task now with ``exc`` (no-op if it already finished).
+
+        What finished stages produced is kept first (:meth:`keep_partial_results`): a task that
+        fails after its transcription shows its transcript, can be exported and summarized again.
+        """
         detail, code = describe_error(exc)
+        partial = self._partial_result(task_id)
         try:
             self._run_finish_hooks(task_id)
         except MaieError as hook_exc:
@@ -235,6 +260,8 @@ class StageTracker:
             record.error_code = code
             record.failed_stage = name.value if name else None
             record.completed_at = now
+            if record.result_version is None:
+                record.result_version = partial
             if name is not None:
                 stage = record.stage(name)
                 stage.status = StageState.FAILED
@@ -247,7 +274,13 @@ class StageTracker:
         except (StoreUnavailableError, NotFoundError) as store_exc:
             log.error("task.fail_not_recorded", error=detail, reason=str(store_exc))  # noqa: TRY400 - not an exception context
             return
-        log.warning("task.failed", error=detail, error_code=code, failed_stage=record.failed_stage)
+        log.warning(
+            "task.failed",
+            error=detail,
+            error_code=code,
+            failed_stage=record.failed_stage,
+            result_version=record.result_version,
+        )
         if failed_now and self.metrics is not None:
             self.metrics.task_finished(TaskOutcome.FAILED, stage=record.failed_stage, error_code=code)
         self._drop_audio(record)

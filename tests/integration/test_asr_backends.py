@@ -83,6 +83,7 @@ class TestRequestOptions:
             ({"asr_backend": "pocketsphinx", "beam_size": "3"}, 422, "does not support beam_size"),
             ({"asr_backend": "pocketsphinx", "language": "de"}, 422, "does not transcribe language 'de'"),
             ({"language": "zz"}, 422, "does not transcribe language 'zz'"),
+            ({"language": "english"}, 400, "or 'auto' to detect it"),
         ],
     )
     def test_refused_at_submit(self, api, fields, status_code, message):
@@ -90,6 +91,18 @@ class TestRequestOptions:
 
         assert response.status_code == status_code, response.text
         assert message in response.text
+
+    def test_language_auto_is_detection(self, api, worker):
+        """``language=auto`` asks for detection, as leaving it out does (it was refused with 400)."""
+        accepted = api.submit(shared_audio("jfk_16k.wav"), language="Auto")
+        assert accepted.status_code == 202, accepted.text
+        status = api.wait(accepted.json()["task_id"])
+        unnamed = api.wait(api.submit(shared_audio("jfk_16k.wav")).json()["task_id"])
+
+        assert status["status"] == unnamed["status"] == "COMPLETE", status
+        assert status["versions"]["asr_backend"]["decoding_params"]["language"] is None, "none was forced"
+        assert status["results"]["language"], "a language was detected"
+        assert status["results"]["language"] == unnamed["results"]["language"], "as with no language"
 
     def test_pocketsphinx_word_timestamps(self, api, worker):
         accepted = api.submit(shared_audio("jfk_16k.wav"), asr_backend="pocketsphinx", word_timestamps="true")

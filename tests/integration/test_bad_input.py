@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -277,11 +278,33 @@ class TestBackPressure:
     def test_redis_down(self, isolated, start_process):
         server, env = isolated
         api = start_process("api", env)
+        head = api.client.head("/ready")
+        assert (head.status_code, head.content) == (200, b""), "HEAD answers like GET, with no body"
         server.stop()
+        assert api.client.head("/ready").status_code == 503
+        assert api.client.head("/health").status_code == 200, "health answers whatever it reports"
         response = api.submit(shared_audio("jfk_16k.wav"))
         assert response.status_code == 503
         assert "Retry-After" in response.headers
-        assert "Redis" in response.json()["detail"]
+        address = server.url.split("//", 1)[1].split("/", 1)[0]  # host:port
+        port = address.rsplit(":", 1)[1]
+        for answer in (
+            response,
+            api.client.get("/v1/status/00000000-0000-4000-8000-000000000000", headers=HEADERS_A),
+            api.client.get("/v1/tasks", headers=HEADERS_A),
+        ):
+            assert answer.status_code == 503, answer.text
+            detail = answer.json()["detail"]
+            assert "task store cannot be reached" in detail, detail
+            assert port not in detail, "the store's address is not shown to clients"
+            assert answer.headers["X-Request-ID"] in detail, "the request id to quote to the operator"
+        deadline = time.monotonic() + 30
+        while not any(
+            "api.error" in line and port in line and answer.headers["X-Request-ID"] in line
+            for line in api.log().splitlines()
+        ):
+            assert time.monotonic() < deadline, "the log keeps the address, with the request id"
+            time.sleep(0.1)
         audio = Path(env["MAIE_DATA_DIR"]) / "audio"
         assert not audio.exists() or not any(audio.iterdir())
         assert api.client.get("/ready").status_code == 503

@@ -113,6 +113,7 @@ class TestArchiveBatch:
 
         jsonl = api.client.get(f"/v1/batches/{body['batch_id']}/export", headers=HEADERS_A)
         assert jsonl.status_code == 200
+        assert jsonl.headers["content-type"] == "application/x-ndjson"
         rows = [json.loads(line) for line in jsonl.text.splitlines()]
         assert [r["task_id"] for r in rows] == body["task_ids"], "one row per task, upload order"
         by_name = {r["name"]: r for r in rows}
@@ -126,7 +127,7 @@ class TestArchiveBatch:
         as_csv = api.client.get(
             f"/v1/batches/{body['batch_id']}/export", headers=HEADERS_A, params={"format": "csv"}
         )
-        assert as_csv.headers["content-type"].startswith("text/csv")
+        assert as_csv.headers["content-type"] == "text/csv; charset=utf-8", "charset named once"
         table = list(csv.DictReader(io.StringIO(as_csv.text)))
         assert [r["task_id"] for r in table] == body["task_ids"]
         assert table[0]["transcript"] == (rows[0]["transcript"] or "")

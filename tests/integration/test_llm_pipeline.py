@@ -145,7 +145,8 @@ class TestFaults:
         assert status["error_code"] == "llm_output_invalid"
         assert status["failed_stage"] == "summarize"
         assert message in status["error"]
-        assert "results" not in status
+        assert "summary" not in status["results"], "no unusable summary is kept"
+        assert status["results"]["raw_transcript"], "the transcript is kept (a partial result)"
         assert status["stages"][-1]["attempts"] == 1, "a permanent error is not retried"
         assert len(llm.requests) == 3
 
@@ -163,8 +164,19 @@ class TestFaults:
         assert status["status"] == "FAILED", status
         assert status["error_code"] == "llm_unavailable"
         assert "HTTP 500" in status["error"]
+        host = llm.url.split("//", 1)[1].split("/", 1)[0]
+        assert host not in status["error"], "the LLM server's internal address is not shown to clients"
+        assert "MAIE_LLM_BASE_URL" in status["error"], "the setting that names the server is"
+        deadline = time.monotonic() + 30
+        while not any(
+            "llm.unavailable" in line and host in line and status["task_id"] in line
+            for line in stack[1].log().splitlines()
+        ):
+            assert time.monotonic() < deadline, "the worker logs the address with the task"
+            time.sleep(0.1)
         assert status["stages"][-1]["attempts"] == 2
-        assert "results" not in status
+        assert "summary" not in status["results"]
+        assert status["results"]["segments"], "retries used up: the transcript is still kept"
 
     def test_hang_past_the_timeout_is_retried(self, stack, llm):
         llm.hang_s = 5.0

@@ -75,7 +75,7 @@ class TestExports:
     def test_srt(self, api, done):
         response = api.client.get(f"/v1/tasks/{done['task_id']}/transcript.srt", headers=HEADERS_A)
         assert response.status_code == 200
-        assert response.headers["content-type"].startswith("application/x-subrip")
+        assert response.headers["content-type"] == "application/x-subrip; charset=utf-8"
         parsed = pysubs2.SSAFile.from_string(response.text, format_="srt")
         expected = _cues(done["results"]["segments"])
         assert expected, "the clip has segments with text"
@@ -87,7 +87,7 @@ class TestExports:
     def test_vtt(self, api, done):
         response = api.client.get(f"/v1/tasks/{done['task_id']}/transcript.vtt", headers=HEADERS_A)
         assert response.status_code == 200
-        assert response.headers["content-type"].startswith("text/vtt")
+        assert response.headers["content-type"] == "text/vtt; charset=utf-8", "charset named once"
         assert response.text.startswith("WEBVTT")
         parsed = pysubs2.SSAFile.from_string(response.text, format_="vtt")
         expected = _cues(done["results"]["segments"])
@@ -100,6 +100,7 @@ class TestExports:
         segments = done["results"]["segments"]
         txt = api.client.get(f"/v1/tasks/{done['task_id']}/transcript.txt", headers=HEADERS_A)
         assert txt.status_code == 200
+        assert txt.headers["content-type"] == "text/plain; charset=utf-8", "charset named once"
         assert txt.text.splitlines() == [t for _, _, t in _cues(segments)]
         as_json = api.client.get(f"/v1/tasks/{done['task_id']}/transcript.json", headers=HEADERS_A).json()
         assert as_json["segments"] == segments
@@ -149,6 +150,8 @@ class TestTaskList:
         ("params", "status"),
         [
             ({"status": "DONE"}, 400),
+            ({"status": ""}, 400),
+            ({"status": ","}, 400),
             ({"cursor": "not-a-cursor"}, 400),
             ({"limit": 0}, 400),
             ({"limit": 201}, 400),
@@ -208,6 +211,20 @@ class TestIdempotencyKey:
         assert changed.status_code == 422
         api.wait(first.json()["task_id"])
         api.wait(other_tenant.json()["task_id"], headers=HEADERS_B)
+
+    def test_same_name_other_audio_is_a_different_request(self, api, worker, tmp_path):
+        """The file's bytes are part of the request: another recording under the same name is a 422."""
+        key = str(uuid.uuid4())
+        first = api.submit(shared_audio("jfk_16k.wav"), headers={**HEADERS_A, "Idempotency-Key": key})
+        assert first.status_code == 202, first.text
+        impostor = tmp_path / "jfk_16k.wav"
+        impostor.write_bytes(shared_audio("lhotse/LJ002-0020.wav").read_bytes())
+        other = api.submit(impostor, headers={**HEADERS_A, "Idempotency-Key": key})
+        assert other.status_code == 422, other.text
+        assert "different request" in other.json()["detail"]
+        again = api.submit(shared_audio("jfk_16k.wav"), headers={**HEADERS_A, "Idempotency-Key": key})
+        assert again.json()["task_id"] == first.json()["task_id"], "the same bytes still replay"
+        api.wait(first.json()["task_id"])
 
     def test_concurrent_repeats_make_one_task(self, api, worker):
         key = str(uuid.uuid4())

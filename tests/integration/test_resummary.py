@@ -134,13 +134,38 @@ class TestResummary:
         missing = api.client.post(f"/v1/tasks/{task_id}/summaries", headers=HEADERS_A, json={})
         assert missing.status_code == 400
 
-    def test_a_failed_task_cannot_be_summarized_again(self, stack, llm):
+    def test_a_task_whose_summary_failed_keeps_its_transcript(self, stack, llm):
+        """FAILED in summarize: the transcript is shown, exported, and can be summarized again."""
         api = stack[0]
         llm.inject(Fault.SCHEMA_VIOLATION, times=None, schema=TEMPLATE)
         failed = run(api, features="summary")
-        assert failed["status"] == "FAILED"
-        conflict = summarize_again(api, failed["task_id"])
-        assert conflict.status_code == 409
-        assert "only a COMPLETE task" in conflict.json()["detail"]
-        after = api.client.get(f"/v1/status/{failed['task_id']}", headers=HEADERS_A).json()
-        assert not any("job_id" in s for s in after["stages"]), "a refused job leaves no stage behind"
+        task_id = failed["task_id"]
+        assert (failed["status"], failed["failed_stage"]) == ("FAILED", "summarize"), failed
+        assert failed["error_code"] == "llm_output_invalid"
+        assert failed["result_version"] == 1
+        results = failed["results"]
+        assert results["raw_transcript"].strip()
+        assert results["segments"]
+        assert results["segments"][0]["id"] == 1
+        assert results["language"], "the detected language is kept"
+        assert "summary" not in results
+        versions = api.client.get(f"/v1/tasks/{task_id}/results", headers=HEADERS_A).json()
+        assert [v["kind"] for v in versions["versions"]] == ["partial"]
+        for fmt in ("txt", "srt", "vtt", "json"):
+            export = api.client.get(f"/v1/tasks/{task_id}/transcript.{fmt}", headers=HEADERS_A)
+            assert export.status_code == 200, (fmt, export.text)
+        exported = api.client.get(f"/v1/tasks/{task_id}/transcript.json", headers=HEADERS_A).json()
+        assert [s["text"] for s in exported["segments"]] == [s["text"] for s in results["segments"]]
+
+        llm.clear()  # the template's answers are good again
+        accepted = summarize_again(api, task_id, template_id=TEMPLATE)
+        assert accepted.status_code == 202, accepted.text
+        status, job = wait_job(api, task_id, accepted.json()["job_id"])
+        assert job["status"] == "done", job
+        assert (status["status"], status["result_version"]) == ("FAILED", 2), "the task's status never moves"
+        assert status["error_code"] == "llm_output_invalid"
+        schema = api.client.get(f"/v1/templates/{TEMPLATE}", headers=HEADERS_A).json()["schema"]
+        Draft202012Validator(schema).validate(status["results"]["summary"])
+        assert status["results"]["raw_transcript"] == results["raw_transcript"]
+        versions = api.client.get(f"/v1/tasks/{task_id}/results", headers=HEADERS_A).json()
+        assert [v["kind"] for v in versions["versions"]] == ["partial", "resummary"]

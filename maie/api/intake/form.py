@@ -19,9 +19,11 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIType, Schema
 from litestar.params import Parameter
 
 from maie.api.intake.asr_options import check_asr_options
+from maie.api.intake.multipart import FORM_PARTS, FormLimits
 from maie.api.intake.speakers import check_diarization
 from maie.api.intake.uploads import check_filename
 from maie.errors import BackendUnavailableError, InvalidRequestError, NotFoundError, UnprocessableError
+from maie.outbound import MAX_URL_LENGTH
 from maie.pipeline.asr.registry import REGISTRY
 from maie.schemas import Feature, SubmissionOptions, TaskRequest
 from maie.webhooks.targets import check_callback
@@ -34,10 +36,13 @@ if TYPE_CHECKING:
     from maie.schemas import ModelInfo
 
 __all__ = [
+    "AUTO_LANGUAGE",
     "DEFAULT_FEATURES",
     "LLM_FEATURES",
+    "PROCESS_FORM_LIMITS",
     "BatchForm",
     "ProcessForm",
+    "batch_form_limits",
     "parse_features",
     "validate_request",
 ]
@@ -48,6 +53,8 @@ DEFAULT_FEATURES = (Feature.CLEAN_TRANSCRIPT, Feature.SUMMARY)
 LLM_FEATURES = frozenset({Feature.CLEAN_TRANSCRIPT, Feature.SUMMARY, Feature.ENHANCEMENT_METRICS})
 #: ISO 639-1 (two letters) or the few three-letter codes Whisper knows (haw, yue).
 LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
+#: ``language`` value that asks for detection, as leaving it out does.
+AUTO_LANGUAGE = "auto"
 
 #: The schema of a file part. An optional upload is documented as one that may be left out, not as
 #: "a file or null": a form cannot send a null, and clients and schema tools send a nullable part
@@ -91,6 +98,25 @@ class BatchForm(SubmissionOptions, frozen=True, kw_only=True):
     file: Annotated[list[UploadFile] | None, _OPTIONAL_FILES] = None
     #: Links to recordings: repeated fields, or several in one field, one per line.
     url: Annotated[list[str], Parameter(min_items=1)] | None = None
+
+
+#: What the form of POST /v1/process may hold: one recording and the submission fields.
+PROCESS_FORM_LIMITS = FormLimits()
+
+
+def batch_form_limits(settings: Settings) -> FormLimits:
+    """What the form of POST /v1/batches may hold: a part per recording, and URL lists.
+
+    A batch has at most ``MAIE_BATCH_MAX_MEMBERS`` recordings, each a ``file`` part or a URL; the
+    ``url`` fields (one URL per line) may hold that many URLs of the longest length accepted.
+    """
+    members = settings.batch.max_members
+    return FormLimits(
+        max_parts=members + FORM_PARTS,
+        list_fields=frozenset({"url"}),
+        list_bytes=members * (MAX_URL_LENGTH + 2),
+        parts_setting=f"MAIE_BATCH_MAX_MEMBERS={members} recordings plus {FORM_PARTS} fields",
+    )
 
 
 def parse_features(values: Sequence[str] | None) -> list[Feature]:
@@ -157,8 +183,12 @@ async def validate_request(
         chosen = f"model {variant!r} of asr_backend {backend!r}" if variant else f"asr_backend {backend!r}"
         raise BackendUnavailableError(f"{chosen} is unavailable on this server: {model.unavailable_reason}")
     language = form.language.strip().lower() if form.language else None
+    if language == AUTO_LANGUAGE:
+        language = None  # the same as no language: the backend detects it
     if language and not LANGUAGE_CODE.match(language):
-        raise InvalidRequestError(f"language must be an ISO 639-1 code such as 'en', got {form.language!r}")
+        raise InvalidRequestError(
+            f"language must be an ISO 639-1 code such as 'en', or 'auto' to detect it; got {form.language!r}"
+        )
     callback_url = await check_callback(form.callback_url, settings) if form.callback_url else None
     diarization = await check_diarization(form, settings)
     asr_options = check_asr_options(

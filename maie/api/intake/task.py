@@ -130,7 +130,11 @@ async def _create(
             )
         else:
             raw, info = await receive_upload(
-                upload, task_dir, PreprocessOptions.from_settings(settings.audio), services.sandbox
+                upload,
+                task_dir,
+                PreprocessOptions.from_settings(settings.audio),
+                services.sandbox,
+                owner=services.intake_owner,
             )
             check_channels(request, info)
         record = TaskRecord(

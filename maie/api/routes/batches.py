@@ -17,12 +17,15 @@ from litestar.params import Body, Parameter
 from litestar.response import Stream
 
 from maie.api.admission import AdmissionMiddleware, queue_slot_guard, slots_of
-from maie.api.batch_export import BatchExportFormat, export_rows, render_rows
+from maie.api.batch_export import EXPORT_MEDIA_TYPES, BatchExportFormat, export_rows, render_rows
 from maie.api.deletion import forget
 from maie.api.guards import tenant_of
 from maie.api.intake import BatchForm, IdempotencyClaim, accept_batch, validate_request
+from maie.api.intake.form import batch_form_limits
+from maie.api.intake.idempotency import pending_ttl_s
+from maie.api.intake.multipart import form_reader
 from maie.api.intake.urls import batch_urls
-from maie.api.openapi import error_responses
+from maie.api.openapi import BatchExportOperation, error_responses
 from maie.api.queries import load_batch, summary_of
 from maie.api.request_id import request_id_of
 from maie.errors import NotFoundError, UnprocessableError
@@ -52,7 +55,8 @@ class BatchesController(Controller):
         status_code=202,
         guards=[queue_slot_guard],
         middleware=[AdmissionMiddleware()],
-        responses=error_responses(409, 413, 422),
+        before_request=form_reader(batch_form_limits),
+        responses=error_responses(400, 409, 413, 415, 422),
         summary="Submit an archive, several recordings or several URLs as one batch",
         description=(
             "Archives are unpacked with limits on entries, unpacked size and compression ratio; "
@@ -74,7 +78,16 @@ class BatchesController(Controller):
         sent, links, refused = await batch_urls(data.url, services.settings)
         tenant = tenant_of(request)
         claim = IdempotencyClaim.of(
-            request, services.store, tenant, kind="batch", request=task_request, urls=sent
+            request,
+            services.store,
+            tenant,
+            kind="batch",
+            request=task_request,
+            urls=sent,
+            uploads=parts,
+            owner=services.intake_owner,
+            # A batch probes each of its recordings: its intake may take that many times longer.
+            pending_ttl_s=pending_ttl_s(services.settings) * max(1, len(parts)),
         )
         accepted = await accept_batch(
             services,
@@ -129,7 +142,11 @@ class BatchesController(Controller):
         await forget(services, records, request_id=request_id_of(request), batch_id=batch_id)
         return Response(None, status_code=204)
 
-    @get("/{batch_id:str}/export", summary="One row per task: transcript, language, duration, summary fields")
+    @get(
+        "/{batch_id:str}/export",
+        summary="One row per task: transcript, language, duration, summary fields",
+        operation_class=BatchExportOperation,
+    )
     async def export(
         self,
         request: Request[Any, Any, Any],
@@ -155,9 +172,8 @@ class BatchesController(Controller):
                 yield render_rows([row], format, fields, header=header)
                 header = False
 
-        media_type = (
-            "application/x-ndjson" if format == BatchExportFormat.JSONL else "text/csv; charset=utf-8"
-        )
+        # Litestar adds "; charset=utf-8" to text/* types itself.
+        media_type = EXPORT_MEDIA_TYPES[format]
         return Stream(
             rows(),
             media_type=media_type,

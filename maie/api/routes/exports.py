@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from litestar import Controller, Request, Response, get
+from litestar.openapi import ResponseSpec
 from litestar.params import Parameter
 
 from maie.api.guards import tenant_of
@@ -17,7 +18,7 @@ from maie.api.openapi import error_responses
 from maie.api.queries import load_result, load_task
 from maie.errors import ConflictError, NotFoundError
 from maie.schemas import TaskStatus
-from maie.transcripts import MEDIA_TYPES, ExportFormat, render
+from maie.transcripts import MEDIA_TYPES, ExportFormat, TranscriptExport, render
 
 if TYPE_CHECKING:
     from litestar.di import NamedDependency
@@ -111,7 +112,14 @@ class ExportsController(Controller):
     @get(
         "/transcript.json",
         summary="Transcript as JSON: text, language and timed segments",
-        responses=error_responses(409),
+        responses={
+            200: ResponseSpec(
+                data_container=TranscriptExport,
+                description="The transcript of the result version",
+                generate_examples=False,
+            ),
+            **error_responses(409),
+        },
     )
     async def json(
         self,

@@ -1,11 +1,14 @@
-"""GET /health and /ready: public, for load balancers and people."""
+"""GET /health and /ready: public, for load balancers and people.
+
+Both answer HEAD too (status only, no body): many load balancers and uptime checkers probe with it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from typing import TYPE_CHECKING
 
-from litestar import Controller, Response, get
+from litestar import Controller, Response, get, head
 from litestar.openapi import ResponseSpec
 
 from maie import __version__
@@ -51,6 +54,15 @@ class HealthController(Controller):
             queue_depth=depth,
             worker_active=worker_active,
         )
+
+    @head("/health", summary="Service health, status only", status_code=200)
+    async def health_head(self) -> None:
+        """Answer 200 with no body, as GET /health does whatever it reports (it is always answered)."""
+
+    @head("/ready", summary="Readiness, status only: 200 or 503", status_code=200)
+    async def ready_head(self, services: NamedDependency[Services]) -> Response[None]:
+        """The status of GET /ready, with no body."""
+        return Response(None, status_code=200 if await services.store.ping() else 503)
 
     @get(
         "/ready",

@@ -11,6 +11,9 @@ from litestar.params import Body
 from maie.api.admission import AdmissionMiddleware, queue_slot_guard, slots_of
 from maie.api.guards import submission_rate_limit_guard, tenant_of
 from maie.api.intake import IdempotencyClaim, ProcessForm, accept_task, validate_request
+from maie.api.intake.form import PROCESS_FORM_LIMITS
+from maie.api.intake.idempotency import pending_ttl_s
+from maie.api.intake.multipart import form_reader
 from maie.api.intake.urls import check_url, one_source
 from maie.api.openapi import error_responses
 from maie.api.request_id import request_id_of
@@ -35,6 +38,7 @@ class ProcessController(Controller):
         status_code=202,
         guards=[submission_rate_limit_guard, queue_slot_guard],
         middleware=[AdmissionMiddleware()],
+        before_request=form_reader(lambda _: PROCESS_FORM_LIMITS),
         responses=error_responses(400, 409, 413, 415, 422),
         summary="Submit a recording",
         description=(
@@ -63,6 +67,9 @@ class ProcessController(Controller):
             kind="task",
             request=task_request,
             urls=[link.url] if isinstance(source, str) else [],
+            uploads=[] if isinstance(source, str) else [source],
+            owner=services.intake_owner,
+            pending_ttl_s=pending_ttl_s(services.settings),
         )
         accepted = await accept_task(
             services,

@@ -1,4 +1,6 @@
-"""POST /v1/tasks/{id}/summaries: summarize a completed task's transcript again, with no ASR.
+"""POST /v1/tasks/{id}/summaries: summarize a finished task's transcript again, with no ASR.
+
+A COMPLETE task, or a FAILED one whose transcription finished (its version 1 is ``partial``).
 
 The job is a new ``summarize`` stage on the task (with its ``job_id`` and ``template_id``), run by
 the worker's ``resummarize`` actor; its result is a new immutable version (``kind: "resummary"``)
@@ -42,10 +44,13 @@ class SummariesController(Controller):
         "/",
         status_code=202,
         guards=[admission_guard],
-        summary="Summarize a completed task again with a template (no ASR)",
+        summary="Summarize a finished task's transcript again with a template (no ASR)",
         responses={
             202: ResponseSpec(data_container=SummaryAccepted, description="The job is queued"),
-            409: ResponseSpec(data_container=ErrorBody, description="The task is not COMPLETE"),
+            409: ResponseSpec(
+                data_container=ErrorBody,
+                description="The task has no transcript: not finished, or it failed before transcription",
+            ),
             422: ResponseSpec(data_container=ErrorBody, description="Unknown template, or no LLM backend"),
         },
     )

@@ -38,6 +38,7 @@ from maie.pipeline.asr.chunkformer_options import (
 )
 from maie.pipeline.asr.segments import whole_segment
 from maie.pipeline.asr.wav_windows import SAMPLE_RATE, WavWindows
+from maie.pipeline.model_names import public_location
 from maie.schemas import AsrArtifact, AsrVersion, Segment
 
 if TYPE_CHECKING:
@@ -269,7 +270,7 @@ class ChunkformerBackend(AsrBackend[ChunkformerOptions]):
         return AsrVersion(
             name="chunkformer",
             model_variant=opts.variant,
-            model_path=str(self._model_dir),
+            model_path=public_location(self._model_dir),
             checkpoint_hash=self._checkpoint,
             compute_type=COMPUTE_TYPE,
             device=self._device,

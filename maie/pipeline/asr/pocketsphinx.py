@@ -25,6 +25,7 @@ from maie.pipeline.asr.base import AsrBackend, AsrInput, Availability, BackendSp
 from maie.pipeline.asr.checkpoint import files_hash
 from maie.pipeline.asr.pocketsphinx_options import COMPUTE_TYPE, INSTALL_HINT, PocketsphinxOptions
 from maie.pipeline.asr.segments import clamp, weighted_confidence
+from maie.pipeline.model_names import public_location
 from maie.schemas import AsrArtifact, AsrVersion, Segment, Word
 
 if TYPE_CHECKING:
@@ -208,13 +209,13 @@ class PocketsphinxBackend(AsrBackend[PocketsphinxOptions]):
         return AsrVersion(
             name="pocketsphinx",
             model_variant=opts.model.name,
-            model_path=str(opts.model),
+            model_path=public_location(opts.model),
             checkpoint_hash=self._checkpoint,
             compute_type=COMPUTE_TYPE,
             device="cpu",
             decoding_params={
-                "lm": str(opts.lm),
-                "dictionary": str(opts.dictionary),
+                "lm": public_location(opts.lm),
+                "dictionary": public_location(opts.dictionary),
                 "vad_mode": opts.vad_mode,
                 "vad_window_s": opts.vad_window_s,
                 "vad_ratio": opts.vad_ratio,

@@ -16,6 +16,7 @@ import structlog
 
 from maie.errors import BackendUnavailableError, UnprocessableError
 from maie.pipeline.asr import chunkformer, pocketsphinx, whisper
+from maie.pipeline.model_names import public_location
 from maie.schemas import ModelInfo, ModelVariant
 
 if TYPE_CHECKING:
@@ -207,7 +208,7 @@ def _probe(spec: BackendSpec, settings: Settings) -> Availability:
 def _variant_info(variant: Variant, info: ModelInfo, default: bool) -> ModelVariant:
     return ModelVariant(
         name=variant.name,
-        model=variant.model,
+        model=public_location(variant.model),
         default=default,
         available=info.available,
         unavailable_reason=info.unavailable_reason,
@@ -219,7 +220,7 @@ def _model_info(spec: BackendSpec, availability: Availability) -> ModelInfo:
     return ModelInfo(
         backend_id=spec.backend_id,
         name=spec.name,
-        default_variant=availability.variant,
+        default_variant=public_location(availability.variant),
         description=spec.description,
         capabilities=list(spec.capabilities),
         available=availability.reason is None,

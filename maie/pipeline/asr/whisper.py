@@ -34,6 +34,7 @@ from maie.pipeline.asr.model_files import locate_model, model_problem, model_siz
 from maie.pipeline.asr.segments import clamp, unit, weighted_confidence
 from maie.pipeline.asr.wav_windows import WavWindows
 from maie.pipeline.asr.whisper_options import WHISPER_LANGUAGES, WhisperOptions, whisper_variants
+from maie.pipeline.model_names import public_location
 from maie.schemas import AsrArtifact, AsrVersion, Segment, Word
 
 if TYPE_CHECKING:
@@ -331,7 +332,7 @@ class WhisperBackend(AsrBackend[WhisperOptions]):
         return AsrVersion(
             name="whisper",
             model_variant=opts.variant,
-            model_path=str(self._model_dir),
+            model_path=public_location(self._model_dir),
             checkpoint_hash=self._checkpoint,
             compute_type=self._compute_type,
             device=self._device,

@@ -18,6 +18,7 @@ import structlog
 
 from maie.errors import BackendUnavailableError, ModelLoadError
 from maie.pipeline.diarization import channels, embedded, pyannote_backend
+from maie.pipeline.model_names import public_location
 from maie.schemas import ModelInfo
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class DiarizerRegistry:
         info = ModelInfo(
             backend_id=spec.backend_id,
             name=spec.name,
-            default_variant=found.variant,
+            default_variant=public_location(found.variant),
             description=spec.description,
             capabilities=list(spec.capabilities),
             available=found.reason is None,

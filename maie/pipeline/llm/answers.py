@@ -9,6 +9,7 @@ again.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,7 @@ __all__ = [
     "MAX_PROBLEMS",
     "REFERENCE_KEY",
     "AnswerProblem",
+    "cite_only",
     "judge",
     "parse_json",
     "schema_problems",
@@ -76,6 +78,48 @@ def schema_problems(validator: Draft202012Validator, value: Any) -> list[str]:  
 def unknown_segment_ids(value: Any, known: Collection[int]) -> list[int]:  # noqa: ANN401
     """Ids in ``segment_ids`` arrays anywhere in ``value`` that are not transcript segments."""
     return sorted({i for i in _references(value) if i not in known})
+
+
+def cite_only(schema: dict[str, Any], ids: Collection[int]) -> dict[str, Any]:
+    """``schema`` with the items of every ``segment_ids`` array limited to ``ids``.
+
+    Templates say only that an id is an integer (often ``minimum: 0``, while ids start at 1), so
+    a decoder held to the schema could emit an id the check of the answer then refuses. The
+    request's schema therefore names the ids the prompt shows: a ``minimum``/``maximum`` when
+    they are consecutive (cheap for grammar compilers), else an ``enum``. With no ids the schema is
+    left as it is. ``schema`` is not changed.
+    """
+    if not ids:
+        return schema
+    ordered = sorted(set(ids))
+    consecutive = ordered[-1] - ordered[0] + 1 == len(ordered)
+    bound: dict[str, Any] = (
+        {"type": "integer", "minimum": ordered[0], "maximum": ordered[-1]}
+        if consecutive
+        else {"type": "integer", "enum": ordered}
+    )
+    bounded = copy.deepcopy(schema)
+    for found in list(_reference_schemas(bounded)):
+        items = dict(bound)
+        if isinstance(found.get("items"), dict) and "description" in found["items"]:
+            items["description"] = found["items"]["description"]
+        found["items"] = items
+    return bounded
+
+
+def _reference_schemas(node: Any) -> Iterator[dict[str, Any]]:  # noqa: ANN401
+    """Every array schema under a ``segment_ids`` property, anywhere in a schema."""
+    if isinstance(node, dict):
+        properties = node.get("properties")
+        if isinstance(properties, dict):
+            found = properties.get(REFERENCE_KEY)
+            if isinstance(found, dict) and found.get("type") == "array":
+                yield found
+        for value in node.values():
+            yield from _reference_schemas(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _reference_schemas(value)
 
 
 def _references(value: Any) -> Iterator[int]:  # noqa: ANN401

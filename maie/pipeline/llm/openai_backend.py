@@ -24,7 +24,7 @@ from maie.errors import LlmRequestError, ModelLoadError
 from maie.pipeline.llm.base import LlmBackend, LlmReply, LlmRequest
 from maie.pipeline.llm.generation import read_generation_config
 from maie.pipeline.llm.model_files import find_model_dir
-from maie.pipeline.llm.openai_http import EXCERPT, RetryableError, call_json, with_retries
+from maie.pipeline.llm.openai_http import EXCERPT, SERVER, RetryableError, call_json, with_retries
 from maie.pipeline.llm.tokens import counter_for
 from maie.schemas import LlmVersion
 
@@ -132,8 +132,9 @@ class OpenAiBackend(LlmBackend):
         if served is not None:
             if opts.model not in served:
                 client.close()
+                log.warning("llm.model_not_served", base_url=opts.base_url, model=opts.model)
                 raise ModelLoadError(
-                    f"the LLM server at {opts.base_url} does not serve model {opts.model!r} "
+                    f"{SERVER} does not serve model {opts.model!r} "
                     f"(it serves: {', '.join(sorted(served)) or 'nothing'}); set MAIE_LLM_SUMMARY_MODEL / "
                     "MAIE_LLM_ENHANCEMENT_MODEL to a served model"
                 )
@@ -179,7 +180,8 @@ class OpenAiBackend(LlmBackend):
             chat_template="server default",
             thinking=self.options.thinking,
             structured_output="json_schema (response_format)",
-            base_url=self.options.base_url,
+            # No base_url: results are read by every client of the task, and the server's address
+            # is an internal one (it is logged as llm.loaded).
         )
 
     def generate(self, batch: Sequence[LlmRequest]) -> list[LlmReply]:

@@ -5,6 +5,10 @@ A 5xx, 429 or 408 answer, a timeout, a connection error or a malformed body is w
 and, when the tries run out, raises :class:`~maie.errors.LlmUnavailableError` (transient: the
 worker retries the stage later). Any other 4xx is a refusal that retrying cannot fix:
 :class:`~maie.errors.LlmRequestError` with the server's own message.
+
+The errors name the server by its setting, never by its address: their detail becomes a failed
+task's ``error``, which every client of the task reads, and the LLM server is usually an internal
+host. The address is logged (``llm.request_refused``, ``llm.unavailable``) with the task's request id.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from maie.errors import LlmRequestError, LlmUnavailableError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["MAX_BACKOFF_S", "RetryableError", "call_json", "server_message", "with_retries"]
+__all__ = ["MAX_BACKOFF_S", "SERVER", "RetryableError", "call_json", "server_message", "with_retries"]
 
 log = structlog.get_logger(__name__)
 
@@ -28,6 +32,8 @@ log = structlog.get_logger(__name__)
 MAX_BACKOFF_S = 30.0
 #: Characters of a server's error body quoted in MAIE's error messages.
 EXCERPT = 300
+#: How errors name the server: by the setting that holds its address.
+SERVER = "the LLM server (MAIE_LLM_BASE_URL)"
 
 T = TypeVar("T")
 
@@ -44,35 +50,33 @@ def call_json(client: httpx.Client, base_url: str, method: str, path: str, **kwa
         LlmRequestError: the server refused it (4xx other than 408/429); ``extra["status"]`` holds
             the status code.
     """
-    url = f"{base_url}/{path}"
+    url = f"{method} /{path}"  # the endpoint without the server's address (see the module doc)
     try:
         response = client.request(method, path, **kwargs)
     except httpx.TimeoutException as exc:
-        msg = f"{method} {url}: no answer within the timeout ({type(exc).__name__})"
+        msg = f"{url}: no answer within the timeout ({type(exc).__name__})"
         raise RetryableError(msg) from exc
     except httpx.TransportError as exc:
-        msg = f"{method} {url}: {type(exc).__name__}: {exc}"
+        msg = f"{url}: {type(exc).__name__}: {exc}"
         raise RetryableError(msg) from exc
     status = response.status_code
     if status >= httpx.codes.INTERNAL_SERVER_ERROR or status in (
         httpx.codes.TOO_MANY_REQUESTS,
         httpx.codes.REQUEST_TIMEOUT,
     ):
-        msg = f"{method} {url}: HTTP {status}: {response.text[:EXCERPT]}"
+        msg = f"{url}: HTTP {status}: {response.text[:EXCERPT]}"
         raise RetryableError(msg)
     if status >= httpx.codes.BAD_REQUEST:
         reason = server_message(response)
-        raise LlmRequestError(
-            f"the LLM server at {base_url} refused {method} /{path} (HTTP {status}): {reason}",
-            extra={"status": status},
-        )
+        log.warning("llm.request_refused", base_url=base_url, endpoint=url, status=status, reason=reason)
+        raise LlmRequestError(f"{SERVER} refused {url} (HTTP {status}): {reason}", extra={"status": status})
     try:
         data = response.json()
     except ValueError as exc:
-        msg = f"{method} {url}: answer is not JSON: {response.text[:EXCERPT]}"
+        msg = f"{url}: answer is not JSON: {response.text[:EXCERPT]}"
         raise RetryableError(msg) from exc
     if not isinstance(data, dict):
-        msg = f"{method} {url}: answer is not a JSON object"
+        msg = f"{url}: answer is not a JSON object"
         raise RetryableError(msg)
     return data
 
@@ -99,10 +103,8 @@ def with_retries(
     try:
         return retrying(fn, *args)
     except RetryableError as exc:
-        raise LlmUnavailableError(
-            f"the LLM server at {base_url} failed {retries + 1} time(s) in a row; last: {exc}",
-            extra={"base_url": base_url},
-        ) from exc
+        log.warning("llm.unavailable", base_url=base_url, tries=retries + 1, last=str(exc))
+        raise LlmUnavailableError(f"{SERVER} failed {retries + 1} time(s) in a row; last: {exc}") from exc
 
 
 def _log_retry(state: tenacity.RetryCallState) -> None:

@@ -25,6 +25,7 @@ import msgspec
 import structlog
 
 from maie.errors import LlmOutputError, LlmRequestError
+from maie.pipeline.llm.answers import cite_only
 from maie.pipeline.llm.asking import FEEDBACK_TOKENS, Question, Tally, ask
 from maie.pipeline.llm.base import ChatMessage
 from maie.pipeline.llm.chunking import chunk_segments
@@ -191,9 +192,14 @@ class Summarizer(Stage[SummarizeOptions, SummarizeInput, SummaryArtifact]):
         return [ChatMessage(role="user", content=text)]
 
     def _question(self, messages: list[ChatMessage], template: Template, known: frozenset[int]) -> Question:
+        """A question under the template's schema, citing only the ``known`` segments.
+
+        The schema sent is bounded to ``known`` (a decoder held to it cannot cite another id); the
+        answer is still validated against the template's own schema and checked against ``known``.
+        """
         return Question(
             messages=tuple(messages),
-            schema=template.schema,
+            schema=cite_only(template.schema, known),
             schema_name=template.template_id,
             validator=template.validator(),
             known_ids=known,
@@ -221,8 +227,13 @@ class Summarizer(Stage[SummarizeOptions, SummarizeInput, SummaryArtifact]):
         chunks = chunk_segments(data.segments, backend.count_tokens, limit, per_segment=SEGMENT_LINE_TOKENS)
         parts = len(chunks)
         log.info("summarize.map", template_id=template.template_id, parts=parts, chunk_tokens=limit)
+        # A part's summary may cite only the segments of its part: the only ones its prompt shows.
         questions = [
-            self._question(self._prompt(data, chunk.segments, index, parts), template, known)
+            self._question(
+                self._prompt(data, chunk.segments, index, parts),
+                template,
+                frozenset(s.id for s in chunk.segments),
+            )
             for index, chunk in enumerate(chunks, start=1)
         ]
         outcomes = ask(backend, questions, resolved.params, retries=self.options.retries, tally=tally)

@@ -7,8 +7,10 @@ import uuid
 
 import psycopg
 import pytest
+from litestar.datastructures import UploadFile
 
-from maie.api.intake.idempotency import Accepted, IdempotencyClaim
+from maie.api.intake.idempotency import OWNER_TTL_S, Accepted, IdempotencyClaim, IntakeOwner, pending_ttl_s
+from maie.config import Settings
 from maie.errors import ConflictError, UnprocessableError
 from maie.schemas import Feature, TaskRequest
 
@@ -83,6 +85,59 @@ class TestClaims:
         )
         with pytest.raises(UnprocessableError, match="different request"):
             await other.claim("task-3", exists=_always)
+
+    async def test_the_uploaded_bytes_count_not_only_the_filename(self, store):
+        """Same key, same filename, other audio: a different request (it used to replay the first)."""
+        key = str(uuid.uuid4())
+        request = TaskRequest(features=[Feature.RAW_TRANSCRIPT], asr_backend="whisper", filename="a.wav")
+
+        async def claim_with(content: bytes, new_id: str) -> str | None:
+            upload = UploadFile(content_type="audio/wav", filename="a.wav", max_spool_size=4)
+            await upload.write(content)  # past max_spool_size: on disk, as a large upload is
+            await upload.seek(len(content) // 2)  # wherever the reader left it
+            claim = IdempotencyClaim(store, "acme", key, kind="task", request=request, uploads=[upload])
+            try:
+                earlier = await claim.claim(new_id, exists=_always)
+                await claim.commit()
+                assert await upload.read() == content, "the upload is left at its start for the copy"
+                return earlier
+            finally:
+                await upload.close()
+
+        assert await claim_with(b"RIFF first recording", "task-1") is None
+        assert await claim_with(b"RIFF first recording", "task-2") == "task-1"
+        with pytest.raises(UnprocessableError, match="different request"):
+            await claim_with(b"RIFF other recording!", "task-3")
+
+    async def test_a_pending_claim_of_a_dead_process_is_taken_over(self, store):
+        """An API killed mid-request leaves its claim pending: the next request takes the key over."""
+        key = str(uuid.uuid4())
+        dead, alive = IntakeOwner(store), IntakeOwner(store)
+        await dead.beat()
+        await alive.beat()
+        first = IdempotencyClaim(store, "acme", key, kind="task", request=REQUEST, owner=dead)
+        assert await first.claim("task-1", exists=_always) is None  # and then the process is killed
+        retry = IdempotencyClaim(store, "acme", key, kind="task", request=REQUEST, owner=alive)
+        with pytest.raises(ConflictError, match="still being processed"):
+            await retry.claim("task-2", exists=_always)  # its owner's mark still lives
+        await dead.retire()  # the mark lapses (OWNER_TTL_S after the last beat)
+        assert not await alive.is_alive(dead.id)
+        assert await retry.claim("task-2", exists=_always) is None, "the key is free for the retry"
+        await retry.commit()
+        assert await _claim(store, key).claim("task-3", exists=_always) == "task-2"
+
+    async def test_an_owner_mark_lives_for_its_ttl(self, store):
+        owner, other = IntakeOwner(store), IntakeOwner(store)
+        assert not await other.is_alive(owner.id), "never beat: not alive"
+        await owner.beat()
+        assert await other.is_alive(owner.id)
+        assert 0 < await store.client.ttl(f"maie:intake-owner:{owner.id}") <= OWNER_TTL_S
+        assert await other.is_alive(owner.id), "probing leaves the mark as it was"
+
+    def test_a_pending_claim_lasts_what_an_intake_can_take(self):
+        settings = Settings.from_env({"MAIE_DECODE_TIME_LIMIT_S": "30"}, env_file=None)
+        assert pending_ttl_s(settings) == 90
+        assert pending_ttl_s(Settings.from_env({}, env_file=None)) < 900
 
     async def test_release_frees_the_key_but_only_its_own(self, store):
         key = str(uuid.uuid4())

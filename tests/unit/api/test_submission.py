@@ -49,4 +49,10 @@ class TestFilename:
 
     def test_missing_name(self):
         assert check_filename(None) is None
-        assert check_filename("") is None
+
+    @pytest.mark.parametrize("name", ["", "   ", "\u3000"])
+    def test_blank_names_are_refused(self, name):
+        """A file part with a blank name is a client's mistake, said so (it was kept as no name)."""
+        with pytest.raises(InvalidRequestError, match="blank") as refused:
+            check_filename(name, field="file")
+        assert refused.value.extra == {"field": "file"}

@@ -78,7 +78,7 @@ class TestAsyncStore:
     async def test_add_job_only_to_a_complete_task_of_the_tenant(self, async_store):
         await async_store.create(make_record())
         job = StageRecord(name=StageName.SUMMARIZE, job_id="j1", template_id="meeting_notes_v1")
-        with pytest.raises(ConflictError, match="only a COMPLETE task"):
+        with pytest.raises(ConflictError, match="has no transcript yet"):
             await async_store.add_job("t1", job, tenant="acme")
         await async_store.update("t1", lambda r: setattr(r, "status", TaskStatus.COMPLETE))
         with pytest.raises(NotFoundError):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
 from jsonschema import Draft202012Validator
 
 from maie.config import Settings
+from maie.errors import LlmOutputError
+from maie.pipeline.result_builder import first_version
 from maie.schemas import (
     AsrArtifact,
     AsrVersion,
@@ -24,7 +27,7 @@ from maie.schemas import (
 )
 from maie.worker.runtime import WorkerRuntime
 from tests.fixtures.llm_answers import enhance_text
-from tests.fixtures.llm_server import MODEL
+from tests.fixtures.llm_server import MODEL, Fault
 from tests.fixtures.records import put_record
 
 TEXTS = ["we agreed to ship on friday", "anna writes the release notes", "any questions", "no"]
@@ -174,6 +177,72 @@ def vllm_runtime(store, fake_vllm, tmp_path):
         return WorkerRuntime(settings, store)
 
     return make
+
+
+class TestPartialResults:
+    """A task that fails after its transcription keeps its transcript as version 1 (``partial``)."""
+
+    def test_failed_summary_keeps_transcript_and_clean_text(self, runtime, store, llm_server):
+        put_task(store, [Feature.CLEAN_TRANSCRIPT, Feature.SUMMARY])
+        run_stage(runtime, "t1", StageName.ENHANCE)
+        llm_server.inject(Fault.SCHEMA_VIOLATION, times=None, schema="meeting_notes_v1")
+        with pytest.raises(LlmOutputError):
+            run_stage(runtime, "t1", StageName.SUMMARIZE)
+        record = store.get("t1")
+        assert (record.status, record.failed_stage, record.error_code) == (
+            TaskStatus.FAILED,
+            "summarize",
+            "llm_output_invalid",
+        )
+        assert record.result_version == 1
+        assert record.has_result
+        result = store.get_result("t1", 1)
+        assert result.kind == "partial"
+        assert result.results.raw_transcript == " ".join(TEXTS), "kept though only asked for clean text"
+        assert result.results.clean_transcript == " ".join(enhance_text(t) for t in TEXTS)
+        assert [s.text for s in result.results.segments] == TEXTS
+        assert result.results.language == "en"
+        assert result.results.summary is None
+        assert result.versions.asr_backend.name == "whisper"
+        assert result.versions.enhancement_llm is not None
+        assert result.metrics.input_duration_seconds == 8.0
+
+    def test_failed_enhancement_after_retries_keeps_the_raw_transcript(self, runtime, store):
+        """The path of a message whose retries ran out: the TaskFailure middleware calls fail()."""
+        put_task(store, [Feature.CLEAN_TRANSCRIPT])
+        runtime.tracker.fail("t1", StageName.ENHANCE, RuntimeError("the LLM server kept failing"))
+        record = store.get("t1")
+        assert (record.status, record.result_version) == (TaskStatus.FAILED, 1)
+        result = store.get_result("t1", 1)
+        assert (result.kind, result.results.raw_transcript) == ("partial", " ".join(TEXTS))
+        assert result.results.clean_transcript is None
+
+    def test_no_transcript_no_result(self, runtime, store, database):
+        put_task(store, [Feature.CLEAN_TRANSCRIPT])
+        with psycopg.connect(database) as conn:
+            conn.execute(
+                "DELETE FROM artifacts WHERE task_id = 't1' AND stage = %s", (StageName.TRANSCRIBE.value,)
+            )
+        assert store.get_artifact("t1", StageName.TRANSCRIBE, AsrArtifact) is None
+        runtime.tracker.fail("t1", StageName.TRANSCRIBE, RuntimeError("ASR broke"))
+        record = store.get("t1")
+        assert (record.status, record.result_version, record.has_result) == (TaskStatus.FAILED, None, False)
+        assert store.get_result("t1", 1) is None
+
+    def test_a_stored_version_is_kept(self, runtime, store):
+        """A finalize that stored version 1 and then failed: that version stays the task's."""
+        put_task(store, [Feature.RAW_TRANSCRIPT])
+        record = store.get("t1")
+        asr = store.get_artifact("t1", StageName.TRANSCRIBE, AsrArtifact)
+        store.put_result(
+            "t1",
+            first_version(
+                kind="pipeline", asr=asr, duration_s=8.0, processing_s=1.0, features=record.request.features
+            ),
+        )
+        runtime.tracker.fail("t1", None, RuntimeError("the store went away while completing"))
+        assert store.get("t1").result_version == 1
+        assert store.get_result("t1", 1).kind == "pipeline"
 
 
 class TestResidency:

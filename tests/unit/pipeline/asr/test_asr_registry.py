@@ -110,8 +110,8 @@ class TestVariants:
             "fast",
             True,
             True,
-            str(tiny_whisper_dir),
-        )
+            tiny_whisper_dir.name,
+        ), "the folder's name: the server's folders stay private"
         assert fast.size_bytes == sum(p.stat().st_size for p in tiny_whisper_dir.rglob("*") if p.is_file())
         assert (gone.name, gone.default, gone.available, gone.size_bytes) == ("gone", False, False, None)
         assert "MAIE_WHISPER_MODELS" in (gone.unavailable_reason or "")
@@ -167,8 +167,16 @@ class TestAvailability:
         assert info.size_bytes == weights
         assert info.variants is not None
         assert [(v.name, v.model, v.default) for v in info.variants] == [
-            (tiny_whisper_dir.name, str(tiny_whisper_dir), True)
+            (tiny_whisper_dir.name, tiny_whisper_dir.name, True)
         ]
+
+    def test_a_model_folder_is_shown_by_its_name(self, tmp_path):
+        """``default_variant`` of a backend configured with an absolute folder is the folder's name."""
+        folder = tmp_path / "models" / "chunkformer-large-vie"
+        settings = settings_for(tmp_path, MAIE_CHUNKFORMER_MODEL=str(folder))
+        (info,) = [m for m in describe(settings, refresh=True) if m.backend_id == "chunkformer"]
+
+        assert info.default_variant == "chunkformer-large-vie"
 
     def test_missing_folder(self, tmp_path):
         """A folder path that does not exist is reported, with the variable to fix."""
@@ -208,7 +216,9 @@ class TestAvailability:
         assert whisper_info(settings).available
         with create("whisper", settings) as backend:
             assert backend.version_info().model_variant == "tiny"
-            assert "models--Systran--faster-whisper-tiny" in backend.version_info().model_path
+            # Its path inside the cache: names model and revision, not the server's folders.
+            shown = backend.version_info().model_path
+            assert shown == f"models--Systran--faster-whisper-tiny/snapshots/{'0' * 40}"
 
     @pytest.mark.usefixtures("no_hub")
     def test_unknown_model_name(self, tmp_path):

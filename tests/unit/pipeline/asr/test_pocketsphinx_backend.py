@@ -100,6 +100,10 @@ class TestProcess:
         assert version.checkpoint_hash == hashlib.sha256(lines.encode()).hexdigest()
         assert (version.name, version.device, version.model_variant) == ("pocketsphinx", "cpu", "en-us")
         assert version.decoding_params["vad_mode"] == 0
+        # Names only: the server's folders are not shown to clients.
+        assert version.model_path == "en-us"
+        assert version.decoding_params["lm"] == backend.options.lm.name
+        assert version.decoding_params["dictionary"] == backend.options.dictionary.name
 
     def test_a_transcript_does_not_depend_on_earlier_recordings(self, backend, tmp_path):
         """The same recording twice, with others in between, gives the same transcript.

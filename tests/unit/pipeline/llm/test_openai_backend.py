@@ -6,6 +6,7 @@ import json
 
 import pytest
 from jsonschema import Draft202012Validator
+from structlog.testing import capture_logs
 
 from maie.errors import LlmRequestError, LlmUnavailableError, ModelLoadError
 from maie.pipeline.llm.base import ChatMessage, LlmRequest
@@ -71,8 +72,10 @@ class TestLoad:
 
     def test_unknown_model_is_permanent(self, llm_server, tmp_path):
         backend = backend_for(llm_server, tmp_path, model="no-such-model")
-        with pytest.raises(ModelLoadError, match=r"does not serve model 'no-such-model'.*maie-test-llm"):
+        served = r"does not serve model 'no-such-model'.*maie-test-llm"
+        with pytest.raises(ModelLoadError, match=served) as caught:
             backend.load()
+        assert llm_server.url not in caught.value.detail
         assert not backend.loaded
 
     def test_unreachable_server_is_transient(self, tmp_path):
@@ -81,8 +84,12 @@ class TestLoad:
                 base_url="http://127.0.0.1:9/v1", model=MODEL, retries=1, retry_backoff_s=0, data_dir=tmp_path
             )
         )
-        with pytest.raises(LlmUnavailableError, match="failed 2 time"):
+        with capture_logs() as logs, pytest.raises(LlmUnavailableError, match="failed 2 time") as caught:
             backend.load()
+        assert "127.0.0.1:9" not in caught.value.detail, "a task's error never names the internal server"
+        assert "MAIE_LLM_BASE_URL" in caught.value.detail
+        (logged,) = [e for e in logs if e["event"] == "llm.unavailable"]
+        assert logged["base_url"] == "http://127.0.0.1:9/v1", "the log line keeps the address"
 
     def test_generation_config_of_a_local_copy(self, llm_server, tmp_path):
         """A local copy of the served model (MAIE_DATA_DIR/models/<name>) gives the model level."""
@@ -187,8 +194,10 @@ class TestGenerate:
     def test_wrong_key_is_refused(self, llm_server, tmp_path):
         llm_server.api_key = "right"
         backend = backend_for(llm_server, tmp_path, api_key="wrong")
-        with pytest.raises(LlmRequestError, match="HTTP 401"):
+        with pytest.raises(LlmRequestError, match="HTTP 401") as caught:
             backend.load()
+        address = llm_server.url.split("/v1")[0]
+        assert address not in caught.value.detail, "the server's address stays in the log"
 
     def test_truncation_is_reported(self, backend, llm_server):
         llm_server.inject(Fault.LENGTH)

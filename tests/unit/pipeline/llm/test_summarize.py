@@ -8,7 +8,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from maie.errors import LlmOutputError, LlmRequestError
-from maie.pipeline.llm.answers import unknown_segment_ids
+from maie.pipeline.llm.answers import cite_only, unknown_segment_ids
 from maie.pipeline.llm.generation import GenerationParams
 from maie.pipeline.llm.summarize import SummarizeInput, SummarizeOptions, Summarizer
 from maie.pipeline.prompts import TemplateCatalog, default_templates_dir
@@ -53,7 +53,8 @@ class TestDirect:
         assert artifact.requests == 1
         body = llm_server.requests[-1]
         assert body["response_format"]["json_schema"]["name"] == template_id
-        assert body["response_format"]["json_schema"]["schema"] == TEMPLATES.get(template_id).schema
+        sent = body["response_format"]["json_schema"]["schema"]
+        assert sent == cite_only(TEMPLATES.get(template_id).schema, {s.id for s in segments})
         assert "[2] 3.0-6.0 anna will write the release notes" in body["messages"][0]["content"]
 
     def test_versions(self, llm_server, make_backend):
@@ -120,6 +121,65 @@ class TestRetries:
         """Not an injected fault: the server cuts an answer longer than max_tokens."""
         with pytest.raises(LlmOutputError, match=r"cut off at max_tokens=20"):
             summarize(make_backend(llm_server), transcript(), env=GenerationParams(max_tokens=20), retries=0)
+
+
+def id_bounds(schema) -> list[dict]:
+    """The items schema of every ``segment_ids`` array in ``schema``."""
+    found = []
+    if isinstance(schema, dict):
+        ids = schema.get("properties", {}).get("segment_ids")
+        if ids is not None:
+            found.append(ids["items"])
+        for value in schema.values():
+            found += id_bounds(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            found += id_bounds(value)
+    return found
+
+
+class TestCitableIds:
+    """The schema sent lets a decoder cite only the segments its prompt shows (ids start at 1)."""
+
+    def test_decoder_held_to_the_schema_cites_a_real_segment(self, llm_server, make_backend):
+        """The double cites the lowest id the sent schema allows: 0 under the template's own schema."""
+        llm_server.inject(Fault.LOWEST_IDS, times=None)
+        segments = transcript()
+        artifact = summarize(make_backend(llm_server), segments, retries=1)
+        assert_valid(artifact, "meeting_notes_v1", segments)
+        assert artifact.retries == 0
+        assert artifact.summary["decisions"][0]["segment_ids"] == [1]
+
+    def test_every_template_bounds_its_ids(self, llm_server, make_backend):
+        for template_id in ("meeting_notes_v1", "interview_notes_v1", "lecture_notes_v1"):
+            summarize(make_backend(llm_server), transcript(), template_id)
+            bounds = id_bounds(llm_server.requests[-1]["response_format"]["json_schema"]["schema"])
+            assert bounds, template_id
+            assert all((b["minimum"], b["maximum"]) == (1, 4) for b in bounds), bounds
+
+    def test_each_part_cites_only_its_own_segments(self, llm_server, make_backend):
+        segments = transcript(24)
+        llm_server.inject(Fault.LOWEST_IDS, times=None)
+        artifact = summarize(make_backend(llm_server), segments, chunk_tokens=120, retries=0)
+        assert_valid(artifact, "meeting_notes_v1", segments)
+        parts = [r for r in llm_server.requests if "of a longer meeting" in r["messages"][0]["content"]]
+        assert len(parts) >= 3
+        for request in parts:
+            shown = [
+                int(line[1 : line.index("]")])
+                for line in request["messages"][0]["content"].splitlines()
+                if line.startswith("[")
+            ]
+            bounds = id_bounds(request["response_format"]["json_schema"]["schema"])
+            assert all((b["minimum"], b["maximum"]) == (min(shown), max(shown)) for b in bounds)
+
+    def test_ids_with_gaps_are_listed(self):
+        schema = TEMPLATES.get("meeting_notes_v1").schema
+        bounds = id_bounds(cite_only(schema, {1, 2, 5}))
+        assert bounds
+        assert all(b == {"type": "integer", "enum": [1, 2, 5]} for b in bounds), bounds
+        assert id_bounds(schema)[0]["minimum"] == 0, "the template's own schema is left as it was"
+        assert cite_only(schema, set()) == schema
 
 
 class TestMapReduce:

@@ -1,0 +1,116 @@
+"""An API process SIGKILLed mid-upload: its part is swept and the same Idempotency-Key works again.
+
+Real processes throughout: a private Redis, ``maie api`` killed while it copies a large upload into
+``audio/<id>/raw.part``, a second ``maie api`` on the same data and Redis, and the Python client
+retrying with the same key (it is told 409 while the dead process's mark lives, and backs off).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import time
+import uuid
+import wave
+from pathlib import Path
+
+import httpx
+import pytest
+
+from maie.client import MaieClient
+from maie.schemas import TaskStatus
+from tests.fixtures.services import HEADERS_A, KEY_A
+
+#: Minutes of silence in the upload: large enough that copying it takes a moment to catch.
+MINUTES = 80
+
+
+@pytest.fixture
+def isolated(service_env, tmp_path):
+    """A private Redis and data folder, with no worker: the retried task stays queued."""
+    from maie.up.redis import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    env = {
+        **service_env,
+        "MAIE_REDIS_URL": server.url,
+        "MAIE_DATA_DIR": str(tmp_path / "data"),
+        "MAIE_MAX_FILE_SIZE_MB": "1024",
+        "MAIE_UPLOAD_SWEEP_INTERVAL_S": "1",
+    }
+    yield env
+    server.stop()
+
+
+@pytest.fixture
+def long_wav(tmp_path) -> Path:
+    """A 16 kHz mono WAV of silence, about 150 MB."""
+    path = tmp_path / "long.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        second = b"\0\0" * 16000
+        for _ in range(MINUTES):
+            out.writeframes(second * 60)
+    return path
+
+
+def _parts(audio: Path) -> list[Path]:
+    return list(audio.glob("*/raw.part")) if audio.is_dir() else []
+
+
+def test_killed_mid_upload_is_swept_and_the_key_retried(isolated, start_process, long_wav):
+    audio = Path(isolated["MAIE_DATA_DIR"]) / "audio"
+    key = str(uuid.uuid4())
+    first = start_process("api", isolated)
+
+    def upload() -> None:
+        # The process is killed: no answer comes.
+        with (
+            httpx.Client(base_url=first.url, timeout=120) as client,
+            long_wav.open("rb") as fh,
+            contextlib.suppress(httpx.TransportError),
+        ):
+            client.post(
+                "/v1/process",
+                headers={**HEADERS_A, "Idempotency-Key": key},
+                files={"file": (long_wav.name, fh)},
+                data={"features": "raw_transcript"},
+            )
+
+    sender = threading.Thread(target=upload, daemon=True)
+    sender.start()
+    deadline = time.monotonic() + 120
+    while not _parts(audio):
+        assert time.monotonic() < deadline, "the upload never reached its task folder"
+        assert sender.is_alive(), "the request finished before it could be killed"
+        time.sleep(0.005)
+    first.stop(signal.SIGKILL)
+    sender.join(timeout=30)
+    (orphan,) = _parts(audio)
+    assert (orphan.parent / "raw.part.owner").is_file(), "the folder names the process copying it"
+
+    second = start_process("api", isolated)
+    with MaieClient(second.url, KEY_A) as client:
+        accepted = client.submit(long_wav, idempotency_key=key, features=["raw_transcript"])
+    assert accepted.status == TaskStatus.PENDING
+    assert accepted.task_id != orphan.parent.name, "a new task: the killed request made none"
+    log = second.log()
+    assert "idempotency.orphan_claim_taken_over" in log, "the client was told 409 first and retried"
+
+    deadline = time.monotonic() + 60
+    while orphan.parent.exists():
+        assert time.monotonic() < deadline, f"the orphaned part was not swept:\n{second.log()}"
+        time.sleep(0.2)
+    assert "upload.orphan_removed" in second.log()
+    assert (audio / accepted.task_id).is_dir(), "the live task's folder is kept"
+    again = second.client.post(
+        "/v1/process",
+        headers={**HEADERS_A, "Idempotency-Key": key},
+        files={"file": (long_wav.name, long_wav.read_bytes())},
+        data={"features": "raw_transcript"},
+    )
+    assert again.json()["task_id"] == accepted.task_id, "the key now names the new task"
