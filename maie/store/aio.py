@@ -3,7 +3,9 @@
 Everything that must last is the system of record's (:mod:`maie.store.sql`), run over an async
 psycopg pool. What the workers report about themselves (heartbeats, loaded models) is read from
 Redis (``MAIE_REDIS_RESULTS_DB``), where rate limits and metrics series also live, through
-:attr:`AsyncTaskStore.client`.
+:attr:`AsyncTaskStore.client`. Finished task records are cached there too
+(:mod:`maie.store.record_cache`): :meth:`AsyncTaskStore.get` reads the cache first, and every
+write of a record here puts what it committed, or a tombstone for what it deleted.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import redis.asyncio as aioredis
 from maie.config import DatabaseSettings
 from maie.errors import ConflictError, NotFoundError
 from maie.store.keys import REDIS_DOWN, WORKERS_KEY, async_reconnect, unavailable, worker_models_key
+from maie.store.record_cache import AsyncRecordCache
 from maie.store.sql import admission, batches, claims, deletion, listing, records, results, search
 from maie.store.sql.database import AsyncDatabase
 from maie.store.sql.listing import TaskFilter
@@ -58,6 +61,7 @@ class AsyncTaskStore:
         self.database = database
         self.client = client
         self.ttl_s = ttl_s
+        self.cache = AsyncRecordCache(client)
 
     @classmethod
     def from_urls(
@@ -111,7 +115,9 @@ class AsyncTaskStore:
             NotFoundError: if there is no such task.
             ConflictError: if the change would move the status backwards.
         """
-        return await self.database.run(records.update(task_id, change))
+        updated, saved = await self.database.run(records.update(task_id, change))
+        await self.cache.put(saved)
+        return updated
 
     async def add_result(self, task_id: str, build: Callable[[int], ResultVersion]) -> ResultVersion:
         """Store ``build(n)`` as the task's next result version n and make it the latest, atomically.
@@ -123,7 +129,9 @@ class AsyncTaskStore:
         Raises:
             NotFoundError: if the task does not exist.
         """
-        return await self.database.run(results.add_result(task_id, build))
+        result, saved = await self.database.run(results.add_result(task_id, build))
+        await self.cache.put(saved)
+        return result
 
     async def add_job(self, task_id: str, job: StageRecord, *, tenant: str) -> TaskRecord:
         """Append a re-summarization job's stage to a finished task of ``tenant`` with a result, atomically.
@@ -160,15 +168,25 @@ class AsyncTaskStore:
     async def discard(self, task_id: str) -> None:
         """Remove a task that could not be queued, so nothing half-made stays behind."""
         await self.database.run(records.discard(task_id))
+        await self.cache.forget([task_id])
 
     async def get(self, task_id: str) -> TaskRecord:
-        """Return the task record.
+        """Return the task record: a finished one from the cache when it is there, else PostgreSQL's.
+
+        A finished record read from PostgreSQL is put in the cache for the next read. While
+        PostgreSQL is away, a finished task that is cached is still answered.
 
         Raises:
             NotFoundError: if there is no such task (or it was deleted).
-            StoreUnavailableError: if PostgreSQL cannot be reached.
+            StoreUnavailableError: if PostgreSQL cannot be reached (and the cache has no answer).
         """
-        return await self.database.run(records.get(task_id))
+        cached = await self.cache.get(task_id)
+        if cached is not None:
+            return cached
+        read_at = time.monotonic()
+        revised = await self.database.run(records.get(task_id))
+        await self.cache.fill(revised, read_at)
+        return revised.record
 
     async def get_many(self, task_ids: Collection[str]) -> list[TaskRecord | None]:
         """The records of ``task_ids`` in order; None where a task is gone."""
@@ -225,7 +243,9 @@ class AsyncTaskStore:
         Raises:
             NotFoundError: if there is no such task of ``tenant`` (another tenant's is untouched).
         """
-        return await self.database.run(deletion.delete_task(task_id, tenant=tenant))
+        deleted = await self.database.run(deletion.delete_task(task_id, tenant=tenant))
+        await self.cache.forget([task_id])
+        return deleted
 
     # -- results -----------------------------------------------------------------------------------
 
@@ -252,6 +272,7 @@ class AsyncTaskStore:
     async def discard_batch(self, batch: BatchRecord) -> None:
         """Remove a batch that could not be queued, and its tasks."""
         await self.database.run(batches.discard_batch(batch))
+        await self.cache.forget(batch.task_ids)
 
     async def get_batch(self, batch_id: str) -> BatchRecord:
         """Return the batch record.
@@ -267,7 +288,9 @@ class AsyncTaskStore:
         Raises:
             NotFoundError: if there is no such batch of ``tenant``.
         """
-        return await self.database.run(batches.delete_batch(batch_id, tenant=tenant))
+        batch, deleted = await self.database.run(batches.delete_batch(batch_id, tenant=tenant))
+        await self.cache.forget(record.task_id for record in deleted)
+        return batch, deleted
 
     # -- idempotency claims ------------------------------------------------------------------------
 

@@ -3,7 +3,9 @@
 Records, artifacts and result versions are the system of record's (:mod:`maie.store.sql`), run
 over a blocking psycopg pool; heartbeats and the models a worker holds are live state that is
 rewritten every few seconds, so they stay in Redis (``MAIE_REDIS_RESULTS_DB``), beside the leases
-and metrics series that other worker modules keep there through :attr:`TaskStore.client`.
+and metrics series that other worker modules keep there through :attr:`TaskStore.client`, and the
+API's cache of finished records (:mod:`maie.store.record_cache`): every write of a record here
+puts what it committed there, or a tombstone for what it deleted.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import redis
 
 from maie.config import DatabaseSettings
 from maie.store.keys import REDIS_DOWN, WORKERS_KEY, unavailable, worker_models_key
+from maie.store.record_cache import RecordCache
 from maie.store.sql import deletion, records, results
 from maie.store.sql.database import Database
 
@@ -46,6 +49,7 @@ class TaskStore:
     def __init__(self, database: Database, client: redis.Redis) -> None:
         self.database = database
         self.client = client
+        self.cache = RecordCache(client)
 
     @classmethod
     def from_urls(
@@ -66,7 +70,7 @@ class TaskStore:
             NotFoundError: if there is no such task (or it was deleted).
             StoreUnavailableError: if PostgreSQL cannot be reached.
         """
-        return self.database.run(records.get(task_id))
+        return self.database.run(records.get(task_id)).record
 
     def update(self, task_id: str, change: Callable[[TaskRecord], T]) -> Updated[T]:
         """Apply ``change`` to the stored record under its row lock.
@@ -80,7 +84,9 @@ class TaskStore:
             ConflictError: if the change would move the status backwards.
             StoreUnavailableError: if PostgreSQL cannot be reached.
         """
-        return self.database.run(records.update(task_id, change))
+        updated, saved = self.database.run(records.update(task_id, change))
+        self.cache.put(saved)
+        return updated
 
     def put_artifact(self, task_id: str, stage: str, artifact: msgspec.Struct) -> None:
         """Store (or replace) a stage's artifact.
@@ -120,7 +126,9 @@ class TaskStore:
         Raises:
             NotFoundError: if the task or the job does not exist.
         """
-        return self.database.run(results.add_result(task_id, build, job_id=job_id))
+        result, saved = self.database.run(results.add_result(task_id, build, job_id=job_id))
+        self.cache.put(saved)
+        return result
 
     def purge(self, older_than: timedelta, *, limit: int = 500) -> list[TaskRecord] | None:
         """Delete up to ``limit`` tasks submitted longer than ``older_than`` ago, oldest first.
@@ -129,10 +137,17 @@ class TaskStore:
             The deleted records (their audio is the caller's to remove), or None when another
             process is purging right now (one runner at a time, across every worker).
         """
-        return self.database.run(deletion.purge(datetime.now(UTC) - older_than, limit=limit))
+        purged = self.database.run(deletion.purge(datetime.now(UTC) - older_than, limit=limit))
+        if purged:
+            self.cache.forget(record.task_id for record in purged)
+        return purged
 
     def heartbeat(self, worker_id: str, *, models: Sequence[str] | None = None) -> None:
-        """Record that worker ``worker_id`` is alive now and, with ``models``, which models it holds."""
+        """Record that worker ``worker_id`` is alive now and, with ``models``, which models it holds.
+
+        Cache writes that Redis missed (:mod:`maie.store.record_cache`) are made again here too.
+        """
+        self.cache.settle()
         now = time.time()
         with self.client.pipeline() as pipe:
             pipe.zadd(WORKERS_KEY, {worker_id: now})

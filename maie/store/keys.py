@@ -43,6 +43,7 @@ __all__ = [
     "histogram_key",
     "idempotency_key",
     "queue_key",
+    "record_cache_key",
     "results_url",
     "stream_key_sessions_key",
     "unavailable",
@@ -94,6 +95,11 @@ return -1
 def asr_claim_key(task_id: str) -> str:
     """Key of a task's ASR lease: the token of the worker transcribing it."""
     return f"{PREFIX}:task:{task_id}:asr-claim"
+
+
+def record_cache_key(task_id: str) -> str:
+    """Key of a finished task's cached record, or of its tombstone (:mod:`maie.store.record_cache`)."""
+    return f"{PREFIX}:cache:task:{task_id}"
 
 
 def asr_ready_key(group: str) -> str:

@@ -3,6 +3,10 @@
 ``update`` replaces Redis's optimistic WATCH/MULTI with ``SELECT ... FOR UPDATE``: writers of one
 task take turns, so ``change`` always sees the latest record and runs once per attempt. A change
 that would move the status backwards (or away from COMPLETE/FAILED) is refused, whoever makes it.
+
+Every write of a record increments its ``revision`` under that lock, and reads and writes hand
+the revision back with the record (:class:`Revised`): the record cache in Redis
+(:mod:`maie.store.record_cache`) keeps whichever copy has the higher one.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ if TYPE_CHECKING:
     from maie.store.sql.operations import Op
 
 __all__ = [
+    "Revised",
     "Updated",
     "create",
     "discard",
@@ -41,17 +46,26 @@ class Updated(NamedTuple, Generic[T]):
     value: T
 
 
+class Revised(NamedTuple):
+    """A record as stored, with its revision (higher is newer; a new task's is 1)."""
+
+    record: TaskRecord
+    revision: int
+
+
 _INSERT = """
 INSERT INTO tasks (task_id, tenant, status, submitted_at, completed_at, batch_id, filename,
                    template_id, language, result_version, record)
 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
 ON CONFLICT (task_id) DO NOTHING
 """
-_GET = "SELECT record FROM tasks WHERE task_id = %s"
+_GET = "SELECT record, revision FROM tasks WHERE task_id = %s"
 _LOCK = "SELECT record FROM tasks WHERE task_id = %s FOR UPDATE"
 _SAVE = """
-UPDATE tasks SET status = %s, completed_at = %s, result_version = %s, record = %s, updated_at = now()
+UPDATE tasks SET status = %s, completed_at = %s, result_version = %s, record = %s, updated_at = now(),
+                 revision = revision + 1
 WHERE task_id = %s
+RETURNING revision
 """
 _GET_MANY = "SELECT task_id, record FROM tasks WHERE task_id = ANY(%s)"
 _DISCARD = "DELETE FROM tasks WHERE task_id = %s"
@@ -89,16 +103,19 @@ def create(record: TaskRecord, *, slots: Collection[str] = ()) -> Work[None]:
     return Work(op, transaction=True)
 
 
-def get(task_id: str) -> Work[TaskRecord]:
-    """The task record.
+def get(task_id: str) -> Work[Revised]:
+    """The task record and its revision.
 
     Raises:
         NotFoundError: if there is no such task.
     """
 
-    def op() -> Op[TaskRecord]:
+    def op() -> Op[Revised]:
         found = yield Statement(_GET, (task_id,))
-        return decode(found.rows[0][0] if found.rows else None, TaskRecord, "task")
+        if not found.rows:
+            raise NotFoundError("task not found")
+        body, revision = found.rows[0]
+        return Revised(decode(body, TaskRecord, "task"), revision)
 
     return Work(op, transaction=False)
 
@@ -129,8 +146,11 @@ def locked(task_id: str) -> Op[TaskRecord]:
     return decode(found.rows[0][0], TaskRecord, "task")
 
 
-def save(before: TaskRecord, record: TaskRecord) -> Op[None]:
+def save(before: TaskRecord, record: TaskRecord) -> Op[Revised]:
     """Write ``record`` over ``before`` (its locked row), refusing a status that moves backwards.
+
+    Returns:
+        ``record`` with the revision it was stored as.
 
     Raises:
         ConflictError: if the status would move backwards or leave COMPLETE/FAILED.
@@ -138,30 +158,33 @@ def save(before: TaskRecord, record: TaskRecord) -> Op[None]:
     old, new = before.status, record.status
     if new.rank < old.rank or (old.terminal and new != old):
         raise ConflictError(f"task {record.task_id} is {old.value}; its status cannot move to {new.value}")
-    yield Statement(
+    saved = yield Statement(
         _SAVE, (new.value, record.completed_at, record.result_version, jsonb(record), record.task_id)
     )
     yield from projection.follow(before, record)
+    return Revised(record, saved.rows[0][0])
 
 
-def update(task_id: str, change: Callable[[TaskRecord], T]) -> Work[Updated[T]]:
-    """Apply ``change`` to the stored record under its row lock; the record and what ``change`` returned.
+def update(task_id: str, change: Callable[[TaskRecord], T]) -> Work[tuple[Updated[T], Revised | None]]:
+    """Apply ``change`` to the stored record under its row lock.
 
     ``change`` may run again if PostgreSQL aborts the transaction to break a deadlock; an
     exception it raises leaves the record as it was. A change that alters nothing writes nothing.
+
+    Returns:
+        The record and what ``change`` returned, and what was written (None if nothing was).
 
     Raises:
         NotFoundError: if there is no such task.
         ConflictError: if the change moves the status backwards.
     """
 
-    def op() -> Op[Updated[T]]:
+    def op() -> Op[tuple[Updated[T], Revised | None]]:
         before = yield from locked(task_id)
         record = clone(before)
         value = change(record)
-        if record != before:
-            yield from save(before, record)
-        return Updated(record, value)
+        saved = (yield from save(before, record)) if record != before else None
+        return Updated(record, value), saved
 
     return Work(op, transaction=True)
 

@@ -139,17 +139,20 @@ def list_results(task_id: str, latest: int) -> Work[list[ResultVersionInfo]]:
 
 def add_result(
     task_id: str, build: Callable[[int], ResultVersion], *, job_id: str | None = None
-) -> Work[ResultVersion]:
+) -> Work[tuple[ResultVersion, records.Revised | None]]:
     """Store ``build(n)`` as the task's next version n and make it the latest, in one transaction.
 
     With ``job_id``, the job's stage is marked with its version in the same transaction, and a
     job that has a version already gets that one back (its message was delivered twice).
 
+    Returns:
+        The version, and the task record as it was written (None when nothing was).
+
     Raises:
         NotFoundError: if the task or the job does not exist, or the job's version is gone.
     """
 
-    def op() -> Op[ResultVersion]:
+    def op() -> Op[tuple[ResultVersion, records.Revised | None]]:
         before = yield from records.locked(task_id)
         record = clone(before)
         try:
@@ -160,7 +163,7 @@ def add_result(
             found = yield Statement(_GET_RESULT, (task_id, job.result_version))
             if not found.rows:
                 raise NotFoundError(f"result version {job.result_version} of task {task_id} is gone")
-            return decode(found.rows[0][0], ResultVersion, "result version")
+            return decode(found.rows[0][0], ResultVersion, "result version"), None
         latest = yield Statement(_LATEST, (task_id,))
         version = max(record.result_version or 0, latest.rows[0][0]) + 1
         result = build(version)
@@ -168,9 +171,9 @@ def add_result(
         record.result_version = version
         if job is not None:
             job.result_version = version
-        yield from records.save(before, record)
+        saved = yield from records.save(before, record)
         yield from search_index.follow(record, result)
-        return result
+        return result, saved
 
     return Work(op, transaction=True, what=f"task {task_id}")
 

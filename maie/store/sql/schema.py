@@ -79,6 +79,9 @@ tasks = sa.Table(
     sa.Column("status", sa.Text, nullable=False),
     sa.Column("submitted_at", _when(), nullable=False),
     sa.Column("updated_at", _when(), nullable=False, server_default=sa.func.now()),
+    #: Incremented by every write of the record, under its row lock: what the record cache in
+    #: Redis (:mod:`maie.store.record_cache`) compares, so an older copy never replaces a newer.
+    sa.Column("revision", sa.BigInteger, nullable=False, server_default=sa.text("1")),
     sa.Column("completed_at", _when()),
     sa.Column("batch_id", sa.Text, sa.ForeignKey("batches.batch_id", ondelete="CASCADE")),
     sa.Column("filename", sa.Text),

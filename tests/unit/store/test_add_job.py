@@ -9,10 +9,10 @@ from maie.schemas import StageName, StageRecord, TaskStatus
 from tests.fixtures.records import make_record
 
 
-@pytest.fixture(params=["async_store", "async_sql_store"])
-def any_async_store(request):
-    """The API's store of either kind, on an empty database."""
-    return request.getfixturevalue(request.param)
+@pytest.fixture
+def any_async_store(async_store):
+    """The API's store on an empty database (one kind since PostgreSQL holds the records)."""
+    return async_store
 
 
 def _job() -> StageRecord:
