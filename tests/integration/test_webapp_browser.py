@@ -8,7 +8,7 @@ out; a file name carrying HTML stays text; the API's errors reach the page in it
 live status falls back to polling when the stream is cut. No console error and no dialog anywhere.
 
 Screenshots go to a temporary folder (its path is printed), or to ``MAIE_WEBAPP_SCREENSHOTS``.
-The stack and the browser are shared with test_webapp_http.py and test_webapp_future_routes.py
+The stack and the browser are shared with test_webapp_http.py and test_webapp_speakers_search.py
 (tests/fixtures/webapp.py). Without Chromium the module skips, except under ``CI=true``, where it
 fails: CI installs it (``.ci/run``).
 """

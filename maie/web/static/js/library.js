@@ -165,7 +165,7 @@ async function search() {
     const params = new URLSearchParams({ q: query, limit: String(PAGE) });
     if (searchCursors[searchIndex]) params.set("cursor", searchCursors[searchIndex]);
     const found = await api(`/v1/search?${params}`);
-    const hits = found.hits || found.results || found.tasks || [];
+    const hits = found.hits;
     searchCursors[searchIndex + 1] = found.next_cursor || null;
     fill(rows, hits.length ? hits.map((hit) => row(hit, hit)) : h("tr", { class: "empty" }, h("td", { colspan: 7, text: `Nothing found for “${query}”.` })));
     const more = searchCursors[searchIndex + 1] || searchIndex > 0 ? ` (page ${searchIndex + 1})` : "";

@@ -135,7 +135,7 @@ export class Transcript {
   /** Turn the name into a text field; Enter saves, Escape leaves it as it was. */
   editName(row, name, speaker, onRename) {
     const field = h("input", { type: "text", class: "rename", value: speaker.name || "", placeholder: speaker.id,
-      maxlength: 100, "aria-label": `New name for ${speaker.id}` });
+      maxlength: 200, "aria-label": `New name for ${speaker.id}` });
     name.replaceWith(field);
     field.focus();
     const restore = () => field.replaceWith(name);

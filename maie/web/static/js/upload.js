@@ -23,6 +23,8 @@ const message = document.getElementById("upload-message");
 const outcome = document.getElementById("upload-result");
 const submit = form.querySelector("[data-testid=upload-submit]");
 
+/** Whether each ASR backend (by id) can time words, from GET /v1/models. */
+let wordTimings = new Map();
 const ARCHIVE = /\.(zip|tar|tgz|tbz2?|txz|tar\.(gz|bz2|xz))$/i;
 let files = [];
 
@@ -82,6 +84,7 @@ async function loadChoices() {
   try {
     const [templates, models] = await Promise.all([api("/v1/templates"), api("/v1/models")]);
     fill(template, templates.templates.map((t) => h("option", { value: t.template_id, text: t.name, title: t.description })));
+    wordTimings = new Map(models.models.map((m) => [m.backend_id, m.capabilities.includes("word_timestamps")]));
     fill(backend, h("option", { value: "", text: "Server default" }),
       models.models.map((m) => h("option", { value: m.backend_id, disabled: !m.available,
         text: m.available ? m.name : `${m.name} (unavailable)`, title: m.unavailable_reason || m.description })));
@@ -111,6 +114,10 @@ function formData() {
     }
     const chosen = document.getElementById("diarization-backend").value;
     if (chosen) data.append("diarization_backend", chosen);
+    // Word timings let a segment be split where the speaker changes. Asked for only when the
+    // backend (for the server's default: every backend) can time words, or the API says 422.
+    const timed = backend.value ? wordTimings.get(backend.value) : wordTimings.size > 0 && [...wordTimings.values()].every(Boolean);
+    if (document.getElementById("split-lines").checked && timed) data.append("word_timestamps", "true");
   }
   return data;
 }
