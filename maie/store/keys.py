@@ -42,6 +42,7 @@ __all__ = [
     "async_reconnect",
     "histogram_key",
     "idempotency_key",
+    "intake_owner_key",
     "queue_key",
     "record_cache_key",
     "results_url",
@@ -110,6 +111,11 @@ def asr_ready_key(group: str) -> str:
 def worker_models_key(worker_id: str) -> str:
     """Key of the set of models worker ``worker_id`` holds in memory (labels ``<backend>:<variant>``)."""
     return f"{WORKERS_KEY}:{worker_id}:models"
+
+
+def intake_owner_key(owner_id: str) -> str:
+    """Name of an API process's liveness mark among the idempotency claims (see ``maie.api.intake``)."""
+    return f"{PREFIX}:intake-owner:{owner_id}"
 
 
 def idempotency_key(tenant: str, key: str) -> str:

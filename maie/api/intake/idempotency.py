@@ -35,7 +35,7 @@ import msgspec
 import structlog
 
 from maie.errors import ConflictError, InvalidRequestError, StoreUnavailableError, UnprocessableError
-from maie.store.keys import PREFIX, idempotency_key
+from maie.store.keys import idempotency_key, intake_owner_key
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -84,10 +84,6 @@ def pending_ttl_s(settings: Settings) -> int:
     return math.ceil(settings.audio.decode_time_limit_s) + COPY_BUDGET_S
 
 
-def _owner_key(owner_id: str) -> str:
-    return f"{PREFIX}:intake-owner:{owner_id}"
-
-
 class IntakeOwner:
     """This API process as the owner of the claims and upload folders it is working on."""
 
@@ -98,11 +94,11 @@ class IntakeOwner:
 
     async def beat(self) -> None:
         """Refresh this process's mark (only this process writes it, so overwriting is safe)."""
-        await self.store.replace_claim(_owner_key(self.id), _ALIVE, OWNER_TTL_S)
+        await self.store.replace_claim(intake_owner_key(self.id), _ALIVE, OWNER_TTL_S)
 
     async def retire(self) -> None:
         """Remove the mark on a clean shutdown: nothing of this process is in progress any more."""
-        await self.store.release_claim(_owner_key(self.id), _ALIVE)
+        await self.store.release_claim(intake_owner_key(self.id), _ALIVE)
 
     async def is_alive(self, owner_id: str) -> bool:
         """Whether the process ``owner_id`` refreshed its mark within :data:`OWNER_TTL_S`."""
@@ -111,9 +107,9 @@ class IntakeOwner:
         # Only claim/release exist to read a key with: a probe that finds the key free was the
         # only thing there, and is removed at once.
         probe = b"probe:" + uuid.uuid4().hex.encode()
-        held = await self.store.claim(_owner_key(owner_id), probe, 1)
+        held = await self.store.claim(intake_owner_key(owner_id), probe, 1)
         if held is None:
-            await self.store.release_claim(_owner_key(owner_id), probe)
+            await self.store.release_claim(intake_owner_key(owner_id), probe)
             return False
         return not held.startswith(b"probe:")
 

@@ -13,6 +13,8 @@ from maie.api.intake.idempotency import OWNER_TTL_S, Accepted, IdempotencyClaim,
 from maie.config import Settings
 from maie.errors import ConflictError, UnprocessableError
 from maie.schemas import Feature, TaskRequest
+from maie.store.keys import intake_owner_key
+from tests.fixtures.postgres import query
 
 REQUEST = TaskRequest(features=[Feature.RAW_TRANSCRIPT], asr_backend="whisper", filename="a.wav")
 
@@ -126,12 +128,18 @@ class TestClaims:
         await retry.commit()
         assert await _claim(store, key).claim("task-3", exists=_always) == "task-2"
 
-    async def test_an_owner_mark_lives_for_its_ttl(self, store):
+    async def test_an_owner_mark_lives_for_its_ttl(self, store, database):
         owner, other = IntakeOwner(store), IntakeOwner(store)
         assert not await other.is_alive(owner.id), "never beat: not alive"
         await owner.beat()
         assert await other.is_alive(owner.id)
-        assert 0 < await store.client.ttl(f"maie:intake-owner:{owner.id}") <= OWNER_TTL_S
+        rows = query(
+            database,
+            "SELECT extract(epoch FROM expires_at - now()) FROM idempotency_claims WHERE key = %s",
+            intake_owner_key(owner.id),
+        )
+        assert len(rows) == 1
+        assert 0 < rows[0][0] <= OWNER_TTL_S
         assert await other.is_alive(owner.id), "probing leaves the mark as it was"
 
     def test_a_pending_claim_lasts_what_an_intake_can_take(self):
