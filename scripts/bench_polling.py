@@ -274,7 +274,7 @@ def report(runs: dict[str, list[Run]], args: argparse.Namespace, body_bytes: int
     print(
         "per server CPU second, status 200 / bare app: "
         f"{per_cpu['status 200'] / per_cpu['bare app']:.2f}; 304 / 200: "
-        f"{per_cpu['status 304'] / per_cpu['status 200']:.2f} (Redis's own CPU not counted)"
+        f"{per_cpu['status 304'] / per_cpu['status 200']:.2f} (the CPU of Redis and PostgreSQL not counted)"
     )
 
 
