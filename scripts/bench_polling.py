@@ -2,9 +2,10 @@
 
 In one run, on this machine, with ``wrk`` as the load generator (Debian: ``apt-get install wrk``):
 
-1. a private Redis (the embedded server of ``maie up``) and a real ``maie api`` process on it,
-   with ``MAIE_RATE_LIMIT=off``; one COMPLETE task with a transcript of ``--segments`` segments
-   is written into the store the way the worker writes it (record, then result version 1);
+1. a private Redis and PostgreSQL (the embedded servers of ``maie up``, the database migrated)
+   and a real ``maie api`` process on them, with ``MAIE_RATE_LIMIT=off``; one COMPLETE task with
+   a transcript of ``--segments`` segments is written into the store the way the API (create)
+   and the worker (result version 1, then the record) write it;
 2. a bare Litestar app (the baseline) in its own process, served by uvicorn with its defaults
    and no access log, answering the very bytes and headers the API answered for that task;
 3. ``wrk -t2 -c50`` (by default) for ``--seconds`` on each of: ``GET /v1/status/{id}`` (200),
@@ -58,6 +59,8 @@ from maie.schemas import (  # noqa: E402
     Versions,
 )
 from maie.store import AsyncTaskStore, TaskStore, results_url  # noqa: E402
+from maie.store.sql import upgrade  # noqa: E402
+from maie.up.postgres import EmbeddedPostgres  # noqa: E402
 from maie.up.redis import EmbeddedRedis  # noqa: E402
 from tests.fixtures.services import Api, free_port  # noqa: E402
 
@@ -120,10 +123,10 @@ def finished_task(segments: int) -> tuple[TaskRecord, ResultVersion]:
     return record, result
 
 
-def store_task(url: str, segments: int) -> str:
+def store_task(database_url: str, redis_url: str, segments: int) -> str:
     """Write a finished task as the API (create) and the worker (result, then record) do."""
     record, result = finished_task(segments)
-    store = AsyncTaskStore.from_url(results_url(url, 1), ttl_s=86400)
+    store = AsyncTaskStore.from_urls(database_url, results_url(redis_url, 1), ttl_s=86400)
     pending = msgspec.structs.replace(
         record, status=TaskStatus.PENDING, result_version=None, completed_at=None
     )
@@ -133,7 +136,7 @@ def store_task(url: str, segments: int) -> str:
         await store.close()
 
     asyncio.run(create())
-    worker = TaskStore.from_url(results_url(url, 1), ttl_s=86400)
+    worker = TaskStore.from_urls(database_url, results_url(redis_url, 1))
     try:
         worker.put_result(record.task_id, result)
 
@@ -145,7 +148,6 @@ def store_task(url: str, segments: int) -> str:
             )
 
         worker.update(record.task_id, finish)
-        worker.client.zrem("maie:active", record.task_id)
     finally:
         worker.close()
     return record.task_id
@@ -272,7 +274,7 @@ def report(runs: dict[str, list[Run]], args: argparse.Namespace, body_bytes: int
     print(
         "per server CPU second, status 200 / bare app: "
         f"{per_cpu['status 200'] / per_cpu['bare app']:.2f}; 304 / 200: "
-        f"{per_cpu['status 304'] / per_cpu['status 200']:.2f} (Redis's own CPU not counted)"
+        f"{per_cpu['status 304'] / per_cpu['status 200']:.2f} (the CPU of Redis and PostgreSQL not counted)"
     )
 
 
@@ -288,10 +290,14 @@ def main() -> None:
         work = Path(tmp)
         redis_server = EmbeddedRedis(work / "redis")
         redis_server.start()
+        postgres = EmbeddedPostgres(work / "postgres", durable=False)
+        database_url = postgres.start()
+        upgrade(database_url)
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAIE_")}
         env.update(
             {
                 "MAIE_REDIS_URL": redis_server.url,
+                "MAIE_DATABASE_URL": database_url,
                 "MAIE_DATA_DIR": str(work / "data"),
                 "MAIE_API_KEYS": f"{KEY}:{TENANT}",
                 "MAIE_RATE_LIMIT": "off",
@@ -301,7 +307,7 @@ def main() -> None:
         api = bare = None
         try:
             api = Api(env, work / "api.log")
-            task_id = store_task(redis_server.url, args.segments)
+            task_id = store_task(database_url, redis_server.url, args.segments)
             first = api.client.get(f"/v1/status/{task_id}", headers={"X-API-Key": KEY})
             first.raise_for_status()
             etag = first.headers["ETag"]
@@ -324,6 +330,7 @@ def main() -> None:
                 bare.stop()
             if api is not None:
                 api.stop()
+            postgres.stop()
             redis_server.stop()
     report(runs, args, len(first.content))
 

@@ -35,6 +35,9 @@ def server_config(app: Litestar, settings: Settings, *, port: int | None = None)
         host=server.host,
         port=server.port if port is None else port,
         log_config=None,  # MAIE's logging (structlog) is configured already
+        # MAIE logs each request itself (maie.api.request_id); uvicorn's line would repeat it,
+        # and building it costs every request a logger call even when the level drops it.
+        access_log=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         timeout_keep_alive=server.http_keep_alive_timeout_s,
         # uvicorn answers 503 when the open connections reach this; the protocol already closed

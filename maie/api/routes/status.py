@@ -13,9 +13,6 @@ from maie.api.queries import load_task, status_body, status_etag
 from maie.schemas import ErrorBody, StatusResponse
 
 if TYPE_CHECKING:
-    from litestar.di import NamedDependency
-    from litestar.params import FromPath
-
     from maie.api.services import Services
 
 __all__ = ["StatusController"]
@@ -36,10 +33,15 @@ class StatusController(Controller):
             404: ResponseSpec(data_container=ErrorBody, description="No such task for this key"),
         },
     )
-    async def status(
-        self, request: Request[Any, Any, Any], task_id: FromPath[str], services: NamedDependency[Services]
-    ) -> Response[Any]:
-        """Return the task's status; ``If-None-Match`` with the last ``ETag`` answers 304."""
+    async def status(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """Return the task's status; ``If-None-Match`` with the last ``ETag`` answers 304.
+
+        The only parameter is the request: the services come from the app's state and the id
+        from the matched path, because resolving them as a dependency and a path parameter cost
+        this most polled route a signature model and a provider call per request.
+        """
+        services: Services = request.app.state.services
+        task_id: str = request.scope["path_params"]["task_id"]
         record = await load_task(services, task_id, tenant_of(request))
         etag = status_etag(record)
         headers = {"ETag": etag, "Cache-Control": "no-cache"}

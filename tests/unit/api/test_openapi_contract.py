@@ -11,7 +11,11 @@ from maie.config import Settings
 @pytest.fixture(scope="module")
 def paths():
     """The app's schema, built without starting it (no Redis is needed)."""
-    app = create_app(Settings.from_env({}, env_file=None), redis_url="redis://127.0.0.1:9/0")
+    app = create_app(
+        Settings.from_env({}, env_file=None),
+        redis_url="redis://127.0.0.1:9/0",
+        database_url="postgresql://127.0.0.1:9/maie",
+    )
     schema = app.openapi_schema.to_schema()
     return schema["paths"], schema["components"]["schemas"]
 

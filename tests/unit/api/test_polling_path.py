@@ -181,3 +181,17 @@ class TestHttpMetrics:
         stock, lean = _samples("stock_http"), _samples("lean_http")
         assert stock
         assert lean == stock
+
+
+class TestStatusHandlerLean:
+    def test_status_resolves_no_dependency_or_path_parameter(self):
+        """GET /v1/status takes only the request: no provider call and no path-parameter parsing per poll."""
+        settings = Settings.from_env({"MAIE_API_KEYS": "k"}, env_file=None)
+        app = create_app(
+            settings, redis_url="redis://127.0.0.1:1/0", database_url="postgresql://127.0.0.1:1/maie"
+        )
+        route = next(r for r in app.routes if r.path == "/v1/status/{task_id:str}")
+        _, kwargs_model = route.route_handler_map["GET"]
+        assert not kwargs_model.dependency_batches
+        assert not kwargs_model.expected_path_params
+        assert kwargs_model.expected_reserved_kwargs == {"request"}

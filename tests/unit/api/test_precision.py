@@ -9,7 +9,8 @@ import msgspec
 
 from maie.api.batch_export import export_rows
 from maie.api.precision import public_result
-from maie.api.queries import load_result, status_body
+from maie.api.queries import load_result, status_body, status_etag
+from maie.api.status_bodies import StatusBodies
 from maie.schemas import (
     BatchRecord,
     EnhancementMetrics,
@@ -102,10 +103,10 @@ class TestApiEdge:
         record.result_version = 1
         await async_store.create(record)
         assert store.put_result("t1", NOISY)
-        services = SimpleNamespace(store=async_store)
+        services = SimpleNamespace(store=async_store, status_bodies=StatusBodies())
         stored = await async_store.get("t1")
 
-        body = msgspec.json.decode(await status_body(services, stored))
+        body = msgspec.json.decode(await status_body(services, stored, status_etag(stored)))
         result = msgspec.to_builtins(await load_result(services, stored, None))
         batch = BatchRecord(
             batch_id="b1",

@@ -40,3 +40,8 @@ class TestServerConfig:
         assert server.http_body_timeout_s == 30
         assert server.http_body_min_bytes_per_s == 500
         assert server.http_max_connections == 1000
+
+    def test_no_uvicorn_access_log(self):
+        """MAIE logs each request itself (``http.request``); uvicorn's access line would repeat it."""
+        config = server_config(Litestar(), Settings.from_env({}, env_file=None))
+        assert config.access_log is False
