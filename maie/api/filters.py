@@ -42,11 +42,27 @@ def parse_statuses(values: list[str] | None) -> set[str]:
     return names
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """A time without a zone is taken as UTC (the zone every time MAIE hands out is in)."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+def _moment(name: str, value: str | None) -> datetime | None:
+    """An ISO 8601 time of a query parameter; one without a zone is taken as UTC.
+
+    Parsed here rather than by the framework, which also takes a bare number (``0.5``) as a Unix
+    time: a client that sends one meant something else.
+
+    Raises:
+        InvalidRequestError: naming the parameter, for anything but an ISO 8601 date or time.
+    """
+    if value is None:
+        return None
+    if not value.strip():
+        raise InvalidRequestError(f"{name} is empty: give an ISO 8601 time, or leave the parameter out")
+    try:
+        moment = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise InvalidRequestError(
+            f"{name} must be an ISO 8601 date or time (2026-11-30 or 2026-11-30T09:00:00Z), "
+            f"not {value[:40]!r}"
+        ) from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def task_filter(
@@ -55,10 +71,18 @@ def task_filter(
         list[str] | None, Parameter(description="Only tasks in these statuses (repeat or comma-separate)")
     ] = None,
     submitted_after: Annotated[
-        datetime | None, Parameter(description="Only tasks submitted at or after this time (ISO 8601)")
+        str | None,
+        Parameter(
+            description="Only tasks submitted at or after this time (ISO 8601)",
+            schema_extra={"format": "date-time"},
+        ),
     ] = None,
     submitted_before: Annotated[
-        datetime | None, Parameter(description="Only tasks submitted before this time (ISO 8601)")
+        str | None,
+        Parameter(
+            description="Only tasks submitted before this time (ISO 8601)",
+            schema_extra={"format": "date-time"},
+        ),
     ] = None,
     template_id: Annotated[
         str | None, Parameter(description="Only tasks submitted with this template")
@@ -68,9 +92,11 @@ def task_filter(
     """The store's filter for the query parameters of a list or a search (a Litestar dependency).
 
     Raises:
-        InvalidRequestError: for an unknown status, or a range that ends before it starts.
+        InvalidRequestError: for an unknown status, a time that is not ISO 8601, or a range that
+            ends before it starts.
     """
-    after, before = _utc(submitted_after), _utc(submitted_before)
+    after = _moment("submitted_after", submitted_after)
+    before = _moment("submitted_before", submitted_before)
     if after is not None and before is not None and before <= after:
         raise InvalidRequestError("submitted_before must be later than submitted_after")
     return TaskFilter(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,8 +14,8 @@ def test_every_filter_reaches_the_store():
     after = datetime(2026, 11, 1, tzinfo=UTC)
     got = task_filter(
         status=["complete,failed", " Pending "],
-        submitted_after=after,
-        submitted_before=after + timedelta(days=1),
+        submitted_after=after.isoformat(),
+        submitted_before=(after + timedelta(days=1)).isoformat(),
         template_id="meeting_notes_v1",
         batch_id="b1",
     )
@@ -34,10 +34,9 @@ def test_no_filter_keeps_everything():
 
 
 def test_a_time_without_a_zone_is_utc_and_one_with_a_zone_is_kept():
-    naive = task_filter(submitted_after=datetime(2026, 11, 1, 8, 30))  # noqa: DTZ001 - what a client may send
+    naive = task_filter(submitted_after="2026-11-01T08:30")
     assert naive.submitted_after == datetime(2026, 11, 1, 8, 30, tzinfo=UTC)
-    plus_two = timezone(timedelta(hours=2))
-    aware = task_filter(submitted_before=datetime(2026, 11, 1, 10, 30, tzinfo=plus_two))
+    aware = task_filter(submitted_before="2026-11-01T10:30:00+02:00")
     assert aware.submitted_before == datetime(2026, 11, 1, 8, 30, tzinfo=UTC)
 
 
@@ -47,11 +46,14 @@ def test_a_time_without_a_zone_is_utc_and_one_with_a_zone_is_kept():
         ({"status": ["DONE"]}, "unknown status 'DONE'"),
         (
             {
-                "submitted_after": datetime(2026, 2, 1, tzinfo=UTC),
-                "submitted_before": datetime(2026, 1, 1, tzinfo=UTC),
+                "submitted_after": "2026-02-01T00:00:00Z",
+                "submitted_before": "2026-01-01T00:00:00Z",
             },
             "submitted_before must be later",
         ),
+        ({"submitted_before": "0.5"}, "submitted_before must be an ISO 8601 date or time"),
+        ({"submitted_after": "yesterday"}, "submitted_after must be an ISO 8601"),
+        ({"submitted_after": ""}, "submitted_after is empty"),
     ],
 )
 def test_bad_filters_say_what_is_wrong(fields, words):
