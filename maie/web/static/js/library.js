@@ -33,6 +33,8 @@ let searchIndex = 0;
 const NO_SEARCH = new Set([404, 405, 501]);
 /** What a finished task's status adds to its row (length, speakers, text to filter on). */
 const details = new Map();
+/** Tasks whose details are being fetched: the filter waits for them before it counts. */
+const loading = new Set();
 
 function detailsOf(status) {
   const results = status.results || {};
@@ -49,7 +51,10 @@ function detailsOf(status) {
 
 /** Fill in the details of finished tasks, a few requests at a time. */
 async function loadDetails(list) {
-  const wanted = list.filter((t) => t.status === "COMPLETE" && details.get(t.task_id)?.version !== t.result_version);
+  const wanted = list.filter(
+    (t) => t.status === "COMPLETE" && !loading.has(t.task_id) && details.get(t.task_id)?.version !== t.result_version,
+  );
+  for (const task of wanted) loading.add(task.task_id);
   const next = async () => {
     const task = wanted.shift();
     if (!task) return;
@@ -59,6 +64,8 @@ async function loadDetails(list) {
       updateRow(task.task_id);
     } catch {
       // The row keeps its dashes; the task page says what is wrong.
+    } finally {
+      loading.delete(task.task_id);
     }
     await next();
   };
@@ -130,11 +137,12 @@ async function loadPage({ quiet = false } = {}) {
     const page = await api(`/v1/tasks?${params}`);
     tasks = page.tasks;
     cursors[pageIndex + 1] = page.next_cursor;
+    // Marked as loading before the filter counts, so that it does not count rows it cannot read yet.
+    loadDetails(tasks);
     // A search on screen stays there (this may be a refresh that was under way when it began).
     if (!query) render();
     else if (!canSearch) applyFilter();
     if (!quiet && !query) say(message, "");
-    loadDetails(tasks);
   } catch (error) {
     say(message, error.describe ? error.describe() : String(error), { error: true });
   }
@@ -154,6 +162,12 @@ function applyFilter() {
     const match = words.every((w) => haystack.includes(w));
     rows.querySelector(`tr[data-task-id="${CSS.escape(task.task_id)}"]`).hidden = !match;
     shown += match ? 1 : 0;
+  }
+  const pending = tasks.filter((t) => loading.has(t.task_id)).length;
+  if (pending) {
+    // The count waits for every transcript: loadDetails filters again when they are in.
+    say(message, `Looking for “${query}” in ${pending} more transcript${pending === 1 ? "" : "s"}…`);
+    return;
   }
   say(message, `${shown} of ${tasks.length} recordings on this page mention “${query}”.`);
 }
