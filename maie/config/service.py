@@ -103,7 +103,7 @@ class StorageSettings(msgspec.Struct, frozen=True, kw_only=True, rename=env_name
     result_ttl_s: Positive = 86400
     #: Folder of summary templates; unset means the templates shipped with MAIE.
     templates_dir: Path | None = None
-    #: Seconds between two sweeps, by each API, of uploads left by an API that died mid-upload
+    #: Seconds between two sweeps, by each API, of uploads and batches left by an API that died mid-upload
     #: (each API also sweeps once on start).
     upload_sweep_interval_s: Positive = 60
 

@@ -107,6 +107,7 @@ def test_killed_mid_upload_is_swept_and_the_key_retried(isolated, start_process,
         time.sleep(0.2)
     assert "upload.orphan_removed" in second.log()
     assert (audio / accepted.task_id).is_dir(), "the live task's folder is kept"
+    assert not (audio / accepted.task_id / "raw.part.owner").exists(), "a stored task is no intake's"
     again = second.client.post(
         "/v1/process",
         headers={**HEADERS_A, "Idempotency-Key": key},
@@ -114,3 +115,46 @@ def test_killed_mid_upload_is_swept_and_the_key_retried(isolated, start_process,
         data={"features": "raw_transcript"},
     )
     assert again.json()["task_id"] == accepted.task_id, "the key now names the new task"
+
+
+def test_killed_mid_batch_is_swept(isolated, start_process, long_wav):
+    """A batch is staged in ``batches/<id>/``: an API killed then leaves it, and the next sweeps it."""
+    batches = Path(isolated["MAIE_DATA_DIR"]) / "batches"
+    first = start_process("api", isolated)
+
+    def upload() -> None:
+        with (
+            httpx.Client(base_url=first.url, timeout=120) as client,
+            long_wav.open("rb") as fh,
+            contextlib.suppress(httpx.TransportError),
+        ):
+            client.post(
+                "/v1/batches",
+                headers=HEADERS_A,
+                files=[("file", (long_wav.name, fh))],
+                data={"features": "raw_transcript"},
+            )
+
+    def staged() -> list[Path]:
+        return [p for p in batches.iterdir() if any(p.glob("part-*"))] if batches.is_dir() else []
+
+    sender = threading.Thread(target=upload, daemon=True)
+    sender.start()
+    deadline = time.monotonic() + 120
+    while not staged():
+        assert time.monotonic() < deadline, "the batch never reached its staging folder"
+        assert sender.is_alive(), "the request finished before it could be killed"
+        time.sleep(0.005)
+    first.stop(signal.SIGKILL)
+    sender.join(timeout=30)
+    (orphan,) = staged()
+    assert (orphan / ".owner").is_file(), "the staging folder names the process taking it in"
+
+    second = start_process("api", isolated)
+    deadline = time.monotonic() + 60
+    while orphan.exists():
+        assert time.monotonic() < deadline, f"the staging folder was not swept:\n{second.log()}"
+        time.sleep(0.2)
+    assert "batch.orphan_removed" in second.log()
+    audio = Path(isolated["MAIE_DATA_DIR"]) / "audio"
+    assert not (audio.is_dir() and any(audio.iterdir())), "no task folder of the killed batch is left"

@@ -6,8 +6,10 @@ any other part is one recording. Every recording is then probed with PyAV exactl
 upload: what is not decodable audio, or is too short or too long, is skipped with the reason.
 The recordings left each get a task folder and a task record; so does each URL that passed its
 checks (:mod:`maie.api.intake.urls`), whose task starts with the fetch stage. The batch and all its
-tasks are stored in one Redis transaction and then queued. Any failure on the way removes every
-folder and record made so far, and the batch folder is always removed at the end.
+tasks are stored in one PostgreSQL transaction and then queued. Any failure on the way removes
+every folder and record made so far, and the batch folder is always removed at the end. Until the
+batch is stored, its folder and each task folder name the API process taking them in, so that what
+an API killed meanwhile leaves is swept by the next (:mod:`maie.api.intake.uploads`).
 """
 
 from __future__ import annotations
@@ -30,7 +32,15 @@ from maie.actor_table import FETCH, PREPROCESS
 from maie.api.intake.idempotency import Accepted
 from maie.api.intake.planning import planned_stages
 from maie.api.intake.speakers import check_channels
-from maie.api.intake.uploads import CHUNK_BYTES, check_filename, remove_task_dir, stored_name
+from maie.api.intake.uploads import (
+    BATCH_OWNER_NAME,
+    CHUNK_BYTES,
+    check_filename,
+    mark_intake,
+    release_intake,
+    remove_task_dir,
+    stored_name,
+)
 from maie.api.queries import load_batch
 from maie.archives import ArchiveLimits, Unpacked, archive_kind, unpack
 from maie.errors import (
@@ -284,8 +294,10 @@ async def _create(
 ) -> Accepted[BatchAccepted]:
     settings = services.settings
     links, refused = urls
+    owner = services.intake_owner
     batch_dir = settings.storage.data_dir / "batches" / batch_id
     await anyio.Path(batch_dir).mkdir(parents=True)
+    await mark_intake(batch_dir, owner, name=BATCH_OWNER_NAME)
     task_dirs: list[Path] = []
     batch: BatchRecord | None = None
     try:
@@ -300,6 +312,7 @@ async def _create(
             task_dir = settings.storage.data_dir / "audio" / task_id
             await anyio.Path(task_dir).mkdir(parents=True)
             task_dirs.append(task_dir)
+            await mark_intake(task_dir, owner)
             raw = task_dir / stored_name(recording.info)
             await anyio.Path(recording.path).rename(raw)
             records.append(
@@ -343,6 +356,8 @@ async def _create(
         )
         await services.store.create_batch(batch, records, slots=slots.ids)
         slots.stored()
+        for task_dir in task_dirs:
+            await anyio.to_thread.run_sync(release_intake, task_dir)
         await services.enqueue(
             *(
                 (FETCH if t in fetched else PREPROCESS).message(t, request_id=request_id)

@@ -23,7 +23,7 @@ from maie.actor_table import FETCH, PREPROCESS
 from maie.api.intake.idempotency import Accepted
 from maie.api.intake.planning import planned_stages
 from maie.api.intake.speakers import check_channels
-from maie.api.intake.uploads import receive_upload, remove_task_dir
+from maie.api.intake.uploads import receive_upload, release_intake, remove_task_dir
 from maie.api.intake.urls import SubmittedUrl
 from maie.api.queries import load_task
 from maie.errors import NotFoundError, StoreUnavailableError
@@ -151,6 +151,7 @@ async def _create(
         await services.store.create(record, slots=slots.ids)
         slots.stored()
         created = True
+        await anyio.to_thread.run_sync(release_intake, task_dir)
         first = FETCH if by_url else PREPROCESS
         await services.enqueue(first.message(task_id, request_id=request_id))
     except BaseException:
