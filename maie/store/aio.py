@@ -360,4 +360,5 @@ class AsyncTaskStore:
     async def close(self) -> None:
         """Close both pools."""
         await self.database.close()
+        await self.cache.aclose()
         await self.client.aclose()

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     import redis.asyncio as aioredis
+    from redis.asyncio.connection import AbstractConnection
 
     from maie.store.sql.records import Revised
 
@@ -173,6 +174,68 @@ def _writes(revised: Revised | None) -> dict[str, bytes]:
     return {revised.record.task_id: entry_of(revised)}
 
 
+class QuickGets:
+    """GETs on a few connections of their own: the cache's hot read without the client's layers.
+
+    Status polling reads the cache by the thousand, and redis-py's ``execute_command`` wraps each
+    command in more than the command costs (pool checkout and release, the retry wrapper, the
+    observability hooks). These connections are made like the client's own (same address,
+    database, timeouts and health checks) and used for one ``GET`` at a time: the send and the
+    read are all there is. A connection that fails is dropped; one that was idle is retried once on
+    a fresh connection (Redis restarted meanwhile), as the client's retry would.
+
+    Args:
+        client: The client whose connection settings to copy.
+        keep: Idle connections kept at most.
+    """
+
+    def __init__(self, client: aioredis.Redis, keep: int = 16) -> None:
+        self._pool = client.connection_pool
+        self._idle: list[AbstractConnection] = []
+        self._keep = keep
+
+    async def get(self, key: str) -> bytes | None:
+        """The value of ``key`` (None when absent).
+
+        Raises:
+            redis.exceptions.RedisError, OSError: Redis could not answer.
+        """
+        reused = bool(self._idle)
+        conn = self._idle.pop() if reused else self._make()
+        try:
+            value = await self._ask(conn, key)
+        except (redis.exceptions.ConnectionError, OSError):
+            if not reused:
+                raise
+            conn = self._make()
+            value = await self._ask(conn, key)
+        if len(self._idle) < self._keep:
+            self._idle.append(conn)
+        else:
+            await conn.disconnect()
+        return cast("bytes | None", value)
+
+    def _make(self) -> AbstractConnection:
+        pool = self._pool
+        conn: AbstractConnection = pool.connection_class(**pool.connection_kwargs)
+        return conn
+
+    @staticmethod
+    async def _ask(conn: AbstractConnection, key: str) -> object:
+        try:
+            await conn.send_command("GET", key)
+            return await conn.read_response()
+        except BaseException:
+            await conn.disconnect()
+            raise
+
+    async def aclose(self) -> None:
+        """Close the idle connections."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            await conn.disconnect()
+
+
 class AsyncRecordCache:
     """The API's side of the cache (async client).
 
@@ -184,6 +247,7 @@ class AsyncRecordCache:
         self.client = client
         self.backlog = Backlog()
         self._put = client.register_script(PUT_LUA)
+        self._gets = QuickGets(client)
 
     async def get(self, task_id: str) -> TaskRecord | None:
         """The cached record of ``task_id``; None when it is not cached or the cache cannot answer.
@@ -196,13 +260,17 @@ class AsyncRecordCache:
             return None
         try:
             # The client does not decode responses: a value is bytes.
-            data = cast("bytes | None", await self.client.get(record_cache_key(task_id)))
+            data = await self._gets.get(record_cache_key(task_id))
         except _FAILED as exc:
             backlog.failed(exc)
             return None
         if backlog.down:
             backlog.answered()
         return None if data is None else _record_of(task_id, data)
+
+    async def aclose(self) -> None:
+        """Close the connections of the hot read (the client's pool is closed with the client)."""
+        await self._gets.aclose()
 
     async def fill(self, revised: Revised, read_at: float) -> None:
         """Cache a finished record read from PostgreSQL at ``read_at`` (``time.monotonic()``) on a miss."""

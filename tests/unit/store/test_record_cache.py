@@ -13,6 +13,8 @@ from types import SimpleNamespace
 
 import pytest
 import redis
+import redis.asyncio as aioredis
+import redis.exceptions
 
 from maie.api.queries import load_task
 from maie.errors import NotFoundError, StoreUnavailableError
@@ -27,7 +29,7 @@ from maie.schemas import (
 )
 from maie.store import AsyncTaskStore, TaskStore
 from maie.store.keys import record_cache_key
-from maie.store.record_cache import FILL_WINDOW_S, TOMBSTONE
+from maie.store.record_cache import FILL_WINDOW_S, TOMBSTONE, QuickGets
 from maie.store.sql import records
 from maie.up.redis import EmbeddedRedis
 from tests.fixtures.postgres import TEST_SETTINGS, query
@@ -280,3 +282,26 @@ class TestRedisTrouble:
 def results_url_of(server: EmbeddedRedis) -> str:
     """The server's database 2."""
     return server.url.rsplit("/", 1)[0] + "/2"
+
+
+class TestQuickGets:
+    """The hot read's own connections, on a private real Redis that is stopped and restarted."""
+
+    async def test_reads_survive_a_restart_and_fail_while_down(self, private_redis):
+        client = aioredis.Redis.from_url(private_redis.url)
+        gets = QuickGets(client, keep=2)
+        try:
+            await client.set("k", b"v1")
+            assert await gets.get("k") == b"v1"
+            assert await gets.get("absent") is None
+            private_redis.stop()
+            with pytest.raises((redis.exceptions.ConnectionError, OSError)):
+                await gets.get("k")
+            private_redis.start()  # same port, same data (its append-only file)
+            assert await gets.get("k") == b"v1", "an idle connection broken by the restart is replaced"
+            many = await asyncio.gather(*(gets.get("k") for _ in range(8)))
+            assert many == [b"v1"] * 8
+            assert len(gets._idle) <= 2, "no more idle connections than it keeps"
+        finally:
+            await gets.aclose()
+            await client.aclose()
