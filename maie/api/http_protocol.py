@@ -18,6 +18,12 @@ once a request has arrived, so idle sockets still pile up. This protocol adds, p
   the client disconnect;
 - **connections**: beyond ``max_connections`` open connections a new one gets 503 with
   ``Retry-After`` and is closed at once, before it can sit idle.
+
+It also sends a response whose length is known (``Content-Length``) in one write, head and body
+together, where uvicorn makes one write of each (:class:`_JoinedWrites`): on a busy host every
+write to a local client is a system call that may hand the CPU to the client, and status polls
+are small responses sent by the thousand. A streamed response (no ``Content-Length``: server-sent
+events) still has its head written at once.
 """
 
 from __future__ import annotations
@@ -86,6 +92,42 @@ def _plain_response(status: int, reason: str, detail: str, *extra: tuple[str, st
     return head.encode("ascii") + body
 
 
+class _JoinedWrites:
+    """A response cycle's view of the transport: the head of a sized response waits for its body.
+
+    uvicorn writes a response's head when the app sends ``http.response.start`` and the body when
+    it sends ``http.response.body``; an app sends a sized body straight after its start. The head
+    of a response with a ``Content-Length`` is kept back and written with the next write (the body,
+    or the empty end of a bodiless one), or before the transport closes.
+    """
+
+    __slots__ = ("_head", "_started", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._head: bytes | None = None
+        self._started = False
+
+    def write(self, data: bytes) -> None:
+        if not self._started:
+            self._started = True  # uvicorn's first write of a cycle is the response's head
+            if b"\r\ncontent-length:" in data.lower():
+                self._head = data
+                return
+        if self._head is not None:
+            data, self._head = self._head + data, None
+        self._transport.write(data)
+
+    def close(self) -> None:
+        if self._head is not None:
+            head, self._head = self._head, None
+            self._transport.write(head)
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:  # noqa: ANN401 - the transport's other methods
+        return getattr(self._transport, name)
+
+
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol plus the deadlines and the connection cap of :class:`ClientLimits`."""
 
@@ -101,6 +143,7 @@ class GuardedH11Protocol(H11Protocol):
         self._last_read = 0.0
         self._not_reading_s = 0.0  # seconds of the body phase during which MAIE did not read
         self._last_check = 0.0
+        self._joined: object = None  # the last cycle given a joining transport
 
     # --- uvicorn's hooks --------------------------------------------------------------------
 
@@ -128,12 +171,21 @@ class GuardedH11Protocol(H11Protocol):
         self._received += len(data)
         self._last_read = now
         super().data_received(data)
+        self._join_writes()
         self._follow()
 
     def on_response_complete(self) -> None:
         """After a response, a kept-alive connection waits for its next request's headers."""
         super().on_response_complete()
+        self._join_writes()
         self._follow()
+
+    def _join_writes(self) -> None:
+        """Give a cycle uvicorn just made (its app has not run yet) the joining transport."""
+        cycle = self.cycle
+        if cycle is not None and cycle is not self._joined:
+            self._joined = cycle
+            cycle.transport = _JoinedWrites(self.transport)  # type: ignore[assignment]
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Stop the deadline with the connection."""
