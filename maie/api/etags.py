@@ -11,7 +11,7 @@ from litestar.status_codes import HTTP_304_NOT_MODIFIED
 if TYPE_CHECKING:
     from litestar import Request
 
-__all__ = ["etag_of", "json_with_etag", "not_modified", "not_modified_response"]
+__all__ = ["etag_listed", "etag_of", "json_with_etag", "not_modified", "not_modified_response"]
 
 
 def etag_of(body: bytes) -> str:
@@ -19,9 +19,14 @@ def etag_of(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
+def etag_listed(if_none_match: str, etag: str) -> bool:
+    """Whether the value of an ``If-None-Match`` header names ``etag``."""
+    return etag in {t.strip() for t in if_none_match.split(",")}
+
+
 def not_modified(request: Request[Any, Any, Any], etag: str) -> bool:
     """Whether ``If-None-Match`` names ``etag``."""
-    return etag in {t.strip() for t in request.headers.get("If-None-Match", "").split(",")}
+    return etag_listed(request.headers.get("If-None-Match", ""), etag)
 
 
 def not_modified_response(headers: dict[str, str]) -> Response[Any]:

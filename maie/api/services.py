@@ -12,7 +12,7 @@ import anyio.to_thread
 import redis.exceptions
 
 from maie.api.intake.idempotency import IntakeOwner
-from maie.api.rate_limit import RateLimiter
+from maie.api.rate_limit import RateLimiter, is_off
 from maie.api.status_bodies import StatusBodies
 from maie.api.waiting import TaskWaiter
 from maie.errors import StoreUnavailableError
@@ -53,6 +53,8 @@ class Services:
         self.status_bodies = StatusBodies()
         #: Requests per API key, counted in Redis next to the tasks.
         self.rate_limiter = RateLimiter(settings.rate_limit, self.store.client)
+        #: Whether requests are counted (MAIE_RATE_LIMIT is not off).
+        self.rate_limited = not is_off(settings.rate_limit.rate_limit)
         #: The cluster-wide metrics: counted here, read by GET /metrics.
         self.metrics = ApiMetrics(
             settings, results=self.store.client, redis_url=redis_url, queue_depth=self.store.queue_depth
