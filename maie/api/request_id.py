@@ -13,9 +13,11 @@ at ``info``, or ``debug`` for successful reads, which pollers send by the thousa
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
+import secrets
 import time
-import uuid
 from typing import TYPE_CHECKING, Any, Final
 
 import structlog
@@ -51,11 +53,33 @@ _QUIET_METHODS: Final = frozenset({"GET", "HEAD"})
 _FIRST_ERROR_STATUS: Final = 400
 
 
+class _Ids:
+    """Fresh request ids: this process's random half, then a counter (32 hex digits in all).
+
+    Unique like a random UUID's for correlation, without reading the system's randomness per
+    request (a system call on every poll). A forked child draws a random half of its own.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+        os.register_at_fork(after_in_child=self.reset)
+
+    def reset(self) -> None:
+        self.process = secrets.token_hex(8)
+        self.counter = itertools.count(secrets.randbits(63))
+
+    def next(self) -> str:
+        return f"{self.process}{next(self.counter) & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+_ids = _Ids()
+
+
 def accept_request_id(value: str | None) -> str:
     """The client's request id if it is sane, else a new one (32 hex digits)."""
     if value and _SANE_ID.fullmatch(value):
         return value
-    return uuid.uuid4().hex
+    return _ids.next()
 
 
 def request_id_of(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:

@@ -38,3 +38,19 @@ class TestAcceptRequestId:
 
     def test_fresh_ids_differ(self):
         assert accept_request_id(None) != accept_request_id(None)
+
+    def test_a_forked_child_makes_ids_of_its_own(self):
+        import os
+
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: its first fresh id, to the parent
+            os.write(write, accept_request_id(None).encode())
+            os._exit(0)
+        os.close(write)
+        os.waitpid(pid, 0)
+        child = os.read(read, 64).decode()
+        os.close(read)
+        mine = accept_request_id(None)
+        assert len(child) == 32
+        assert child[:16] != mine[:16], "parent and child share no random half"
