@@ -25,6 +25,8 @@ PostgreSQL down: a finished task that is in the cache is still answered from it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import threading
 import time
 from collections import OrderedDict
@@ -175,24 +177,28 @@ def _writes(revised: Revised | None) -> dict[str, bytes]:
 
 
 class QuickGets:
-    """GETs on a few connections of their own: the cache's hot read without the client's layers.
+    """The cache's hot read: GETs asked at the same moment go to Redis together, as one MGET.
 
     Status polling reads the cache by the thousand, and redis-py's ``execute_command`` wraps each
     command in more than the command costs (pool checkout and release, the retry wrapper, the
-    observability hooks). These connections are made like the client's own (same address,
-    database, timeouts and health checks) and used for one ``GET`` at a time: the send and the
-    read are all there is. A connection that fails is dropped; one that was idle is retried once on
-    a fresh connection (Redis restarted meanwhile), as the client's retry would.
+    observability hooks), and each round trip costs a send, a read and an event-loop wake-up. Here
+    the reads of one event-loop turn wait together and one task sends them as a single ``MGET`` on
+    a connection of its own (made like the client's: same address, database, timeouts and health
+    checks); reads asked while it waits go in the next ``MGET``. Every read is still answered by
+    Redis after it was asked, so it sees every write committed before. A connection that fails is
+    dropped; one that had served before is retried once on a fresh connection (Redis restarted
+    meanwhile), as the client's retry would; a failure reaches every read of its ``MGET``.
 
     Args:
         client: The client whose connection settings to copy.
-        keep: Idle connections kept at most.
     """
 
-    def __init__(self, client: aioredis.Redis, keep: int = 16) -> None:
+    def __init__(self, client: aioredis.Redis) -> None:
         self._pool = client.connection_pool
-        self._idle: list[AbstractConnection] = []
-        self._keep = keep
+        self._conn: AbstractConnection | None = None
+        self._conn_loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: list[tuple[str, asyncio.Future[bytes | None]]] = []
+        self._sender: asyncio.Task[None] | None = None
 
     async def get(self, key: str) -> bytes | None:
         """The value of ``key`` (None when absent).
@@ -200,40 +206,73 @@ class QuickGets:
         Raises:
             redis.exceptions.RedisError, OSError: Redis could not answer.
         """
-        reused = bool(self._idle)
-        conn = self._idle.pop() if reused else self._make()
-        try:
-            value = await self._ask(conn, key)
-        except (redis.exceptions.ConnectionError, OSError):
-            if not reused:
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bytes | None] = loop.create_future()
+        self._waiting.append((key, answer))
+        sender = self._sender
+        if sender is None or sender.done() or sender.get_loop() is not loop:
+            self._sender = loop.create_task(self._send())
+        return await answer
+
+    async def _send(self) -> None:
+        """Ask for what is waiting, as long as something is."""
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                values = await self._mget([key for key, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - handed to every read of the batch, which raises it
+                for _, answer in batch:
+                    if not answer.done():
+                        answer.set_exception(exc)
+                continue
+            except BaseException:  # cancelled (the loop is shutting down): nobody is left to answer
+                for _, answer in batch:
+                    answer.cancel()
                 raise
-            conn = self._make()
-            value = await self._ask(conn, key)
-        if len(self._idle) < self._keep:
-            self._idle.append(conn)
-        else:
+            for (_, answer), value in zip(batch, values, strict=True):
+                if not answer.done():  # a read whose request was cancelled meanwhile
+                    answer.set_result(value)
+
+    async def _mget(self, keys: list[str]) -> list[bytes | None]:
+        loop = asyncio.get_running_loop()
+        conn = self._conn if self._conn_loop is loop else None
+        served = conn is not None  # it answered before: a failure may be a restart of Redis since
+        if conn is None:
+            await self._drop()  # of another event loop (a test's), if any
+            conn = self._conn = self._make()
+            self._conn_loop = loop
+        try:
+            return await self._ask(conn, keys)
+        except (redis.exceptions.ConnectionError, OSError):
+            if not served:
+                raise
+            conn = self._conn = self._make()
+            return await self._ask(conn, keys)
+
+    async def _ask(self, conn: AbstractConnection, keys: list[str]) -> list[bytes | None]:
+        try:
+            await conn.send_command("MGET", *keys)
+            values = await conn.read_response()
+        except BaseException:
+            self._conn = None
             await conn.disconnect()
-        return cast("bytes | None", value)
+            raise
+        return cast("list[bytes | None]", values)
 
     def _make(self) -> AbstractConnection:
         pool = self._pool
         conn: AbstractConnection = pool.connection_class(**pool.connection_kwargs)
         return conn
 
-    @staticmethod
-    async def _ask(conn: AbstractConnection, key: str) -> object:
-        try:
-            await conn.send_command("GET", key)
-            return await conn.read_response()
-        except BaseException:
-            await conn.disconnect()
-            raise
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.disconnect()
 
     async def aclose(self) -> None:
-        """Close the idle connections."""
-        idle, self._idle = self._idle, []
-        for conn in idle:
-            await conn.disconnect()
+        """Close the connection."""
+        await self._drop()
 
 
 class AsyncRecordCache:
