@@ -50,7 +50,7 @@ def _headers(scope: Scope) -> dict[str, str]:
     wanted = {}
     for name, value in scope["headers"]:
         if name in (_API_KEY, _AUTHORIZATION, _IF_NONE_MATCH):
-            wanted[name.decode("latin-1")] = value.decode("latin-1")
+            wanted.setdefault(name.decode("latin-1"), value.decode("latin-1"))  # the first, as Litestar reads
     return wanted
 
 
