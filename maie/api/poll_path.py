@@ -47,7 +47,7 @@ _JSON: Final = (b"content-type", b"application/json")
 
 def _headers(scope: Scope) -> dict[str, str]:
     """The request headers the poll needs, by their lower-case names (the raw ASGI list)."""
-    wanted = {}
+    wanted: dict[str, str] = {}
     for name, value in scope["headers"]:
         if name in (_API_KEY, _AUTHORIZATION, _IF_NONE_MATCH):
             wanted.setdefault(name.decode("latin-1"), value.decode("latin-1"))  # the first, as Litestar reads
