@@ -275,6 +275,26 @@ class QuickGets:
         await self._drop()
 
 
+class CacheReads:
+    """How this process's reads of the cache went, by outcome (served as ``/metrics`` counters)."""
+
+    __slots__ = ("deleted", "hits", "misses", "skipped")
+
+    def __init__(self) -> None:
+        #: A finished record answered from the cache.
+        self.hits = 0
+        #: Not cached (unfinished, never read, expired): read from PostgreSQL.
+        self.misses = 0
+        #: A deleted task's tombstone: answered "not found" without PostgreSQL.
+        self.deleted = 0
+        #: The cache was not asked or could not answer (Redis failing, writes waiting).
+        self.skipped = 0
+
+    def counts(self) -> dict[str, int]:
+        """Each outcome and its count."""
+        return {"hit": self.hits, "miss": self.misses, "deleted": self.deleted, "skipped": self.skipped}
+
+
 class AsyncRecordCache:
     """The API's side of the cache (async client).
 
@@ -287,6 +307,7 @@ class AsyncRecordCache:
         self.backlog = Backlog()
         self._put = client.register_script(PUT_LUA)
         self._gets = QuickGets(client)
+        self.reads = CacheReads()
 
     async def get(self, task_id: str) -> TaskRecord | None:
         """The cached record of ``task_id``; None when it is not cached or the cache cannot answer.
@@ -294,18 +315,27 @@ class AsyncRecordCache:
         Raises:
             NotFoundError: if the task was deleted (its tombstone).
         """
-        backlog = self.backlog
+        backlog, reads = self.backlog, self.reads
         if (backlog.writes or backlog.down) and not await self.settle():
+            reads.skipped += 1
             return None
         try:
             # The client does not decode responses: a value is bytes.
             data = await self._gets.get(record_cache_key(task_id))
         except _FAILED as exc:
             backlog.failed(exc)
+            reads.skipped += 1
             return None
         if backlog.down:
             backlog.answered()
-        return None if data is None else _record_of(task_id, data)
+        if data is None:
+            reads.misses += 1
+            return None
+        if data == TOMBSTONE:
+            reads.deleted += 1
+        else:
+            reads.hits += 1
+        return _record_of(task_id, data)
 
     async def aclose(self) -> None:
         """Close the connections of the hot read (the client's pool is closed with the client)."""

@@ -115,6 +115,15 @@ class TestApiMetrics:
         )
         assert status_polls >= 1
         assert not any("/metrics" in dict(labels).get("path", "") for _, labels in after)
+        # The finished task is polled once more: its record comes from the cache (a fill, then hits).
+        for _ in range(2):
+            api.client.get(f"/v1/status/{accepted.json()['task_id']}", headers=HEADERS_A).raise_for_status()
+        cached = scrape(f"{api.url}/metrics")
+        assert (
+            value(cached, "maie_record_cache_reads_total", outcome="hit")
+            - value(after, "maie_record_cache_reads_total", outcome="hit")
+            >= 1
+        )
 
     def test_histogram_buckets_are_cumulative(self, ops):
         samples = scrape(f"{ops['api'].url}/metrics")

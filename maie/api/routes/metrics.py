@@ -15,14 +15,19 @@ from typing import TYPE_CHECKING, Final
 from litestar import Controller, Response, get
 from litestar.plugins.prometheus import PrometheusConfig
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily
 
 from maie.api.http_metrics import HttpMetricsMiddleware
 from maie.metrics import ClusterCollector
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from litestar.di import NamedDependency
+    from prometheus_client.metrics_core import Metric
 
     from maie.api.services import Services
+    from maie.store.record_cache import CacheReads
 
 __all__ = ["METRICS_PATH", "MetricsController", "http_metrics_config"]
 
@@ -41,6 +46,24 @@ def http_metrics_config() -> PrometheusConfig:
     )
 
 
+class CacheReadsCollector:
+    """``maie_record_cache_reads_total{outcome}``: this process's reads of the record cache."""
+
+    def __init__(self, reads: CacheReads) -> None:
+        self.reads = reads
+
+    def collect(self) -> Iterator[Metric]:
+        """One counter, labelled by outcome (hit, miss, deleted, skipped)."""
+        family = CounterMetricFamily(
+            "maie_record_cache_reads",
+            "Reads of the finished-record cache by this API process, by outcome",
+            labels=["outcome"],
+        )
+        for outcome, count in self.reads.counts().items():
+            family.add_metric([outcome], count)
+        yield family
+
+
 class MetricsController(Controller):
     """Prometheus metrics."""
 
@@ -54,8 +77,9 @@ class MetricsController(Controller):
         cache=False,
     )
     async def metrics(self, services: NamedDependency[Services]) -> Response[bytes]:
-        """This process's HTTP series, then the deployment's MAIE series read from Redis."""
+        """This process's HTTP and record-cache series, then the deployment's MAIE series from Redis."""
         cluster = CollectorRegistry(auto_describe=False)
+        cluster.register(CacheReadsCollector(services.store.cache.reads))
         cluster.register(ClusterCollector(await services.metrics.snapshot()))
         body = generate_latest(REGISTRY) + generate_latest(cluster)
         return Response(body, media_type=CONTENT_TYPE_LATEST)

@@ -146,6 +146,18 @@ class TestReads:
             await load_task(services, TASK, "other")
 
 
+    async def test_reads_are_counted_by_outcome(self, async_store, results_db):
+        reads = async_store.cache.reads
+        await _finished(async_store)
+        _drop(results_db)
+        await async_store.get(TASK)  # a miss, which fills
+        await async_store.get(TASK)  # then a hit
+        await async_store.delete_task(TASK, tenant="acme")
+        with pytest.raises(NotFoundError):
+            await async_store.get(TASK)  # the tombstone
+        assert reads.counts() == {"hit": 1, "miss": 1, "deleted": 1, "skipped": 0}
+
+
 class TestWrites:
     """A write after a cached read is what the next read sees."""
 
