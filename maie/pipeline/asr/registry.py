@@ -1,29 +1,28 @@
 """The ASR backends MAIE knows, what they can do, and whether they can run here.
 
 Adding a backend is one module that defines an :class:`~maie.pipeline.asr.base.AsrBackend` and a
-``SPEC``, plus one line in :data:`REGISTRY` below. Availability checks touch the disk and maybe
-the network, so their answers are cached for :data:`AVAILABILITY_TTL_S` seconds per settings.
+``SPEC``, plus one line in :data:`REGISTRY` below. The registry is the shared one
+(:class:`maie.pipeline.registry.Registry`: ids, specs, availability cached for
+:data:`AVAILABILITY_TTL_S` seconds per settings) with what only ASR has: model variants chosen per
+request (``model=``) and the languages a configured model speaks.
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
-import structlog
 
-from maie.errors import BackendUnavailableError, UnprocessableError
+from maie.errors import UnprocessableError
 from maie.pipeline.asr import chunkformer, pocketsphinx, whisper
+from maie.pipeline.asr.base import BackendSpec
 from maie.pipeline.model_names import public_location
+from maie.pipeline.registry import AVAILABILITY_TTL_S, Found, Registry
 from maie.schemas import ModelInfo, ModelVariant
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
-
     from maie.config import Settings
-    from maie.pipeline.asr.base import AsrBackend, Availability, BackendSpec, Variant
+    from maie.pipeline.asr.base import AsrBackend, Availability, Variant
 
 __all__ = [
     "AVAILABILITY_TTL_S",
@@ -35,60 +34,11 @@ __all__ = [
     "get_spec",
 ]
 
-#: Seconds an availability answer is reused: short enough to notice fetched weights within a
-#: minute, long enough that polling ``/v1/models`` does not probe the hub on every request.
-AVAILABILITY_TTL_S = 60.0
 
-log = structlog.get_logger(__name__)
+class BackendRegistry(Registry[BackendSpec]):
+    """ASR backends by id, with cached availability checks and model variants. Thread-safe."""
 
-
-class BackendRegistry:
-    """Backends by id, with cached availability checks. Thread-safe."""
-
-    def __init__(
-        self,
-        specs: Iterable[BackendSpec] = (),
-        *,
-        ttl_s: float = AVAILABILITY_TTL_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._specs: dict[str, BackendSpec] = {}
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._cache: dict[tuple[str, Settings], tuple[float, ModelInfo]] = {}
-        self._lock = threading.Lock()
-        for spec in specs:
-            self.register(spec)
-
-    def register(self, spec: BackendSpec) -> None:
-        """Add a backend.
-
-        Raises:
-            ValueError: if its id is already registered.
-        """
-        if spec.backend_id in self._specs:
-            msg = f"ASR backend {spec.backend_id!r} is already registered"
-            raise ValueError(msg)
-        self._specs[spec.backend_id] = spec
-
-    def ids(self) -> list[str]:
-        """Registered backend ids, in registration order."""
-        return list(self._specs)
-
-    def get_spec(self, backend_id: str) -> BackendSpec:
-        """The spec of ``backend_id``.
-
-        Raises:
-            BackendUnavailableError: if no backend has that id; the message lists the known ones.
-        """
-        try:
-            return self._specs[backend_id]
-        except KeyError:
-            known = ", ".join(self._specs) or "none"
-            raise BackendUnavailableError(
-                f"unknown ASR backend {backend_id!r}; known backends: {known}",
-                extra={"known_backends": list(self._specs)},
-            ) from None
+    kind: ClassVar[str] = "ASR"
 
     def create(self, backend_id: str, settings: Settings) -> AsrBackend[Any]:
         """Build an unloaded backend (no model I/O; call ``load()`` or use it as a context manager).
@@ -98,41 +48,19 @@ class BackendRegistry:
         """
         return self.get_spec(backend_id).factory(settings)
 
-    def info(self, backend_id: str, settings: Settings, *, refresh: bool = False) -> ModelInfo:
-        """One backend as ``/v1/models`` shows it, availability checked (or cached).
-
-        Args:
-            backend_id: The backend.
-            settings: The settings it would run with.
-            refresh: Ignore a cached answer.
-
-        Raises:
-            BackendUnavailableError: if ``backend_id`` is unknown.
-        """
-        spec = self.get_spec(backend_id)
-        key = (backend_id, settings)
-        now = self._clock()
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None and not refresh and now - cached[0] < self._ttl_s:
-                return cached[1]
-        info = _model_info(spec, _probe(spec, settings))
-        with self._lock:
-            self._cache[key] = (now, info)
-        return info
-
     def describe(self, settings: Settings, *, refresh: bool = False) -> list[ModelInfo]:
         """Every registered backend as ``/v1/models`` shows it, each model variant checked."""
         described = []
-        for backend_id in self._specs:
-            info = self.info(backend_id, settings, refresh=refresh)
-            if self._specs[backend_id].variants is not None:
-                variants = [
-                    _variant_info(variant, self.info(backend_id, variant.settings, refresh=refresh), n == 0)
-                    for n, variant in enumerate(self.variants(backend_id, settings))
-                ]
-                info = msgspec.structs.replace(info, variants=variants)
-            described.append(info)
+        for info in super().describe(settings, refresh=refresh):
+            backend_id = info.backend_id
+            if self.get_spec(backend_id).variants is None:
+                described.append(info)
+                continue
+            variants = [
+                _variant_info(variant, self.info(backend_id, variant.settings, refresh=refresh), n == 0)
+                for n, variant in enumerate(self.variants(backend_id, settings))
+            ]
+            described.append(msgspec.structs.replace(info, variants=variants))
         return described
 
     def variants(self, backend_id: str, settings: Settings) -> tuple[Variant, ...]:
@@ -159,7 +87,7 @@ class BackendRegistry:
         if not variants:
             if name is None:
                 return None
-            with_variants = [b for b, spec in self._specs.items() if spec.variants is not None]
+            with_variants = [b for b in self.ids() if self.get_spec(b).variants is not None]
             raise UnprocessableError(
                 f"asr_backend {backend_id!r} has no model variants to choose from; model applies to "
                 f"{', '.join(with_variants)}",
@@ -177,32 +105,14 @@ class BackendRegistry:
             extra={"known_models": known},
         )
 
-    def ensure_available(self, backend_id: str, settings: Settings) -> ModelInfo:
-        """The backend's info if it can run here.
-
-        Raises:
-            BackendUnavailableError: if it is unknown or unavailable, with the reason.
-        """
-        info = self.info(backend_id, settings)
-        if not info.available:
-            raise BackendUnavailableError(
-                f"ASR backend {backend_id!r} is not available: {info.unavailable_reason}",
-                extra={"backend_id": backend_id},
-            )
-        return info
-
-
-def _probe(spec: BackendSpec, settings: Settings) -> Availability:
-    started = time.perf_counter()
-    availability = spec.probe(settings)
-    log.debug(
-        "asr.availability_checked",
-        backend=spec.backend_id,
-        available=availability.reason is None,
-        reason=availability.reason,
-        check_s=round(time.perf_counter() - started, 3),
-    )
-    return availability
+    def _model_info(self, spec: BackendSpec, found: Found) -> ModelInfo:
+        """The shared entry, with the model's languages and its size on disk."""
+        availability: Availability = found  # type: ignore[assignment]  # ASR probes return Availability
+        return msgspec.structs.replace(
+            super()._model_info(spec, found),
+            languages=_languages(spec, availability),
+            size_bytes=availability.size_bytes,
+        )
 
 
 def _variant_info(variant: Variant, info: ModelInfo, default: bool) -> ModelVariant:
@@ -213,22 +123,6 @@ def _variant_info(variant: Variant, info: ModelInfo, default: bool) -> ModelVari
         available=info.available,
         unavailable_reason=info.unavailable_reason,
         size_bytes=info.size_bytes,
-    )
-
-
-def _model_info(spec: BackendSpec, availability: Availability) -> ModelInfo:
-    return ModelInfo(
-        backend_id=spec.backend_id,
-        name=spec.name,
-        default_variant=public_location(availability.variant),
-        description=spec.description,
-        capabilities=list(spec.capabilities),
-        available=availability.reason is None,
-        unavailable_reason=availability.reason,
-        device=availability.device,
-        compute_type=availability.compute_type,
-        languages=_languages(spec, availability),
-        size_bytes=availability.size_bytes,
     )
 
 

@@ -1,81 +1,42 @@
 """The diarization backends MAIE knows, whether they can run here, and the fallback chain.
 
 Adding a backend is one module with a :class:`~maie.pipeline.diarization.base.DiarizationBackend`
-and a ``SPEC``, plus one line in :data:`REGISTRY`. Availability answers are cached for
-:data:`AVAILABILITY_TTL_S` seconds per settings, as for ASR. :meth:`DiarizerRegistry.run` walks
-``[requested, *MAIE_DIARIZATION_FALLBACK]`` until a backend loads, and records the fallback.
+and a ``SPEC``, plus one line in :data:`REGISTRY`. The registry is the shared one
+(:class:`maie.pipeline.registry.Registry`: availability cached for :data:`AVAILABILITY_TTL_S`
+seconds per settings, as for ASR) with what only diarization has: :meth:`DiarizerRegistry.run`
+walks ``[requested, *MAIE_DIARIZATION_FALLBACK]`` until a backend loads, and records the fallback.
 """
 
 from __future__ import annotations
 
 import contextlib
-import threading
-import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import msgspec
 import structlog
 
-from maie.errors import BackendUnavailableError, ModelLoadError
+from maie.errors import ModelLoadError
 from maie.pipeline.diarization import channels, embedded, pyannote_backend
-from maie.pipeline.model_names import public_location
-from maie.schemas import ModelInfo
+from maie.pipeline.diarization.base import DiarizerSpec
+from maie.pipeline.registry import AVAILABILITY_TTL_S, Registry
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable
     from contextlib import AbstractContextManager
 
     from maie.config import Settings
-    from maie.pipeline.diarization.base import DiarizationBackend, DiarizationInput, DiarizerSpec
-    from maie.schemas import DiarizationArtifact
+    from maie.pipeline.diarization.base import DiarizationBackend, DiarizationInput
+    from maie.schemas import DiarizationArtifact, ModelInfo
 
 __all__ = ["AVAILABILITY_TTL_S", "REGISTRY", "DiarizerRegistry", "describe", "ensure_available"]
-
-#: Seconds an availability answer is reused (as for ASR backends).
-AVAILABILITY_TTL_S = 60.0
 
 log = structlog.get_logger(__name__)
 
 
-class DiarizerRegistry:
-    """Diarization backends by id, with cached availability checks. Thread-safe."""
+class DiarizerRegistry(Registry[DiarizerSpec]):
+    """Diarization backends by id, with cached availability checks and the fallback walk."""
 
-    def __init__(
-        self,
-        specs: Iterable[DiarizerSpec] = (),
-        *,
-        ttl_s: float = AVAILABILITY_TTL_S,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._specs: dict[str, DiarizerSpec] = {}
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._cache: dict[tuple[str, Settings], tuple[float, ModelInfo]] = {}
-        self._lock = threading.Lock()
-        for spec in specs:
-            if spec.backend_id in self._specs:
-                msg = f"diarization backend {spec.backend_id!r} is already registered"
-                raise ValueError(msg)
-            self._specs[spec.backend_id] = spec
-
-    def ids(self) -> list[str]:
-        """Registered backend ids, in registration order."""
-        return list(self._specs)
-
-    def get_spec(self, backend_id: str) -> DiarizerSpec:
-        """The spec of ``backend_id``.
-
-        Raises:
-            BackendUnavailableError: if no backend has that id; the message lists the known ones.
-        """
-        try:
-            return self._specs[backend_id]
-        except KeyError:
-            known = ", ".join(self._specs) or "none"
-            raise BackendUnavailableError(
-                f"unknown diarization backend {backend_id!r}; known backends: {known}",
-                extra={"known_backends": list(self._specs)},
-            ) from None
+    kind: ClassVar[str] = "diarization"
 
     def create(self, backend_id: str, settings: Settings) -> DiarizationBackend[Any]:
         """Build an unloaded backend (no I/O).
@@ -84,54 +45,6 @@ class DiarizerRegistry:
             BackendUnavailableError: if ``backend_id`` is unknown.
         """
         return self.get_spec(backend_id).factory(settings)
-
-    def info(self, backend_id: str, settings: Settings, *, refresh: bool = False) -> ModelInfo:
-        """One backend as ``/v1/models`` shows it (the ASR entries' shape), availability cached.
-
-        Raises:
-            BackendUnavailableError: if ``backend_id`` is unknown.
-        """
-        spec = self.get_spec(backend_id)
-        key, now = (backend_id, settings), self._clock()
-        with self._lock:
-            cached = self._cache.get(key)
-            if cached is not None and not refresh and now - cached[0] < self._ttl_s:
-                return cached[1]
-        found = spec.probe(settings)
-        info = ModelInfo(
-            backend_id=spec.backend_id,
-            name=spec.name,
-            default_variant=public_location(found.variant),
-            description=spec.description,
-            capabilities=list(spec.capabilities),
-            available=found.reason is None,
-            unavailable_reason=found.reason,
-            device=found.device,
-            compute_type=found.compute_type,
-            languages=None,
-        )
-        log.debug("diarization.availability_checked", backend=backend_id, reason=found.reason)
-        with self._lock:
-            self._cache[key] = (now, info)
-        return info
-
-    def describe(self, settings: Settings, *, refresh: bool = False) -> list[ModelInfo]:
-        """Every registered backend as ``/v1/models`` shows it."""
-        return [self.info(backend_id, settings, refresh=refresh) for backend_id in self._specs]
-
-    def ensure_available(self, backend_id: str, settings: Settings) -> ModelInfo:
-        """The backend's info if it can run here.
-
-        Raises:
-            BackendUnavailableError: if it is unknown or unavailable, with the reason (how to install).
-        """
-        info = self.info(backend_id, settings)
-        if not info.available:
-            raise BackendUnavailableError(
-                f"diarization backend {backend_id!r} is not available: {info.unavailable_reason}",
-                extra={"backend_id": backend_id},
-            )
-        return info
 
     def chain(self, requested: str, settings: Settings) -> list[str]:
         """``requested`` then ``MAIE_DIARIZATION_FALLBACK``, without repeats."""
