@@ -23,7 +23,6 @@ if TYPE_CHECKING:
 __all__ = [
     "API_KEY_HEADER",
     "AUTHORIZATION_HEADER",
-    "RATE_COUNTED_STATE",
     "admission_guard",
     "api_key_guard",
     "api_key_of",
@@ -40,8 +39,6 @@ API_KEY_HEADER = "X-API-Key"
 AUTHORIZATION_HEADER = "Authorization"
 _BEARER = "bearer "
 _TENANT_STATE = "maie_tenant"
-#: Key in the scope's state: the request was counted against the rate limit already.
-RATE_COUNTED_STATE = "maie_rate_counted"
 _KEY_STATE = "maie_api_key"
 
 
@@ -133,14 +130,9 @@ async def admission_guard(connection: ASGIConnection[Any, Any, Any, Any], _: Bas
 async def rate_limit_guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
     """Count the request against its key's ``MAIE_RATE_LIMIT``; runs after the key is checked.
 
-    A request the status poll's short path counted already (:mod:`maie.api.poll_path`) and then
-    handed on is not counted twice.
-
     Raises:
         RateLimitedError: 429 with ``Retry-After``.
     """
-    if connection.scope["state"].get(RATE_COUNTED_STATE):
-        return
     await _services(connection).rate_limiter.hit(api_key_of(connection), "requests")
 
 

@@ -98,12 +98,13 @@ class TestSameAnswers:
             short = _polls(client, task_id, unknown)
         answered: list[str] = []
 
-        async def never(self, scope):
-            """TEST DOUBLE of the short path's decision: it hands every request to the route."""
+        async def never(self, scope, receive, send, next_app):
+            """TEST DOUBLE of the short path: it hands every request to the route."""
             answered.append(scope["path"])
+            await next_app(scope, receive, send)
 
         with monkeypatch.context() as patched:
-            patched.setattr(StatusPollMiddleware, "_answer", never)
+            patched.setattr(StatusPollMiddleware, "handle", never)
             with _client(database, redis_server.url, MAIE_RATE_LIMIT=rate_limit) as client:
                 routed = _polls(client, task_id, unknown)
         assert answered, "the double was asked"
@@ -121,8 +122,16 @@ class TestSameAnswers:
 
 
 class TestHandsOn:
-    def test_the_short_path_answers_a_plain_poll_itself(self, store, database, redis_server, monkeypatch):
-        """Were the route to answer, its handler would run: here it must not."""
+    def test_the_short_path_answers_polls_itself_errors_included(
+        self, store, database, redis_server, monkeypatch
+    ):
+        """Were the route to answer, its handler would run: for a poll with a known key it must not.
+
+        An error the short path answers is counted and logged by the route's middlewares with its
+        own status, not as a failure of the middleware.
+        """
+        from prometheus_client import REGISTRY
+
         from maie.api.routes import status as route
 
         task_id = _finished(store)
@@ -133,18 +142,33 @@ class TestHandsOn:
             calls.append(args[1])
             return await real(*args)
 
+        def polls(code: str) -> float:
+            labels = {
+                "method": "GET",
+                "path": "/v1/status/{task_id}",
+                "status_code": code,
+                "app_name": "maie",
+            }
+            return REGISTRY.get_sample_value("maie_http_requests_total", labels) or 0.0
+
         monkeypatch.setattr(route, "status_answer", counted)  # the handler's own look-up
         with _client(database, redis_server.url, MAIE_RATE_LIMIT="off") as client:
+            before = polls("404")
             assert client.get(f"/v1/status/{task_id}", headers={"X-API-Key": "key-a"}).status_code == 200
-            assert calls == [], "the route's handler ran for a plain poll"
             assert client.get("/v1/status/not-a-uuid", headers={"X-API-Key": "key-a"}).status_code == 404
-            assert calls == ["not-a-uuid"], "a poll it cannot answer goes to the route"
+            assert client.get(f"/v1/status/{task_id}", headers={"X-API-Key": "key-b"}).status_code == 404
+            assert client.get(f"/v1/status/{task_id}", headers={"X-API-Key": "wrong"}).status_code == 401
+        assert calls == [], "the route's handler ran for a poll the short path answers"
+        assert polls("404") - before == 2
 
     def test_a_poll_is_counted_once_against_the_rate_limit(self, store, database, redis_server):
-        """Counted by the short path, then handed on (404): the route's guard does not count it again."""
+        """Answered by the short path, errors included: each poll counts once, as with the guard."""
         with _client(database, redis_server.url, MAIE_RATE_LIMIT="3/minute") as client:
             codes = [
                 client.get(f"/v1/status/{uuid.uuid4()}", headers={"X-API-Key": "key-a"}).status_code
                 for _ in range(4)
             ]
+            limited = client.get(f"/v1/status/{uuid.uuid4()}", headers={"X-API-Key": "key-a"})
         assert codes == [404, 404, 404, 429]
+        assert limited.status_code == 429
+        assert int(limited.headers["Retry-After"]) >= 1
