@@ -145,7 +145,6 @@ class TestReads:
         with pytest.raises(NotFoundError):
             await load_task(services, TASK, "other")
 
-
     async def test_reads_are_counted_by_outcome(self, async_store, results_db):
         reads = async_store.cache.reads
         await _finished(async_store)
