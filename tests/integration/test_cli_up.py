@@ -284,7 +284,9 @@ class TestUp:
         answers: list[httpx.Response] = []
 
         def poll():
-            for url in (f"/v1/status/{task_id}", f"/v1/status/{done}", "/v1/tasks", "/ready"):
+            # /ready first: it names what is down, and the reads after it may each wait for the
+            # pool's timeout while PostgreSQL is away.
+            for url in ("/ready", f"/v1/status/{task_id}", f"/v1/status/{done}", "/v1/tasks"):
                 with contextlib.suppress(httpx.TransportError):
                     answers.append(client.get(url, headers=headers))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import wave
 from typing import TYPE_CHECKING
 
@@ -108,7 +109,13 @@ class TestRawTranscript:
         accepted = api.submit(shared_audio("jfk_16k.wav"))
         task_id = accepted.json()["task_id"]
         assert api.wait(task_id)["status"] == "COMPLETE"
-        assert not (Path(service_env["MAIE_DATA_DIR"]) / "audio" / task_id).exists()
+        # The worker removes the folder just after it stores the finished record: a poll may see
+        # COMPLETE a moment before the folder is gone.
+        folder = Path(service_env["MAIE_DATA_DIR"]) / "audio" / task_id
+        deadline = time.monotonic() + 30
+        while folder.exists():
+            assert time.monotonic() < deadline, f"{folder} is still there after the task completed"
+            time.sleep(0.05)
 
 
 class TestPolling:
