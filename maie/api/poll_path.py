@@ -63,7 +63,9 @@ class StatusPollMiddleware(ASGIMiddleware):
         """``answer``: what the route answers (:func:`~maie.api.routes.status.status_answer`)."""
         self.answer = answer
         # The route's own exception handling (Litestar puts one between a route's middleware and
-        # its handler): what the answer raises becomes the response the route would send.
+        # its handler): what the answer raises becomes the response the route would send. The
+        # helper is Litestar's internal one (the version is locked; the parity tests would fail
+        # on an upgrade that changed it).
         self._respond = wrap_in_exception_handler(self._poll)
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
