@@ -1,6 +1,6 @@
 """Benchmark: the OpenAI-compatible route's end-to-end time against ``/v1/process`` plus polling.
 
-On a private Redis with a real API and worker, the same clip is transcribed, alternately:
+On a private Redis and PostgreSQL with a real API and worker, the same clip is transcribed, alternately:
 
 - **baseline**: ``POST /v1/process`` (raw transcript), then ``GET /v1/status/{id}`` every
   ``--poll-ms`` until COMPLETE, then ``GET /v1/tasks/{id}/transcript.json`` -- what a MAIE client
@@ -19,6 +19,7 @@ a ratio under 1 means the held request answers sooner than a poller notices. It 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -31,8 +32,8 @@ sys.path.insert(0, str(ROOT))
 
 import openai  # noqa: E402
 
-from maie.up.redis import EmbeddedRedis  # noqa: E402
 from tests.fixtures.paths import AUDIO_DIR, TOKENIZER_DIR  # noqa: E402
+from tests.fixtures.private_stores import private_stores  # noqa: E402
 from tests.fixtures.services import Api, Process  # noqa: E402
 from tests.fixtures.whisper_model import build_tiny_whisper  # noqa: E402
 
@@ -98,15 +99,14 @@ def median_ms(values: list[float]) -> str:
 def main() -> None:
     """Run the benchmark and print its table."""
     args = parse_args()
-    with tempfile.TemporaryDirectory(prefix="maie-bench-") as tmp:
-        work = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="maie-bench-")))
         model = build_tiny_whisper(work / "tiny-whisper", TOKENIZER_DIR / "whisper-tiny" / "tokenizer.json")
-        redis_server = EmbeddedRedis(work / "redis")
-        redis_server.start()
+        stores = stack.enter_context(private_stores(work))
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAIE_")}
         env.update(
             {
-                "MAIE_REDIS_URL": redis_server.url,
+                **stores.env(),
                 "MAIE_DATA_DIR": str(work / "data"),
                 "MAIE_API_KEYS": KEY,
                 "MAIE_WHISPER_MODEL": str(model),
@@ -136,7 +136,6 @@ def main() -> None:
         finally:
             worker.stop()
             api.stop()
-            redis_server.stop()
 
     load = " ".join(f"{v:.2f}" for v in os.getloadavg())
     print(f"clip: {args.clip.name}  cpus: {os.cpu_count()}  load after: {load}  poll: {args.poll_ms:g} ms")
