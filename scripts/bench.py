@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT))
 
 from maie.config import Settings  # noqa: E402
 from maie.pipeline.asr.whisper_options import WhisperOptions  # noqa: E402
-from maie.up.redis import EmbeddedRedis  # noqa: E402
+from tests.fixtures.private_stores import private_stores  # noqa: E402
 from tests.fixtures.services import Api, Process  # noqa: E402
 
 KEY = "bench-key"
@@ -262,13 +262,10 @@ def main() -> None:
             model = str(
                 build_tiny_whisper(work / "tiny-whisper", TOKENIZER_DIR / "whisper-tiny" / "tokenizer.json")
             )
-        redis_server = EmbeddedRedis(work / "redis")
-        redis_server.start()
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAIE_")}
         env.update(whisper_env(args, model))
         env.update(
             {
-                "MAIE_REDIS_URL": redis_server.url,
                 "MAIE_DATA_DIR": str(work / "data"),
                 "MAIE_API_KEYS": KEY,
                 "MAIE_MODEL_RESIDENCY": "resident",
@@ -279,17 +276,14 @@ def main() -> None:
                 "MAIE_RATE_LIMIT_SUBMIT": "off",
             }
         )
-        if args.batching:
-            redis_server.stop()
+        if args.batching:  # on stores of its own, one pair per measured window
             run_batching(args, env, work, model)
             return
-        if args.diarization:
-            try:
+        with private_stores(work / "stores") as stores:
+            env.update(stores.env())
+            if args.diarization:
                 run_whole_task(args, env, work)
-            finally:
-                redis_server.stop()
-            return
-        try:
+                return
             service, api = run_service(args, env, work)
             bare = run_bare(args, env, work / "data")
             task_id = api.submit(args.audio, headers={"X-API-Key": KEY}).json()["task_id"]
@@ -300,8 +294,6 @@ def main() -> None:
                 "8 clients, 304": poll_rate(api, task_id, args.poll_seconds, 8, etag=first.headers["ETag"]),
             }
             api.stop()
-        finally:
-            redis_server.stop()
 
     print(f"audio: {args.audio}  model: {'tiny random' if args.tiny else model}  cpus: {os.cpu_count()}")
     print(f"options: beam={args.beam_size} temperature={args.temperature} vad={args.vad} ")

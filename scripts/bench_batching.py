@@ -24,7 +24,7 @@ from maie.config import Settings
 from maie.pipeline.asr import AsrInput
 from maie.pipeline.asr.registry import REGISTRY
 from maie.pipeline.preprocess import PreprocessInput, PreprocessOptions, Preprocessor
-from maie.up.redis import EmbeddedRedis
+from tests.fixtures.private_stores import private_stores
 from tests.fixtures.services import Api, Process
 
 if TYPE_CHECKING:
@@ -77,27 +77,25 @@ def _service_window(
     audio: Path, tasks: int, max_tasks: int, base_env: dict[str, str], run: Path, *, key: str, residency: str
 ) -> float:
     headers = {"X-API-Key": key}
-    redis_server = EmbeddedRedis(run / "redis")
-    redis_server.start()
-    env = {
-        **base_env,
-        "MAIE_REDIS_URL": redis_server.url,
-        "MAIE_DATA_DIR": str(run / "data"),
-        "MAIE_MODEL_RESIDENCY": residency,
-    }
-    processes: list[Process] = []
-    try:
-        api = Api(env, run / "api.log")
-        processes += [api, Process(["worker", "--queues", "maie.cpu"], env, run / "cpu.log")]
-        task_ids = [api.submit(audio, headers=headers).json()["task_id"] for _ in range(tasks)]
-        _wait(api, headers, task_ids, lambda b: b["stages"][0].get("status") == "done")
-        asr_env = {**env, "MAIE_ASR_BATCH_MAX_TASKS": str(max_tasks), "MAIE_WORKER_THREADS": "1"}
-        processes.append(Process(["worker", "--queues", "maie.gpu"], asr_env, run / "asr.log"))
-        return _asr_window(_wait(api, headers, task_ids, lambda b: b["status"] == "COMPLETE"))
-    finally:
-        for process in reversed(processes):
-            process.stop(timeout=10)
-        redis_server.stop()
+    with private_stores(run / "stores") as stores:
+        env = {
+            **base_env,
+            **stores.env(),
+            "MAIE_DATA_DIR": str(run / "data"),
+            "MAIE_MODEL_RESIDENCY": residency,
+        }
+        processes: list[Process] = []
+        try:
+            api = Api(env, run / "api.log")
+            processes += [api, Process(["worker", "--queues", "maie.cpu"], env, run / "cpu.log")]
+            task_ids = [api.submit(audio, headers=headers).json()["task_id"] for _ in range(tasks)]
+            _wait(api, headers, task_ids, lambda b: b["stages"][0].get("status") == "done")
+            asr_env = {**env, "MAIE_ASR_BATCH_MAX_TASKS": str(max_tasks), "MAIE_WORKER_THREADS": "1"}
+            processes.append(Process(["worker", "--queues", "maie.gpu"], asr_env, run / "asr.log"))
+            return _asr_window(_wait(api, headers, task_ids, lambda b: b["status"] == "COMPLETE"))
+        finally:
+            for process in reversed(processes):
+                process.stop(timeout=10)
 
 
 def _preprocessed(audio: Path, work: Path) -> AsrInput:

@@ -36,6 +36,8 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.fixtures.private_stores import Stores, private_stores  # noqa: E402
+
 KEY = "bench-key"
 BOUNDARY = "benchboundary"
 #: Seconds between two /health requests of the probe.
@@ -139,17 +141,13 @@ def hostile_body(field: str, size: int):  # noqa: ANN201 - a generator of bytes 
     yield f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-def start_api(work: Path, source: Path | None) -> tuple[subprocess.Popen[bytes], str, object]:
-    """Start Redis and ``maie api``; return the process, its URL and the Redis server."""
-    from maie.up.redis import EmbeddedRedis
-
-    redis = EmbeddedRedis(work / "redis")
-    redis.start()
+def start_api(work: Path, source: Path | None, stores: Stores) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``maie api`` on ``stores``; return the process and its URL."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAIE_")}
     env.update(
         {
-            "MAIE_REDIS_URL": redis.url,
+            **stores.env(),
             "MAIE_DATA_DIR": str(work / "data"),
             "MAIE_API_KEYS": f"{KEY}:bench",
             "MAIE_PORT": str(port),
@@ -171,7 +169,7 @@ def start_api(work: Path, source: Path | None) -> tuple[subprocess.Popen[bytes],
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/ready", timeout=2).status_code == 200:  # noqa: PLR2004
-                return api, url, redis
+                return api, url
         except httpx.TransportError:
             pass
         time.sleep(0.1)
@@ -198,8 +196,11 @@ def main() -> None:
     """Run the benchmark."""
     args = parse_args()
     size = int(args.field_mb * 1024 * 1024)
-    with tempfile.TemporaryDirectory(prefix="maie-bench-form-") as folder:
-        api, url, redis = start_api(Path(folder), args.source)
+    with (
+        tempfile.TemporaryDirectory(prefix="maie-bench-form-") as folder,
+        private_stores(Path(folder) / "stores") as stores,
+    ):
+        api, url = start_api(Path(folder), args.source, stores)
         try:
             httpx.get(f"{url}/health", timeout=10)
             baseline_rss = rss_mib(api.pid)
@@ -238,7 +239,6 @@ def main() -> None:
         finally:
             api.terminate()
             api.wait(timeout=30)
-            redis.stop()  # type: ignore[attr-defined]
 
 
 if __name__ == "__main__":

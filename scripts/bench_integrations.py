@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import os
 import statistics
@@ -35,10 +36,8 @@ sys.path.insert(0, str(ROOT))
 
 from maie.schemas import Feature, StageName, StageRecord, TaskRecord, TaskRequest, TaskStatus  # noqa: E402
 from maie.store import AsyncTaskStore, results_url  # noqa: E402
-from maie.store.sql import upgrade  # noqa: E402
-from maie.up.postgres import EmbeddedPostgres  # noqa: E402
-from maie.up.redis import EmbeddedRedis  # noqa: E402
 from tests.fixtures.paths import AUDIO_DIR, TOKENIZER_DIR  # noqa: E402
+from tests.fixtures.private_stores import private_stores  # noqa: E402
 from tests.fixtures.receiver import Receiver, serve  # noqa: E402
 from tests.fixtures.services import Api, Process  # noqa: E402
 from tests.fixtures.whisper_model import build_tiny_whisper  # noqa: E402
@@ -161,19 +160,15 @@ def webhook_latency(api: Api, runs: int) -> list[float]:
 def main() -> None:
     """Run the benchmark and print its table."""
     args = parse_args()
-    with tempfile.TemporaryDirectory(prefix="maie-bench-") as tmp:
-        work = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="maie-bench-")))
         model = build_tiny_whisper(work / "tiny-whisper", TOKENIZER_DIR / "whisper-tiny" / "tokenizer.json")
-        redis_server = EmbeddedRedis(work / "redis")
-        redis_server.start()
-        postgres = EmbeddedPostgres(work / "postgres", durable=False)
-        database_url = postgres.start()
-        upgrade(database_url)
+        stores = stack.enter_context(private_stores(work))
+        database_url, redis_url = stores.database_url, stores.redis_url
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAIE_")}
         env.update(
             {
-                "MAIE_REDIS_URL": redis_server.url,
-                "MAIE_DATABASE_URL": database_url,
+                **stores.env(),
                 "MAIE_DATA_DIR": str(work / "data"),
                 "MAIE_API_KEYS": KEY,
                 "MAIE_WHISPER_MODEL": str(model),
@@ -194,13 +189,11 @@ def main() -> None:
         try:
             single, batch = intake(api, args.recordings, args.runs)
             latency = webhook_latency(api, args.runs * 3)
-            asyncio.run(index_tasks(database_url, redis_server.url, args.tasks))
+            asyncio.run(index_tasks(database_url, redis_url, args.tasks))
             first, deep = list_pages(api, args.tasks // 100, args.runs)
         finally:
             worker.stop()
             api.stop()
-            redis_server.stop()
-            postgres.stop()
 
     print(f"clip: {CLIP.name}  cpus: {os.cpu_count()}  recordings: {args.recordings}  tasks: {args.tasks}")
     print(f"intake, {args.recordings} x POST /v1/process (sequential): {median(single)}")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import re
 import shutil
@@ -59,9 +60,7 @@ from maie.schemas import (  # noqa: E402
     Versions,
 )
 from maie.store import AsyncTaskStore, TaskStore, results_url  # noqa: E402
-from maie.store.sql import upgrade  # noqa: E402
-from maie.up.postgres import EmbeddedPostgres  # noqa: E402
-from maie.up.redis import EmbeddedRedis  # noqa: E402
+from tests.fixtures.private_stores import private_stores  # noqa: E402
 from tests.fixtures.services import Api, free_port  # noqa: E402
 
 KEY = "bench-key"
@@ -286,18 +285,14 @@ def main() -> None:
         return
     if shutil.which("wrk") is None:
         sys.exit("wrk not found: apt-get install -y wrk")
-    with tempfile.TemporaryDirectory(prefix="maie-bench-") as tmp:
-        work = Path(tmp)
-        redis_server = EmbeddedRedis(work / "redis")
-        redis_server.start()
-        postgres = EmbeddedPostgres(work / "postgres", durable=False)
-        database_url = postgres.start()
-        upgrade(database_url)
+    with contextlib.ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="maie-bench-")))
+        stores = stack.enter_context(private_stores(work))
+        database_url, redis_url = stores.database_url, stores.redis_url
         env = {k: v for k, v in os.environ.items() if not k.startswith("MAIE_")}
         env.update(
             {
-                "MAIE_REDIS_URL": redis_server.url,
-                "MAIE_DATABASE_URL": database_url,
+                **stores.env(),
                 "MAIE_DATA_DIR": str(work / "data"),
                 "MAIE_API_KEYS": f"{KEY}:{TENANT}",
                 "MAIE_RATE_LIMIT": "off",
@@ -307,7 +302,7 @@ def main() -> None:
         api = bare = None
         try:
             api = Api(env, work / "api.log")
-            task_id = store_task(database_url, redis_server.url, args.segments)
+            task_id = store_task(database_url, redis_url, args.segments)
             first = api.client.get(f"/v1/status/{task_id}", headers={"X-API-Key": KEY})
             first.raise_for_status()
             etag = first.headers["ETag"]
@@ -330,8 +325,6 @@ def main() -> None:
                 bare.stop()
             if api is not None:
                 api.stop()
-            postgres.stop()
-            redis_server.stop()
     report(runs, args, len(first.content))
 
 

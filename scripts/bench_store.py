@@ -64,12 +64,11 @@ from maie.schemas import (  # noqa: E402
     Versions,
 )
 from maie.store import AsyncTaskStore, TaskFilter, TaskStore, results_url  # noqa: E402
-from maie.store.sql import projection, records, search_index, upgrade  # noqa: E402
+from maie.store.sql import projection, records, search_index  # noqa: E402
 from maie.store.sql.listing import encode_cursor, list_tasks  # noqa: E402
 from maie.store.sql.operations import jsonb  # noqa: E402
 from maie.store.sql.records import get as read_record  # noqa: E402
-from maie.up.postgres import EmbeddedPostgres  # noqa: E402
-from maie.up.redis import EmbeddedRedis  # noqa: E402
+from tests.fixtures.private_stores import private_stores  # noqa: E402
 
 TENANT = "acme"
 SEGMENT_S = 5.0
@@ -477,27 +476,23 @@ def main() -> None:
     """Start both servers on a scratch folder, load, measure, clean up."""
     args = parse_args()
     folder = args.folder or Path(tempfile.mkdtemp(prefix="maie-bench-store-"))
-    pg = EmbeddedPostgres(folder / "postgres", durable=False)
-    red = EmbeddedRedis(folder / "redis")
     try:
-        pg_url = pg.start()
-        redis_url = red.start()
-        upgrade(pg_url)
-        with psycopg.connect(pg_url) as conn:
-            ids = [task_id for (task_id,) in conn.execute("SELECT task_id FROM tasks")]
-            segments = conn.execute("SELECT count(*) FROM search_texts WHERE source = 'raw'").fetchone()[0]
-        if ids:
-            hours = segments * SEGMENT_S / 3600
-            print(f"reusing {len(ids)} tasks in {folder}")
-        else:
-            started = time.perf_counter()
-            ids, hours = load_postgres(pg_url, args)
-            load_redis(results_url(redis_url, 1), pg_url, ids)
-            print(f"loaded {len(ids)} tasks in {time.perf_counter() - started:.0f} s")
-        asyncio.run(run(args, pg_url, redis_url, ids, hours))
+        with private_stores(folder) as stores:
+            pg_url, redis_url = stores.database_url, stores.redis_url
+            with psycopg.connect(pg_url) as conn:
+                ids = [task_id for (task_id,) in conn.execute("SELECT task_id FROM tasks")]
+                raw = "SELECT count(*) FROM search_texts WHERE source = 'raw'"
+                segments = conn.execute(raw).fetchone()[0]
+            if ids:
+                hours = segments * SEGMENT_S / 3600
+                print(f"reusing {len(ids)} tasks in {folder}")
+            else:
+                started = time.perf_counter()
+                ids, hours = load_postgres(pg_url, args)
+                load_redis(results_url(redis_url, 1), pg_url, ids)
+                print(f"loaded {len(ids)} tasks in {time.perf_counter() - started:.0f} s")
+            asyncio.run(run(args, pg_url, redis_url, ids, hours))
     finally:
-        red.stop()
-        pg.stop()
         if args.folder is None:
             shutil.rmtree(folder, ignore_errors=True)
 
