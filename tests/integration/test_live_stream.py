@@ -303,12 +303,18 @@ class TestStreamProcess:
         """A session open on the shared API counts against the key on the stream process (Redis)."""
 
         async def both():
+            answered = asyncio.Event()
             first = asyncio.create_task(
                 stream_pcm(
-                    ws_url(api), pcm(JFK)[:64000], realtime=True, start=POCKETSPHINX, headers=HEADERS_A
+                    ws_url(api),
+                    pcm(JFK)[:64000],
+                    realtime=True,
+                    start=POCKETSPHINX,
+                    headers=HEADERS_A,
+                    answered=answered,
                 )
             )
-            await asyncio.sleep(1.5)  # the first session is open by now (its ready came)
+            await asyncio.wait_for(answered.wait(), 120)  # the first session is open: its ready came
             second = await stream_pcm(stream_process, pcm(JFK)[:16000], start=POCKETSPHINX, headers=HEADERS_A)
             return await first, second
 
@@ -320,12 +326,18 @@ class TestStreamProcess:
 
     def test_the_per_process_limit(self, stream_process):
         async def both():
+            answered = asyncio.Event()
             first = asyncio.create_task(
                 stream_pcm(
-                    stream_process, pcm(JFK)[:64000], realtime=True, start=POCKETSPHINX, headers=HEADERS_A
+                    stream_process,
+                    pcm(JFK)[:64000],
+                    realtime=True,
+                    start=POCKETSPHINX,
+                    headers=HEADERS_A,
+                    answered=answered,
                 )
             )
-            await asyncio.sleep(1.5)
+            await asyncio.wait_for(answered.wait(), 120)  # the first session is open: its ready came
             second = await stream_pcm(stream_process, pcm(JFK)[:16000], start=POCKETSPHINX, headers=HEADERS_B)
             return await first, second
 
