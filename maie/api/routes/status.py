@@ -68,7 +68,10 @@ class StatusController(Controller):
     async def status(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """Return the task's status; ``If-None-Match`` with the last ``ETag`` answers 304.
 
-        The only parameter is the request: the services come from the app's state and the id
+        A poll with a known key is answered before this runs, by the route's short path
+        (:class:`~maie.api.poll_path.StatusPollMiddleware`), with the same :func:`status_answer`;
+        this handler is the route as documented and as it answers without that path (the parity
+        tests run it). The only parameter is the request: the services come from the app's state and the id
         from the matched path, because resolving them as a dependency and a path parameter cost
         this most polled route a signature model and a provider call per request.
         """
