@@ -84,14 +84,15 @@ class Probe(threading.Thread):
         self.halt = threading.Event()
 
     def run(self) -> None:
-        """Probe until halted."""
+        """Probe until halted, at least once: a short phase (a small field) still gets a sample."""
         with httpx.Client(base_url=self.url, timeout=60) as client:
-            while not self.halt.is_set():
+            while True:
                 started = time.perf_counter()
                 client.get("/health")
                 self.latencies.append(time.perf_counter() - started)
                 self.peak_rss = max(self.peak_rss, rss_mib(self.pid))
-                self.halt.wait(PROBE_INTERVAL_S)
+                if self.halt.wait(PROBE_INTERVAL_S):
+                    break
 
 
 def probe_for(url: str, pid: int, work: threading.Thread | float) -> Probe:
