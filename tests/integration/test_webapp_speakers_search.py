@@ -132,6 +132,8 @@ class TestAMeeting:
         search = page.get_by_test_id("search")
         search.fill(WORD)
         search.press("Enter")
+        # The library's own listing shows the row too: wait for the search's answer, not the row.
+        page.locator("#library-message", has_text=re.compile(rf"match(es)? “{re.escape(WORD)}”")).wait_for()
         row = page.locator(f"[data-testid=task-row][data-task-id='{task_id}']")
         row.wait_for()
         assert row.locator("a.name").inner_text() == Path(AMI).name
