@@ -10,17 +10,21 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-import time
 import uuid
 import wave
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
 
 from maie.client import MaieClient
 from maie.schemas import TaskStatus
+from tests.fixtures.polling import wait_for
 from tests.fixtures.services import HEADERS_A, KEY_A
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 #: Minutes of silence in the upload: large enough that copying it takes a moment to catch.
 MINUTES = 80
@@ -62,35 +66,40 @@ def _parts(audio: Path) -> list[Path]:
     return list(audio.glob("*/raw.part")) if audio.is_dir() else []
 
 
+def _kill_mid_request(api, path: str, long_wav: Path, staged: Callable[[], list[Path]], **form) -> Path:
+    """Post ``long_wav`` to ``api`` from a thread, SIGKILL ``api`` as soon as ``staged`` finds
+    where it is being copied, and return that one place."""
+
+    def send() -> None:
+        # The process is killed: no answer comes.
+        with (
+            httpx.Client(base_url=api.url, timeout=120) as client,
+            long_wav.open("rb") as fh,
+            contextlib.suppress(httpx.TransportError),
+        ):
+            files = [("file", (long_wav.name, fh))]
+            client.post(path, files=files, data={"features": "raw_transcript"}, **form)
+
+    def copying() -> list[Path]:
+        assert sender.is_alive(), "the request finished before it could be killed"
+        return staged()
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    # A short interval: the copy is caught while it runs.
+    wait_for(copying, timeout_s=120, failure=f"{path} never staged the upload", interval_s=0.005)
+    api.stop(signal.SIGKILL)
+    sender.join(timeout=30)
+    (orphan,) = staged()
+    return orphan
+
+
 def test_killed_mid_upload_is_swept_and_the_key_retried(isolated, start_process, long_wav):
     audio = Path(isolated["MAIE_DATA_DIR"]) / "audio"
     key = str(uuid.uuid4())
     first = start_process("api", isolated)
-
-    def upload() -> None:
-        # The process is killed: no answer comes.
-        with (
-            httpx.Client(base_url=first.url, timeout=120) as client,
-            long_wav.open("rb") as fh,
-            contextlib.suppress(httpx.TransportError),
-        ):
-            client.post(
-                "/v1/process",
-                headers={**HEADERS_A, "Idempotency-Key": key},
-                files={"file": (long_wav.name, fh)},
-                data={"features": "raw_transcript"},
-            )
-
-    sender = threading.Thread(target=upload, daemon=True)
-    sender.start()
-    deadline = time.monotonic() + 120
-    while not _parts(audio):
-        assert time.monotonic() < deadline, "the upload never reached its task folder"
-        assert sender.is_alive(), "the request finished before it could be killed"
-        time.sleep(0.005)
-    first.stop(signal.SIGKILL)
-    sender.join(timeout=30)
-    (orphan,) = _parts(audio)
+    headers = {**HEADERS_A, "Idempotency-Key": key}
+    orphan = _kill_mid_request(first, "/v1/process", long_wav, lambda: _parts(audio), headers=headers)
     assert (orphan.parent / "raw.part.owner").is_file(), "the folder names the process copying it"
 
     second = start_process("api", isolated)
@@ -101,10 +110,12 @@ def test_killed_mid_upload_is_swept_and_the_key_retried(isolated, start_process,
     log = second.log()
     assert "idempotency.orphan_claim_taken_over" in log, "the client was told 409 first and retried"
 
-    deadline = time.monotonic() + 60
-    while orphan.parent.exists():
-        assert time.monotonic() < deadline, f"the orphaned part was not swept:\n{second.log()}"
-        time.sleep(0.2)
+    wait_for(
+        lambda: not orphan.parent.exists(),
+        timeout_s=60,
+        failure=lambda: f"the orphaned part was not swept:\n{second.log()}",
+        interval_s=0.2,
+    )
     assert "upload.orphan_removed" in second.log()
     assert (audio / accepted.task_id).is_dir(), "the live task's folder is kept"
     assert not (audio / accepted.task_id / "raw.part.owner").exists(), "a stored task is no intake's"
@@ -122,39 +133,19 @@ def test_killed_mid_batch_is_swept(isolated, start_process, long_wav):
     batches = Path(isolated["MAIE_DATA_DIR"]) / "batches"
     first = start_process("api", isolated)
 
-    def upload() -> None:
-        with (
-            httpx.Client(base_url=first.url, timeout=120) as client,
-            long_wav.open("rb") as fh,
-            contextlib.suppress(httpx.TransportError),
-        ):
-            client.post(
-                "/v1/batches",
-                headers=HEADERS_A,
-                files=[("file", (long_wav.name, fh))],
-                data={"features": "raw_transcript"},
-            )
-
     def staged() -> list[Path]:
         return [p for p in batches.iterdir() if any(p.glob("part-*"))] if batches.is_dir() else []
 
-    sender = threading.Thread(target=upload, daemon=True)
-    sender.start()
-    deadline = time.monotonic() + 120
-    while not staged():
-        assert time.monotonic() < deadline, "the batch never reached its staging folder"
-        assert sender.is_alive(), "the request finished before it could be killed"
-        time.sleep(0.005)
-    first.stop(signal.SIGKILL)
-    sender.join(timeout=30)
-    (orphan,) = staged()
+    orphan = _kill_mid_request(first, "/v1/batches", long_wav, staged, headers=HEADERS_A)
     assert (orphan / ".owner").is_file(), "the staging folder names the process taking it in"
 
     second = start_process("api", isolated)
-    deadline = time.monotonic() + 60
-    while orphan.exists():
-        assert time.monotonic() < deadline, f"the staging folder was not swept:\n{second.log()}"
-        time.sleep(0.2)
+    wait_for(
+        lambda: not orphan.exists(),
+        timeout_s=60,
+        failure=lambda: f"the staging folder was not swept:\n{second.log()}",
+        interval_s=0.2,
+    )
     assert "batch.orphan_removed" in second.log()
     audio = Path(isolated["MAIE_DATA_DIR"]) / "audio"
     assert not (audio.is_dir() and any(audio.iterdir())), "no task folder of the killed batch is left"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import wave
 from typing import TYPE_CHECKING
 
@@ -10,6 +9,7 @@ import av
 import pytest
 
 from tests.fixtures.paths import shared_audio
+from tests.fixtures.polling import wait_for
 from tests.fixtures.services import HEADERS_A
 
 if TYPE_CHECKING:
@@ -112,10 +112,8 @@ class TestRawTranscript:
         # The worker removes the folder just after it stores the finished record: a poll may see
         # COMPLETE a moment before the folder is gone.
         folder = Path(service_env["MAIE_DATA_DIR"]) / "audio" / task_id
-        deadline = time.monotonic() + 30
-        while folder.exists():
-            assert time.monotonic() < deadline, f"{folder} is still there after the task completed"
-            time.sleep(0.05)
+        gone = f"{folder} is still there after the task completed"
+        wait_for(lambda: not folder.exists(), timeout_s=30, failure=gone)
 
 
 class TestPolling:
