@@ -301,47 +301,14 @@ class TestStreamProcess:
 
     def test_the_per_key_limit_holds_across_processes(self, api, stream_process):
         """A session open on the shared API counts against the key on the stream process (Redis)."""
-
-        async def both():
-            answered = asyncio.Event()
-            first = asyncio.create_task(
-                stream_pcm(
-                    ws_url(api),
-                    pcm(JFK)[:64000],
-                    realtime=True,
-                    start=POCKETSPHINX,
-                    headers=HEADERS_A,
-                    answered=answered,
-                )
-            )
-            await asyncio.wait_for(answered.wait(), 120)  # the first session is open: its ready came
-            second = await stream_pcm(stream_process, pcm(JFK)[:16000], start=POCKETSPHINX, headers=HEADERS_A)
-            return await first, second
-
-        first, second = asyncio.run(both())
+        first, second = asyncio.run(_second_while_first_is_open(ws_url(api), stream_process, HEADERS_A))
         assert first.of("ready")[0]["task_id"]
         assert second.error["code"] == "too_many_sessions", second.messages
         assert "MAIE_STREAM_MAX_SESSIONS_PER_KEY=1" in second.error["detail"]
         assert second.close_code == 1013
 
     def test_the_per_process_limit(self, stream_process):
-        async def both():
-            answered = asyncio.Event()
-            first = asyncio.create_task(
-                stream_pcm(
-                    stream_process,
-                    pcm(JFK)[:64000],
-                    realtime=True,
-                    start=POCKETSPHINX,
-                    headers=HEADERS_A,
-                    answered=answered,
-                )
-            )
-            await asyncio.wait_for(answered.wait(), 120)  # the first session is open: its ready came
-            second = await stream_pcm(stream_process, pcm(JFK)[:16000], start=POCKETSPHINX, headers=HEADERS_B)
-            return await first, second
-
-        first, second = asyncio.run(both())
+        first, second = asyncio.run(_second_while_first_is_open(stream_process, stream_process, HEADERS_B))
         assert first.end is not None, first.messages
         assert second.error["code"] == "too_many_sessions"
         assert "MAIE_STREAM_MAX_SESSIONS=1" in second.error["detail"]
@@ -424,3 +391,16 @@ def _metric(text: str, name: str) -> float:
     match = re.search(rf"^{re.escape(name)} (\S+)$", text, flags=re.MULTILINE)
     assert match, f"{name} not in /metrics"
     return float(match.group(1))
+
+
+async def _second_while_first_is_open(first_url: str, second_url: str, second_headers: dict[str, str]):
+    """Stream 4 s in real time as tenant A on ``first_url``; once its ``ready`` came (the session
+    is open), stream a second clip on ``second_url``. Both runs, when done."""
+    answered = asyncio.Event()
+    clip = pcm(JFK)[:64000]
+    first = asyncio.create_task(
+        stream_pcm(first_url, clip, realtime=True, start=POCKETSPHINX, headers=HEADERS_A, answered=answered)
+    )
+    await asyncio.wait_for(answered.wait(), 120)
+    second = await stream_pcm(second_url, pcm(JFK)[:16000], start=POCKETSPHINX, headers=second_headers)
+    return await first, second

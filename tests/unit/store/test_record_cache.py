@@ -298,51 +298,45 @@ def results_url_of(server: EmbeddedRedis) -> str:
 class TestQuickGets:
     """The hot read's MGETs, on a private real Redis that is stopped and restarted."""
 
-    async def test_reads_survive_a_restart_and_fail_while_down(self, private_redis):
+    @pytest.fixture
+    async def quick(self, private_redis):
+        """A client of the private Redis, and the QuickGets that reads through it."""
         client = aioredis.Redis.from_url(private_redis.url)
         gets = QuickGets(client)
-        try:
-            await client.set("k", b"v1")
-            assert await gets.get("k") == b"v1"
-            assert await gets.get("absent") is None
-            private_redis.stop()
-            with pytest.raises((redis.exceptions.ConnectionError, OSError)):
-                await gets.get("k")
-            private_redis.start()  # same port, same data (its append-only file)
-            assert await gets.get("k") == b"v1"
-            private_redis.stop()
-            private_redis.start()
-            assert await gets.get("k") == b"v1", "a connection broken by the restart is replaced"
-        finally:
-            await gets.aclose()
-            await client.aclose()
+        yield client, gets
+        await gets.aclose()
+        await client.aclose()
 
-    async def test_reads_asked_together_go_together_each_answered_its_own(self, private_redis):
-        client = aioredis.Redis.from_url(private_redis.url)
-        gets = QuickGets(client)
-        try:
-            await client.mset({f"k{n}": f"v{n}".encode() for n in range(20)})
-            await client.config_resetstat()
-            answers = await asyncio.gather(*(gets.get(f"k{n}") for n in range(20)), gets.get("none"))
-            assert answers == [f"v{n}".encode() for n in range(20)] + [None]
-            stats = await client.info("commandstats")
-            assert stats["cmdstat_mget"]["calls"] < 21, "reads of one moment share a round trip"
-            assert "cmdstat_get" not in stats
-        finally:
-            await gets.aclose()
-            await client.aclose()
+    async def test_reads_survive_a_restart_and_fail_while_down(self, quick, private_redis):
+        client, gets = quick
+        await client.set("k", b"v1")
+        assert await gets.get("k") == b"v1"
+        assert await gets.get("absent") is None
+        private_redis.stop()
+        with pytest.raises((redis.exceptions.ConnectionError, OSError)):
+            await gets.get("k")
+        private_redis.start()  # same port, same data (its append-only file)
+        assert await gets.get("k") == b"v1"
+        private_redis.stop()
+        private_redis.start()
+        assert await gets.get("k") == b"v1", "a connection broken by the restart is replaced"
 
-    async def test_a_cancelled_read_leaves_the_others_answered(self, private_redis):
-        client = aioredis.Redis.from_url(private_redis.url)
-        gets = QuickGets(client)
-        try:
-            await client.set("k", b"v")
-            first = asyncio.ensure_future(gets.get("k"))
-            second = asyncio.ensure_future(gets.get("k"))
-            await asyncio.sleep(0)
-            first.cancel()
-            assert await second == b"v"
-            assert await gets.get("k") == b"v"
-        finally:
-            await gets.aclose()
-            await client.aclose()
+    async def test_reads_asked_together_go_together_each_answered_its_own(self, quick):
+        client, gets = quick
+        await client.mset({f"k{n}": f"v{n}".encode() for n in range(20)})
+        await client.config_resetstat()
+        answers = await asyncio.gather(*(gets.get(f"k{n}") for n in range(20)), gets.get("none"))
+        assert answers == [f"v{n}".encode() for n in range(20)] + [None]
+        stats = await client.info("commandstats")
+        assert stats["cmdstat_mget"]["calls"] < 21, "reads of one moment share a round trip"
+        assert "cmdstat_get" not in stats
+
+    async def test_a_cancelled_read_leaves_the_others_answered(self, quick):
+        client, gets = quick
+        await client.set("k", b"v")
+        first = asyncio.ensure_future(gets.get("k"))
+        second = asyncio.ensure_future(gets.get("k"))
+        await asyncio.sleep(0)
+        first.cancel()
+        assert await second == b"v"
+        assert await gets.get("k") == b"v"
